@@ -1,0 +1,9 @@
+//! KubeMirror: mirrors namespaced Kubernetes objects into the namespaces their annotations name.
+//!
+//! Layout (one module per concept):
+//! - [`util`]: hand-rolled helpers (time, base64, YAML bridge, backoff, rate limit, jitter).
+//! - `client`: our Kubernetes API client on hyper + rustls (config, TLS, verbs, typed errors).
+//! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
+
+pub mod selector;
+pub mod util;
