@@ -90,7 +90,9 @@ fn validate_label_chars(s: &str) -> Result<(), &'static str> {
     let b = s.as_bytes();
     let inner_ok = b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
     if !inner_ok || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
-        return Err("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character");
+        return Err(
+            "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        );
     }
     Ok(())
 }
@@ -322,7 +324,9 @@ impl FieldSelector {
             } else {
                 return Err(SelectorError {
                     selector: input.to_string(),
-                    message: format!("invalid field selector requirement {part:?}: expected field=value or field!=value"),
+                    message: format!(
+                        "invalid field selector requirement {part:?}: expected field=value or field!=value"
+                    ),
                 });
             };
             requirements.push((field.trim().to_string(), negated, value.trim().to_string()));
@@ -438,10 +442,12 @@ mod tests {
     #[test]
     fn field_selectors() {
         let f = FieldSelector::parse("metadata.name=x, metadata.namespace!=kube-system").unwrap();
-        let get = |ns: &'static str| move |p: &str| match p {
-            "metadata.name" => Some("x".to_string()),
-            "metadata.namespace" => Some(ns.to_string()),
-            _ => None,
+        let get = |ns: &'static str| {
+            move |p: &str| match p {
+                "metadata.name" => Some("x".to_string()),
+                "metadata.namespace" => Some(ns.to_string()),
+                _ => None,
+            }
         };
         assert!(f.matches_with(get("default")));
         assert!(!f.matches_with(get("kube-system")));
