@@ -5,7 +5,9 @@
 //! - `client`: our Kubernetes API client on hyper + rustls (config, TLS, verbs, typed errors).
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
+pub mod admin;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod selector;
 pub mod util;
