@@ -9,5 +9,6 @@ pub mod admin;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod options;
 pub mod selector;
 pub mod util;
