@@ -36,6 +36,23 @@ impl TokenBucket {
         if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.qps) }
     }
 
+    /// Takes a token only if one is available now (for callers that drop instead of waiting).
+    pub fn try_acquire_at(&self, now: Instant) -> bool {
+        if self.qps <= 0.0 {
+            return true;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = *st;
+        let refilled = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+        if refilled >= 1.0 {
+            *st = (refilled - 1.0, now.max(last));
+            true
+        } else {
+            *st = (refilled, now.max(last));
+            false
+        }
+    }
+
     pub async fn acquire(&self) {
         let wait = self.reserve_at(Instant::now());
         if !wait.is_zero() {
@@ -61,6 +78,17 @@ mod tests {
         assert!((w.as_secs_f64() - 0.2).abs() < 1e-6, "{w:?}");
         // A second later the debt is repaid and the bucket partly refilled.
         assert_eq!(b.reserve_at(t0 + Duration::from_secs(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn try_acquire_never_goes_into_debt() {
+        let b = TokenBucket::new(1.0, 2);
+        let t0 = Instant::now();
+        assert!(b.try_acquire_at(t0));
+        assert!(b.try_acquire_at(t0));
+        assert!(!b.try_acquire_at(t0));
+        assert!(!b.try_acquire_at(t0 + Duration::from_millis(500)));
+        assert!(b.try_acquire_at(t0 + Duration::from_millis(1001)));
     }
 
     #[test]
