@@ -3,3 +3,4 @@
 //! these functions from its caches and executes what they return.
 
 pub mod hash;
+pub mod targets;
