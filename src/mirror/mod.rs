@@ -2,5 +2,6 @@
 //! like, which writes bring the cluster there, and how the outcome is reported. The runtime feeds
 //! these functions from its caches and executes what they return.
 
+pub mod build;
 pub mod hash;
 pub mod targets;
