@@ -4,4 +4,5 @@
 
 pub mod build;
 pub mod hash;
+pub mod status;
 pub mod targets;
