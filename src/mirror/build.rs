@@ -331,6 +331,8 @@ pub enum RecreateReason {
     SecretTypeChanged,
     /// A Service switching between headless and not (clusterIP is immutable).
     ClusterIpChanged,
+    /// The mirror belongs to an earlier object of the same source name (different uid).
+    SourceReplaced,
 }
 
 impl fmt::Display for RecreateReason {
@@ -339,6 +341,7 @@ impl fmt::Display for RecreateReason {
             RecreateReason::ImmutableChanged => "immutable mirror content changed",
             RecreateReason::SecretTypeChanged => "Secret type changed",
             RecreateReason::ClusterIpChanged => "Service clusterIP mode changed",
+            RecreateReason::SourceReplaced => "source was recreated",
         })
     }
 }

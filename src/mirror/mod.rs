@@ -4,5 +4,6 @@
 
 pub mod build;
 pub mod hash;
+pub mod plan;
 pub mod status;
 pub mod targets;

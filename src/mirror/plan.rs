@@ -1,0 +1,1143 @@
+//! The planner: from what the caches know about one source, the writes that bring its mirrors to the
+//! desired state, plus what to report. Pure; the executor performs the operations, feeds the
+//! [`Outcome`]s back through [`Plan::results`], and records its own writes in the [`Ledger`].
+//!
+//! # Rules
+//! - Opt-in = enabled label AND sync annotation AND not a mirror ([`SourceObject::is_enabled`]).
+//! - Active source: add the finalizer first (merge patch with a resourceVersion precondition, so a
+//!   concurrent writer's finalizers are never lost), then create/update the mirror of every target.
+//! - Disabled or deleting source: delete every mirror it owns; the finalizer is released (together
+//!   with the stale sync-status) once none remains — in the same pass if all deletes succeed.
+//! - Gone source (not in the cache): delete the mirrors that name it, whatever uid they carry.
+//! - Ownership: managed-by label AND source namespace/name match AND (when the mirror carries one)
+//!   source uid match ([`MirrorRecord::is_owned_by`]). A managed mirror naming this source with an
+//!   older uid belongs to a previous incarnation: deleted, or recreated when still targeted. Anything
+//!   else in the way — another source's mirror, an unmanaged object — is a conflict: never written,
+//!   never deleted, reported. The source object itself is never an operation's subject.
+//! - Orphans (owned mirrors outside the target set, including an empty or invalid set) are deleted on
+//!   every pass, so shrinking the list, removing the annotation or relabelling a namespace converges.
+//! - Every write carries a precondition: updates the mirror's resourceVersion, deletes its uid.
+//!
+//! # Foreign objects
+//! The mirror watch only sees objects labelled managed-by=kubemirror, so an unmanaged object of the
+//! same name is discovered when a create answers 409 AlreadyExists. The executor then calls
+//! [`Ledger::block`]; the planner reports that target as a conflict and plans no create for it until
+//! the runtime unblocks it (after its backoff), so a blocker costs one request per backoff period,
+//! not a hot loop.
+//!
+//! # Drift
+//! The mirror watch is metadata-only (cheap, and it never holds secret data), so a content edit is
+//! visible only as a new resourceVersion on the record. The executor remembers, per mirror, the
+//! resourceVersion its last write returned and the one it replaced ([`LastWrite`]). Then:
+//! - record rv == our last write's rv, hash and generation as desired: steady state, no request;
+//! - record rv == the rv our write replaced: the cache has not seen our write yet; wait for the
+//!   event instead of writing again (which would only earn a 409);
+//! - desired hash differs from the record's: update (a full PUT of the rebuilt mirror, which also
+//!   repairs any drift, so no read is needed first);
+//! - hash as desired but the rv is unknown (someone else wrote, or the controller restarted and
+//!   the ledger is empty): [`MirrorOp::Verify`] — one GET, [`verify`] compares the managed content,
+//!   and only a real difference costs a write. A tampered hash annotation shows up as a hash
+//!   difference and is simply rewritten.
+//!
+//! Reading on unknown versions rather than blindly rewriting keeps writes for real changes only
+//! (another controller adding an annotation to every Secret would otherwise start a write fight)
+//! and makes "edited while the controller was down" converge after a restart at the cost of one GET
+//! per mirror, once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::keys;
+use crate::mirror::build::{self, BuildConfig, BuildError, Desired, LiveFacts, RecreateReason, Transform};
+use crate::mirror::status::{self, EventSpec, SyncStatus, TargetResult};
+use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
+use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
+
+/// What the runtime knows about the source this pass is for.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceState<'a> {
+    /// Not in the source cache: deleted, or gone while we were down.
+    Gone(&'a ObjectKey),
+    /// In the cache — or the last state of an object that left the label-filtered watch (its
+    /// enabled label was removed), which plans like any disabled source and so releases the finalizer.
+    Seen(&'a SourceObject),
+}
+
+impl SourceState<'_> {
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            SourceState::Gone(k) => k,
+            SourceState::Seen(s) => &s.key,
+        }
+    }
+}
+
+/// The executor's memory of its last write (or verification) of one mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWrite {
+    /// resourceVersion the API server returned for our write (or that we verified).
+    pub resource_version: Str,
+    /// resourceVersion our write replaced; `None` for a create or a verification.
+    pub replaced: Option<Str>,
+    pub hash: Str,
+    pub facts: LiveFacts,
+}
+
+/// Per watched type: our writes and the targets known to hold a foreign object. Entries are small
+/// (a few strings per mirror). The runtime must [`Ledger::forget`] a key when the mirror watch
+/// reports it deleted, and unblock blocked keys after a backoff.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    writes: HashMap<ObjectKey, LastWrite>,
+    blocked: HashSet<ObjectKey>,
+}
+
+impl Ledger {
+    pub fn last_write(&self, key: &ObjectKey) -> Option<&LastWrite> {
+        self.writes.get(key)
+    }
+
+    pub fn record(&mut self, key: ObjectKey, write: LastWrite) {
+        self.blocked.remove(&key);
+        self.writes.insert(key, write);
+    }
+
+    pub fn forget(&mut self, key: &ObjectKey) {
+        self.writes.remove(key);
+    }
+
+    pub fn block(&mut self, key: ObjectKey) {
+        self.blocked.insert(key);
+    }
+
+    pub fn unblock(&mut self, key: &ObjectKey) {
+        self.blocked.remove(key);
+    }
+
+    pub fn is_blocked(&self, key: &ObjectKey) -> bool {
+        self.blocked.contains(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    NotTargeted,
+    SourceGone,
+    SourceDisabled,
+    SourceDeleting,
+    SourceRefused,
+}
+
+impl fmt::Display for DeleteReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeleteReason::NotTargeted => "namespace is no longer a target",
+            DeleteReason::SourceGone => "source no longer exists",
+            DeleteReason::SourceDisabled => "mirroring was turned off on the source",
+            DeleteReason::SourceDeleting => "source is being deleted",
+            DeleteReason::SourceRefused => "source may not be mirrored",
+        })
+    }
+}
+
+/// One request (or, for Recreate/Verify, a short fixed sequence) against a mirror.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorOp {
+    /// POST. 409 AlreadyExists means a foreign object: report [`Outcome::AlreadyExists`].
+    Create { key: ObjectKey, desired: Desired },
+    /// PUT with `metadata.resourceVersion` = `resource_version`.
+    Update { key: ObjectKey, desired: Desired, resource_version: Str },
+    /// DELETE with a uid precondition, then POST.
+    Recreate { key: ObjectKey, desired: Desired, uid: Str, reason: RecreateReason },
+    /// GET, then act on [`verify`].
+    Verify { key: ObjectKey, desired: Desired, resource_version: Str },
+    /// DELETE with a uid precondition (never deletes a replacement created meanwhile).
+    Delete { key: ObjectKey, uid: Str, reason: DeleteReason },
+}
+
+impl MirrorOp {
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            MirrorOp::Create { key, .. }
+            | MirrorOp::Update { key, .. }
+            | MirrorOp::Recreate { key, .. }
+            | MirrorOp::Verify { key, .. }
+            | MirrorOp::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// Where each target stands before execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetState {
+    InSync,
+    /// An operation in [`Plan::ops`] is for this target.
+    Planned,
+    /// Our write is not in the cache yet, or the mirror is being deleted; its event re-plans.
+    AwaitingEvent,
+    Conflict {
+        owner: Option<String>,
+    },
+    Failed(String),
+}
+
+/// What the executor reports per operation, in [`Plan::ops`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Create answered 409 AlreadyExists: a foreign object (block the key in the ledger).
+    AlreadyExists,
+    /// 409 Conflict / precondition failed: someone wrote in between; requeue.
+    Stale,
+    /// 404: the mirror (delete: fine) or the namespace (create: it is going away) vanished.
+    NotFound,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub source: Option<ObjectKey>,
+    /// Merge patch for the source; apply before any op, and abandon the pass if it fails, so no
+    /// mirror can exist without the finalizer that guarantees its cleanup.
+    pub add_finalizer: Option<Value>,
+    pub ops: Vec<MirrorOp>,
+    /// Merge patch for the source; apply only when every Delete in `ops` ended Done or NotFound.
+    pub remove_finalizer: Option<Value>,
+    /// Every target namespace, sorted.
+    pub targets: Vec<(Str, TargetState)>,
+    pub problems: Vec<TargetProblem>,
+    pub refused: Option<BuildError>,
+    /// Whether the sync-status annotation and Events are maintained for this source (active ones).
+    pub report: bool,
+}
+
+/// Settings fixed for the life of the controller.
+pub struct PlanContext<'a> {
+    pub targets: &'a TargetConfig,
+    pub build: &'a BuildConfig,
+    pub transform: &'a dyn Transform,
+    pub now: SystemTime,
+    /// Verify mirrors whose resourceVersion the ledger does not know (see module docs). Off only
+    /// for callers that accept undetected drift in exchange for no reads at all.
+    pub verify_unknown: bool,
+}
+
+enum Class<'a> {
+    Owned(&'a MirrorRecord),
+    /// Ours, for this source name, but an earlier uid.
+    Previous(&'a MirrorRecord),
+    Foreign(Option<String>),
+}
+
+fn classify<'a>(m: &'a MirrorRecord, source: &ObjectKey, uid: Option<&str>) -> Option<Class<'a>> {
+    if m.key == *source || m.key.name != source.name {
+        return None;
+    }
+    let names_source =
+        m.managed && m.source.as_ref().is_some_and(|s| s.namespace == source.namespace && s.name == source.name);
+    Some(match uid {
+        Some(uid) if m.is_owned_by(source, uid) => Class::Owned(m),
+        // Gone: the uid cannot be checked, and every incarnation of the name is gone.
+        None if names_source => Class::Owned(m),
+        Some(_) if names_source => Class::Previous(m),
+        _ => Class::Foreign(m.source.as_ref().filter(|_| m.managed).map(|s| format!("{}/{}", s.namespace, s.name))),
+    })
+}
+
+/// Plans one pass for one source. `mirrors`: the mirror records indexed for this source (and, if
+/// the runtime has them, other records with the same name); `namespaces`: all namespace records.
+pub fn plan<'a>(
+    ctx: &PlanContext<'_>,
+    source: SourceState<'_>,
+    namespaces: impl IntoIterator<Item = &'a NamespaceRecord>,
+    mirrors: impl IntoIterator<Item = &'a MirrorRecord>,
+    ledger: &Ledger,
+) -> Plan {
+    let key = source.key();
+    let uid = match source {
+        SourceState::Seen(s) => Some(&*s.uid),
+        SourceState::Gone(_) => None,
+    };
+    let mut by_ns: BTreeMap<Str, Class<'a>> = BTreeMap::new();
+    for m in mirrors {
+        if let Some(class) = classify(m, key, uid) {
+            by_ns.insert(m.key.namespace.clone(), class);
+        }
+    }
+    let mut plan = Plan { source: Some(key.clone()), ..Plan::default() };
+    let src = match source {
+        SourceState::Gone(_) => {
+            delete_all(&mut plan, &by_ns, DeleteReason::SourceGone);
+            return plan;
+        }
+        SourceState::Seen(src) => src,
+    };
+    if !src.is_enabled() || src.deleting {
+        let reason = if src.deleting { DeleteReason::SourceDeleting } else { DeleteReason::SourceDisabled };
+        delete_all(&mut plan, &by_ns, reason);
+        if src.has_finalizer(keys::FINALIZER) {
+            plan.remove_finalizer = Some(remove_finalizer_patch(src));
+        }
+        return plan;
+    }
+    plan.report = true;
+    if !src.has_finalizer(keys::FINALIZER) {
+        plan.add_finalizer = Some(add_finalizer_patch(src));
+    }
+    if let Err(e) = build::check_source(src) {
+        plan.refused = Some(e);
+        delete_all(&mut plan, &by_ns, DeleteReason::SourceRefused);
+        return plan;
+    }
+    let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets);
+    plan.problems = resolved.problems;
+    for (ns, class) in &by_ns {
+        let deletable = match class {
+            Class::Owned(m) | Class::Previous(m) => Some(*m),
+            Class::Foreign(_) => None,
+        };
+        if let Some(m) = deletable.filter(|m| !m.deleting && !resolved.namespaces.contains(ns)) {
+            plan.ops.push(MirrorOp::Delete {
+                key: m.key.clone(),
+                uid: m.uid.clone(),
+                reason: DeleteReason::NotTargeted,
+            });
+        }
+    }
+    for ns in resolved.namespaces {
+        let state = plan_target(ctx, src, &ns, by_ns.get(&ns), ledger, &mut plan.ops);
+        plan.targets.push((ns, state));
+    }
+    plan
+}
+
+fn delete_all(plan: &mut Plan, by_ns: &BTreeMap<Str, Class<'_>>, reason: DeleteReason) {
+    for class in by_ns.values() {
+        if let Class::Owned(m) | Class::Previous(m) = class {
+            if !m.deleting {
+                plan.ops.push(MirrorOp::Delete { key: m.key.clone(), uid: m.uid.clone(), reason });
+            }
+        }
+    }
+}
+
+fn plan_target(
+    ctx: &PlanContext<'_>,
+    src: &SourceObject,
+    ns: &Str,
+    existing: Option<&Class<'_>>,
+    ledger: &Ledger,
+    ops: &mut Vec<MirrorOp>,
+) -> TargetState {
+    let key = ObjectKey { namespace: ns.clone(), name: src.key.name.clone() };
+    match existing {
+        Some(Class::Foreign(owner)) => return TargetState::Conflict { owner: owner.clone() },
+        Some(Class::Owned(m) | Class::Previous(m)) if m.deleting => return TargetState::AwaitingEvent,
+        None if ledger.is_blocked(&key) => return TargetState::Conflict { owner: None },
+        _ => {}
+    }
+    let desired = match build::build_mirror(src, ns, ctx.build, ctx.transform, ctx.now) {
+        Ok(d) => d,
+        Err(e) => return TargetState::Failed(e.to_string()),
+    };
+    let last = ledger.last_write(&key);
+    let op = match existing {
+        Some(Class::Previous(m)) => {
+            MirrorOp::Recreate { key, desired, uid: m.uid.clone(), reason: RecreateReason::SourceReplaced }
+        }
+        Some(Class::Owned(m)) => match plan_owned(ctx, src, m, key, desired, last) {
+            Ok(op) => op,
+            Err(state) => return state,
+        },
+        _ => match last {
+            Some(lw) if lw.replaced.is_none() && *lw.hash == desired.hash => return TargetState::AwaitingEvent,
+            _ => MirrorOp::Create { key, desired },
+        },
+    };
+    ops.push(op);
+    TargetState::Planned
+}
+
+fn plan_owned(
+    ctx: &PlanContext<'_>,
+    src: &SourceObject,
+    m: &MirrorRecord,
+    key: ObjectKey,
+    desired: Desired,
+    last: Option<&LastWrite>,
+) -> Result<MirrorOp, TargetState> {
+    let generation_ok = src.generation <= 0 || m.source_generation == Some(src.generation);
+    let hash_ok = m.content_hash.as_deref() == Some(desired.hash.as_str());
+    let ours_seen = last.is_some_and(|lw| lw.resource_version == m.resource_version);
+    let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
+    if hash_ok && generation_ok {
+        if ours_seen || ours_in_flight || !ctx.verify_unknown {
+            return Err(TargetState::InSync);
+        }
+        return Ok(MirrorOp::Verify { key, desired, resource_version: m.resource_version.clone() });
+    }
+    if ours_in_flight && last.is_some_and(|lw| *lw.hash == desired.hash) {
+        return Err(TargetState::AwaitingEvent);
+    }
+    let facts = last.map(|lw| lw.facts.clone()).unwrap_or_default();
+    Ok(match build::recreate_reason(&desired.object, &facts, !hash_ok) {
+        Some(reason) => MirrorOp::Recreate { key, desired, uid: m.uid.clone(), reason },
+        None => MirrorOp::Update { key, desired, resource_version: m.resource_version.clone() },
+    })
+}
+
+/// Add our finalizer, keeping everyone else's; the resourceVersion makes it a compare-and-swap.
+pub fn add_finalizer_patch(src: &SourceObject) -> Value {
+    let mut list = finalizers(src);
+    list.push(keys::FINALIZER.to_string());
+    json!({"metadata": {"finalizers": list, "resourceVersion": &*src.resource_version}})
+}
+
+/// Remove our finalizer (and our now meaningless sync-status), keeping everyone else's.
+pub fn remove_finalizer_patch(src: &SourceObject) -> Value {
+    let rest: Vec<String> = finalizers(src).into_iter().filter(|f| f != keys::FINALIZER).collect();
+    let mut meta = json!({"finalizers": if rest.is_empty() { Value::Null } else { json!(rest) },
+        "resourceVersion": &*src.resource_version});
+    if src.annotation(keys::ANN_SYNC_STATUS).is_some() {
+        meta["annotations"] = json!({keys::ANN_SYNC_STATUS: null});
+    }
+    json!({"metadata": meta})
+}
+
+fn finalizers(src: &SourceObject) -> Vec<String> {
+    src.object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+impl Plan {
+    /// Nothing to do and nothing to patch: the steady state.
+    pub fn is_noop(&self) -> bool {
+        self.ops.is_empty() && self.add_finalizer.is_none() && self.remove_finalizer.is_none()
+    }
+
+    /// Per-target results once `outcomes` (one per op, in order; missing = not executed) are known.
+    pub fn results(&self, outcomes: &[Outcome]) -> Vec<TargetResult> {
+        let by_key: HashMap<&ObjectKey, &Outcome> = self.ops.iter().map(MirrorOp::key).zip(outcomes).collect();
+        let name = self.source.as_ref().map(|k| k.name.clone()).unwrap_or_else(|| Str::from(""));
+        let mut out = Vec::new();
+        for (ns, state) in &self.targets {
+            let namespace = ns.clone();
+            out.push(match state {
+                TargetState::InSync | TargetState::AwaitingEvent => TargetResult::Synced(namespace),
+                TargetState::Conflict { owner } => TargetResult::Conflict { namespace, owner: owner.clone() },
+                TargetState::Failed(error) => TargetResult::Failed { namespace, error: error.clone() },
+                TargetState::Planned => {
+                    let key = ObjectKey { namespace: ns.clone(), name: name.clone() };
+                    match by_key.get(&key) {
+                        Some(Outcome::Done) => TargetResult::Synced(namespace),
+                        Some(Outcome::AlreadyExists) => TargetResult::Conflict { namespace, owner: None },
+                        Some(Outcome::Stale) => {
+                            TargetResult::Failed { namespace, error: "changed concurrently, retrying".into() }
+                        }
+                        Some(Outcome::NotFound) => {
+                            TargetResult::Failed { namespace, error: "not found, retrying".into() }
+                        }
+                        Some(Outcome::Failed(e)) => TargetResult::Failed { namespace, error: e.clone() },
+                        None => TargetResult::Failed { namespace, error: "not attempted".into() },
+                    }
+                }
+            });
+        }
+        out
+    }
+
+    /// Whether `remove_finalizer` may be applied after these outcomes.
+    pub fn may_release_finalizer(&self, outcomes: &[Outcome]) -> bool {
+        self.remove_finalizer.is_some()
+            && self.ops.iter().enumerate().all(|(i, op)| {
+                !matches!(op, MirrorOp::Delete { .. })
+                    || matches!(outcomes.get(i), Some(Outcome::Done | Outcome::NotFound))
+            })
+    }
+
+    /// The sync-status for these outcomes; `None` for sources we do not report on.
+    pub fn status(&self, outcomes: &[Outcome]) -> Option<SyncStatus> {
+        self.report.then(|| {
+            SyncStatus::summarize(&self.results(outcomes), &self.problems, self.refused.as_ref().map(|e| e.to_string()))
+        })
+    }
+
+    pub fn events(&self, outcomes: &[Outcome]) -> Vec<EventSpec> {
+        match (&self.source, self.report) {
+            (Some(src), true) => status::events(
+                src,
+                &self.results(outcomes),
+                &self.problems,
+                self.refused.as_ref().map(|e| e.to_string()).as_deref(),
+            ),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What a [`MirrorOp::Verify`] should lead to, given the live object the GET returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerifyAction {
+    /// Matches: record this as known (`LastWrite`) and do nothing else.
+    InSync(LastWrite),
+    Update {
+        desired: Desired,
+        resource_version: Str,
+    },
+    Recreate {
+        desired: Desired,
+        uid: Str,
+        reason: RecreateReason,
+    },
+    /// No longer ours (label or source reference changed meanwhile): leave it alone.
+    NotOurs,
+}
+
+pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid: &str) -> VerifyAction {
+    let owned = MirrorRecord::from_object(live).is_ok_and(|r| r.is_owned_by(source, source_uid));
+    if !owned {
+        return VerifyAction::NotOurs;
+    }
+    let rv: Str = live.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").into();
+    let facts = LiveFacts::of(live);
+    if !build::drifted(live, &desired) {
+        return VerifyAction::InSync(LastWrite {
+            resource_version: rv,
+            replaced: None,
+            hash: desired.hash.into(),
+            facts,
+        });
+    }
+    if let Some(reason) = build::recreate_reason(&desired.object, &facts, true) {
+        let uid = live.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").into();
+        return VerifyAction::Recreate { desired, uid, reason };
+    }
+    build::preserve_server_assigned(&mut desired.object, live);
+    VerifyAction::Update { desired, resource_version: rv }
+}
+
+/// Mirror-side reconcile (an event on a managed mirror), decided without the source planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorVerdict {
+    /// Not ours to judge, or our own write echoing back: nothing to do.
+    Keep,
+    /// Its source is gone: delete it (uid precondition).
+    DeleteOrphan { key: ObjectKey, uid: Str },
+    /// Let the source's planner look (drift, target membership, uid, deletion).
+    EnqueueSource(ObjectKey),
+}
+
+/// `source`: the source cache's entry for the mirror's source reference. Only call this once the
+/// source cache has synced, or every mirror looks orphaned.
+pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
+    let Some(sref) = m.source.as_ref().filter(|_| m.managed && !m.deleting) else { return MirrorVerdict::Keep };
+    let source_key = ObjectKey { namespace: sref.namespace.clone(), name: sref.name.clone() };
+    if m.key.name != sref.name || m.key == source_key {
+        // Not a shape we create: a hand-made object with our labels. Never delete on a guess.
+        return MirrorVerdict::Keep;
+    }
+    match source {
+        None => MirrorVerdict::DeleteOrphan { key: m.key.clone(), uid: m.uid.clone() },
+        Some(_)
+            if last.is_some_and(|lw| {
+                lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash)
+            }) =>
+        {
+            MirrorVerdict::Keep
+        }
+        Some(_) => MirrorVerdict::EnqueueSource(source_key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::build::NoTransform;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_735_787_045)
+    }
+
+    fn ctx<'a>(targets: &'a TargetConfig, build: &'a BuildConfig, verify_unknown: bool) -> PlanContext<'a> {
+        PlanContext { targets, build, transform: &NoTransform, now: now(), verify_unknown }
+    }
+
+    fn cluster() -> Vec<NamespaceRecord> {
+        ["default", "app1", "app2", "app-a", "app-b", "other", "kube-system"]
+            .iter()
+            .map(|n| NamespaceRecord::from_object(&json!({"metadata": {"name": n}})).unwrap())
+            .chain(std::iter::once(
+                NamespaceRecord::from_object(
+                    &json!({"metadata": {"name": "labeled", "labels": {"kubemirror.raczylo.com/allow-mirrors": "true"}}}),
+                )
+                .unwrap(),
+            ))
+            .collect()
+    }
+
+    /// A source in `default` with the opt-in, our finalizer, and the given annotations/data merged in.
+    fn source_with(targets: Option<&str>, edit: impl FnOnce(&mut Value)) -> SourceObject {
+        let mut obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "db", "namespace": "default", "uid": "src-uid", "resourceVersion": "100",
+                "labels": {"kubemirror.raczylo.com/enabled": "true"},
+                "annotations": {"kubemirror.raczylo.com/sync": "true"},
+                "finalizers": ["kubemirror.raczylo.com/finalizer"]},
+            "data": {"password": "cw=="}});
+        if let Some(t) = targets {
+            obj["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespaces"] = json!(t);
+        }
+        edit(&mut obj);
+        SourceObject::from_object(obj).unwrap()
+    }
+
+    fn source(targets: &str) -> SourceObject {
+        source_with(Some(targets), |_| {})
+    }
+
+    /// The record the mirror watch would hold for a mirror we built from `src` into `ns`.
+    fn mirror_of(src: &SourceObject, ns: &str, rv: &str) -> MirrorRecord {
+        let d = build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap();
+        let mut obj = d.object;
+        obj["metadata"]["uid"] = json!(format!("m-{ns}"));
+        obj["metadata"]["resourceVersion"] = json!(rv);
+        MirrorRecord::from_object(&obj).unwrap()
+    }
+
+    fn record(ns: &str, rv: &str, labels: Value, annotations: Value) -> MirrorRecord {
+        MirrorRecord::from_object(&json!({"metadata": {"name": "db", "namespace": ns, "uid": format!("m-{ns}"),
+            "resourceVersion": rv, "labels": labels, "annotations": annotations}}))
+        .unwrap()
+    }
+
+    fn desired_hash(src: &SourceObject, ns: &str) -> Str {
+        build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap().hash.into()
+    }
+
+    fn written(src: &SourceObject, ns: &str, rv: &str, replaced: Option<&str>) -> LastWrite {
+        LastWrite {
+            resource_version: rv.into(),
+            replaced: replaced.map(Str::from),
+            hash: desired_hash(src, ns),
+            facts: LiveFacts::default(),
+        }
+    }
+
+    fn describe(plan: &Plan) -> Vec<String> {
+        let mut out: Vec<String> = plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                MirrorOp::Create { key, .. } => format!("create {}", key.namespace),
+                MirrorOp::Update { key, resource_version, .. } => {
+                    format!("update {}@{resource_version}", key.namespace)
+                }
+                MirrorOp::Recreate { key, uid, reason, .. } => format!("recreate {} {uid} ({reason:?})", key.namespace),
+                MirrorOp::Verify { key, resource_version, .. } => {
+                    format!("verify {}@{resource_version}", key.namespace)
+                }
+                MirrorOp::Delete { key, uid, reason } => format!("delete {} {uid} ({reason:?})", key.namespace),
+            })
+            .collect();
+        if plan.add_finalizer.is_some() {
+            out.insert(0, "add-finalizer".into());
+        }
+        if plan.remove_finalizer.is_some() {
+            out.push("remove-finalizer".into());
+        }
+        out
+    }
+
+    struct Case {
+        name: &'static str,
+        source: SourceObject,
+        gone: bool,
+        mirrors: Vec<MirrorRecord>,
+        ledger: Ledger,
+        want: Vec<&'static str>,
+    }
+
+    fn case(name: &'static str, source: SourceObject, mirrors: Vec<MirrorRecord>, want: Vec<&'static str>) -> Case {
+        Case { name, source, gone: false, mirrors, ledger: Ledger::default(), want }
+    }
+
+    fn ledger(entries: Vec<(&str, LastWrite)>) -> Ledger {
+        let mut l = Ledger::default();
+        for (ns, w) in entries {
+            l.record(ObjectKey::new(ns, "db"), w);
+        }
+        l
+    }
+
+    fn operations_table() -> Vec<Case> {
+        let s = source("app1,app2");
+        let managed = json!({"kubemirror.raczylo.com/managed-by": "kubemirror"});
+        let refs = |ns: &str, uid: &str| {
+            json!({"kubemirror.raczylo.com/source-namespace": ns, "kubemirror.raczylo.com/source-name": "db",
+                "kubemirror.raczylo.com/source-uid": uid})
+        };
+        let both_known =
+            || ledger(vec![("app1", written(&s, "app1", "5", None)), ("app2", written(&s, "app2", "6", None))]);
+        let mut blocked = Ledger::default();
+        blocked.block(ObjectKey::new("app2", "db"));
+        let changed = source_with(Some("app1,app2"), |o| o["data"]["password"] = json!("bmV3"));
+        let relabelled = source_with(Some("app1,app2"), |o| o["metadata"]["labels"]["team"] = json!("x"));
+        let immutable = source_with(Some("app1"), |o| o["immutable"] = json!(true));
+        let immutable_changed = source_with(Some("app1"), |o| {
+            o["immutable"] = json!(true);
+            o["data"]["password"] = json!("bmV3");
+        });
+        let crd = |generation: i64| {
+            source_with(Some("app1"), |o| {
+                *o = json!({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+                    "metadata": {"name": "db", "namespace": "default", "uid": "src-uid", "resourceVersion": "100",
+                        "generation": generation, "finalizers": ["kubemirror.raczylo.com/finalizer"],
+                        "labels": {"kubemirror.raczylo.com/enabled": "true"},
+                        "annotations": {"kubemirror.raczylo.com/sync": "true",
+                                        "kubemirror.raczylo.com/target-namespaces": "app-*"}},
+                    "spec": {"compress": {"excludedContentTypes": ["text/event-stream"]}}});
+            })
+        };
+        let crd_v1 = crd(1);
+        let disabled = source_with(Some("app1,app2"), |o| {
+            o["metadata"]["annotations"]["kubemirror.raczylo.com/sync"] = json!("false")
+        });
+        let unlabelled = source_with(Some("app1"), |o| {
+            o["metadata"]["labels"].as_object_mut().unwrap().clear();
+        });
+        let deleting =
+            source_with(Some("app1,app2"), |o| o["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z"));
+        let no_finalizer = source_with(Some("app1"), |o| o["metadata"]["finalizers"] = json!([]));
+        let sa_token = source_with(Some("app1,app2"), |o| o["type"] = json!("kubernetes.io/service-account-token"));
+        vec![
+            Case {
+                name: "README specific namespaces, first pass: finalizer then creates",
+                source: source_with(Some("app1,app2,app3"), |o| o["metadata"]["finalizers"] = json!(null)),
+                ..case("", s.clone(), vec![], vec!["add-finalizer", "create app1", "create app2"])
+            },
+            case("README patterns", source("app-*"), vec![], vec!["create app-a", "create app-b"]),
+            case(
+                "README all",
+                source("all"),
+                vec![],
+                vec!["create app-a", "create app-b", "create app1", "create app2", "create labeled", "create other"],
+            ),
+            case("README all-labeled", source("all-labeled"), vec![], vec!["create labeled"]),
+            case("README CRD", crd_v1.clone(), vec![], vec!["create app-a", "create app-b"]),
+            Case {
+                name: "steady state: no requests at all",
+                ledger: both_known(),
+                ..case("", s.clone(), vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")], vec![])
+            },
+            case(
+                "restart: hash matches but versions unknown -> verify once",
+                s.clone(),
+                vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")],
+                vec!["verify app1@5", "verify app2@6"],
+            ),
+            Case {
+                name: "foreign write (unknown rv) with matching hash -> verify",
+                ledger: both_known(),
+                ..case(
+                    "",
+                    s.clone(),
+                    vec![mirror_of(&s, "app1", "9"), mirror_of(&s, "app2", "6")],
+                    vec!["verify app1@9"],
+                )
+            },
+            Case {
+                name: "source content changed -> update with rv precondition",
+                ledger: both_known(),
+                ..case(
+                    "",
+                    changed.clone(),
+                    vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")],
+                    vec!["update app1@5", "update app2@6"],
+                )
+            },
+            Case {
+                name: "source label change propagates",
+                ledger: both_known(),
+                ..case(
+                    "",
+                    relabelled,
+                    vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")],
+                    vec!["update app1@5", "update app2@6"],
+                )
+            },
+            Case {
+                name: "our update not in the cache yet -> wait, no second write",
+                ledger: ledger(vec![
+                    ("app1", written(&changed, "app1", "7", Some("5"))),
+                    ("app2", written(&changed, "app2", "8", Some("6"))),
+                ]),
+                ..case("", changed.clone(), vec![mirror_of(&s, "app1", "5"), mirror_of(&changed, "app2", "8")], vec![])
+            },
+            Case {
+                name: "our create not in the cache yet -> wait",
+                ledger: ledger(vec![("app1", written(&s, "app1", "5", None))]),
+                ..case("", s.clone(), vec![], vec!["create app2"])
+            },
+            Case {
+                name: "hash annotation tampered -> rewrite",
+                ledger: both_known(),
+                ..case(
+                    "",
+                    s.clone(),
+                    vec![
+                        {
+                            let mut m = mirror_of(&s, "app1", "5");
+                            m.content_hash = Some("tampered".into());
+                            m
+                        },
+                        mirror_of(&s, "app2", "6"),
+                    ],
+                    vec!["update app1@5"],
+                )
+            },
+            Case {
+                name: "immutable mirror with changed content -> recreate",
+                ledger: ledger(vec![(
+                    "app1",
+                    LastWrite {
+                        facts: LiveFacts { immutable: true, ..LiveFacts::default() },
+                        ..written(&immutable, "app1", "5", None)
+                    },
+                )]),
+                ..case(
+                    "",
+                    immutable_changed,
+                    vec![mirror_of(&immutable, "app1", "5")],
+                    vec!["recreate app1 m-app1 (ImmutableChanged)"],
+                )
+            },
+            Case {
+                name: "CRD generation bumped while content hash is equal -> update (generation is a change signal)",
+                ledger: ledger(vec![
+                    ("app-a", written(&crd_v1, "app-a", "5", None)),
+                    ("app-b", written(&crd_v1, "app-b", "6", None)),
+                ]),
+                ..case(
+                    "",
+                    crd(2),
+                    vec![mirror_of(&crd_v1, "app-a", "5"), mirror_of(&crd_v1, "app-b", "6")],
+                    vec!["update app-a@5", "update app-b@6"],
+                )
+            },
+            case(
+                "target dropped -> orphan deleted with uid precondition",
+                source("app1"),
+                vec![mirror_of(&s, "app2", "6")],
+                vec!["delete app2 m-app2 (NotTargeted)", "create app1"],
+            ),
+            case(
+                "annotation removed -> every owned mirror swept (W-9)",
+                source_with(None, |_| {}),
+                vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")],
+                vec!["delete app1 m-app1 (NotTargeted)", "delete app2 m-app2 (NotTargeted)"],
+            ),
+            case(
+                "mirror of an earlier source uid, still targeted -> recreate",
+                s.clone(),
+                vec![record("app1", "5", managed.clone(), refs("default", "old-uid"))],
+                vec!["recreate app1 m-app1 (SourceReplaced)", "create app2"],
+            ),
+            case(
+                "mirror of an earlier source uid, not targeted -> delete",
+                source("app2"),
+                vec![record("app1", "5", managed.clone(), refs("default", "old-uid"))],
+                vec!["delete app1 m-app1 (NotTargeted)", "create app2"],
+            ),
+            case(
+                "another source's mirror in the way -> conflict, untouched",
+                s.clone(),
+                vec![record("app1", "5", managed.clone(), refs("elsewhere", "x"))],
+                vec!["create app2"],
+            ),
+            case(
+                "unmanaged object in the cache -> conflict, untouched",
+                s.clone(),
+                vec![record("app1", "5", json!({}), refs("default", "src-uid"))],
+                vec!["create app2"],
+            ),
+            Case {
+                name: "foreign object found by an earlier 409 -> no create retry",
+                ledger: blocked,
+                ..case("", s.clone(), vec![], vec!["create app1"])
+            },
+            case(
+                "mirror being deleted -> wait for its event",
+                s.clone(),
+                vec![{
+                    let mut m = mirror_of(&s, "app1", "5");
+                    m.deleting = true;
+                    m
+                }],
+                vec!["create app2"],
+            ),
+            case(
+                "look-alikes are never deleted, even when nothing is targeted",
+                source_with(None, |_| {}),
+                vec![
+                    record("app1", "5", managed.clone(), refs("elsewhere", "x")),
+                    record("app2", "5", json!({}), refs("default", "src-uid")),
+                    record("other", "5", managed.clone(), json!({})),
+                    record("default", "5", managed.clone(), refs("default", "src-uid")),
+                    MirrorRecord { key: ObjectKey::new("app-a", "not-db"), ..mirror_of(&s, "app-a", "5") },
+                ],
+                vec![],
+            ),
+            case(
+                "disabled source with finalizer: delete owned, then release",
+                disabled.clone(),
+                vec![mirror_of(&s, "app1", "5"), record("app2", "5", json!({}), json!({}))],
+                vec!["delete app1 m-app1 (SourceDisabled)", "remove-finalizer"],
+            ),
+            case(
+                "enabled label removed (last state from the watch) behaves the same",
+                unlabelled,
+                vec![mirror_of(&s, "app1", "5")],
+                vec!["delete app1 m-app1 (SourceDisabled)", "remove-finalizer"],
+            ),
+            case("disabled source, nothing left: just release", disabled, vec![], vec!["remove-finalizer"]),
+            case(
+                "disabled source without finalizer still cleans up (W-14)",
+                source_with(Some("app1"), |o| {
+                    o["metadata"]["finalizers"] = json!(null);
+                    o["metadata"]["annotations"]["kubemirror.raczylo.com/sync"] = json!("no");
+                }),
+                vec![mirror_of(&s, "app1", "5")],
+                vec!["delete app1 m-app1 (SourceDisabled)"],
+            ),
+            case(
+                "deleting source: delete owned only, then release",
+                deleting,
+                vec![mirror_of(&s, "app1", "5"), record("app2", "5", managed.clone(), refs("elsewhere", "x"))],
+                vec!["delete app1 m-app1 (SourceDeleting)", "remove-finalizer"],
+            ),
+            Case {
+                name: "source gone while down: delete every mirror naming it, any uid",
+                gone: true,
+                ..case(
+                    "",
+                    s.clone(),
+                    vec![
+                        mirror_of(&s, "app1", "5"),
+                        record("app2", "5", managed.clone(), refs("default", "old")),
+                        record("other", "5", managed.clone(), refs("elsewhere", "x")),
+                        record("app-a", "5", json!({}), refs("default", "src-uid")),
+                    ],
+                    vec!["delete app1 m-app1 (SourceGone)", "delete app2 m-app2 (SourceGone)"],
+                )
+            },
+            case(
+                "refused secret type: no mirrors, existing ones removed",
+                sa_token,
+                vec![mirror_of(&s, "app1", "5")],
+                vec!["delete app1 m-app1 (SourceRefused)"],
+            ),
+            case(
+                "enabled source without finalizer gets it before anything else",
+                no_finalizer,
+                vec![],
+                vec!["add-finalizer", "create app1"],
+            ),
+        ]
+    }
+
+    #[test]
+    fn plan_operations_table() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let ns = cluster();
+        for c in operations_table() {
+            let state = if c.gone { SourceState::Gone(&c.source.key) } else { SourceState::Seen(&c.source) };
+            let plan = plan(&ctx(&tc, &bc, true), state, &ns, &c.mirrors, &c.ledger);
+            assert_eq!(describe(&plan), c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn verify_can_be_turned_off() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source("app1");
+        let p = plan(
+            &ctx(&tc, &bc, false),
+            SourceState::Seen(&s),
+            &cluster(),
+            &[mirror_of(&s, "app1", "5")],
+            &Ledger::default(),
+        );
+        assert!(p.is_noop(), "{:?}", describe(&p));
+        assert_eq!(p.targets, vec![(Str::from("app1"), TargetState::InSync)]);
+    }
+
+    #[test]
+    fn external_secrets_source_keeps_other_finalizers_and_owner() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source_with(Some("all"), |o| {
+            o["type"] = json!("kubernetes.io/dockerconfigjson");
+            o["data"] = json!({".dockerconfigjson": "e30="});
+            o["metadata"]["finalizers"] = json!(["external-secrets.io/finalizer"]);
+            o["metadata"]["ownerReferences"] = json!([{"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                "name": "1p-docker-config", "uid": "es-uid", "controller": true}]);
+        });
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&s), &cluster(), &[], &Ledger::default());
+        assert_eq!(
+            p.add_finalizer,
+            Some(
+                json!({"metadata": {"finalizers": ["external-secrets.io/finalizer", "kubemirror.raczylo.com/finalizer"],
+                "resourceVersion": "100"}})
+            )
+        );
+        assert_eq!(p.ops.len(), 6);
+        for op in &p.ops {
+            let MirrorOp::Create { desired, .. } = op else { panic!("{op:?}") };
+            assert!(desired.object.pointer("/metadata/ownerReferences").is_none());
+            assert!(desired.object.pointer("/metadata/finalizers").is_none());
+            assert_eq!(desired.object["type"], json!("kubernetes.io/dockerconfigjson"));
+        }
+        let disabled = source_with(Some("all"), |o| {
+            o["metadata"]["finalizers"] = json!(["external-secrets.io/finalizer", "kubemirror.raczylo.com/finalizer"]);
+            o["metadata"]["annotations"]["kubemirror.raczylo.com/sync-status"] = json!("synced:6");
+            o["metadata"]["annotations"]["kubemirror.raczylo.com/sync"] = json!("false");
+        });
+        assert_eq!(
+            remove_finalizer_patch(&disabled),
+            json!({"metadata": {"finalizers": ["external-secrets.io/finalizer"], "resourceVersion": "100",
+                "annotations": {"kubemirror.raczylo.com/sync-status": null}}})
+        );
+        assert_eq!(
+            remove_finalizer_patch(&source("x")),
+            json!({"metadata": {"finalizers": null, "resourceVersion": "100"}})
+        );
+    }
+
+    #[test]
+    fn results_status_and_finalizer_release() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source("app1,app2,app-a,missing");
+        let mirrors = [record("app-a", "1", json!({}), json!({}))];
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&s), &cluster(), &mirrors, &Ledger::default());
+        assert_eq!(describe(&p), ["create app1", "create app2"]);
+        let outcomes = [Outcome::Done, Outcome::Failed("forbidden".into())];
+        let st = p.status(&outcomes).unwrap();
+        assert_eq!(
+            st.to_string(),
+            "synced:1,failed:1,conflicts:1,skipped:1; last-error: app-a: an object of the same name exists and is not managed by kubemirror"
+        );
+        assert!(st.patch_for(&s).is_some());
+        let evs = p.events(&outcomes);
+        assert_eq!(evs.iter().filter(|e| e.warning).count(), 2);
+        // A 409 on create turns into a conflict.
+        let st = p.status(&[Outcome::AlreadyExists, Outcome::Done]).unwrap();
+        assert_eq!((st.synced, st.conflicts), (1, 2));
+
+        let disabled = source_with(Some("app1,app2"), |o| {
+            o["metadata"]["annotations"]["kubemirror.raczylo.com/sync"] = json!("x")
+        });
+        let mirrors = [mirror_of(&s, "app1", "1"), mirror_of(&s, "app2", "2")];
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&disabled), &cluster(), &mirrors, &Ledger::default());
+        assert!(p.status(&[]).is_none() && p.events(&[]).is_empty(), "no status on a disabled source");
+        assert!(p.may_release_finalizer(&[Outcome::Done, Outcome::NotFound]));
+        assert!(!p.may_release_finalizer(&[Outcome::Done, Outcome::Failed("x".into())]));
+        assert!(!p.may_release_finalizer(&[Outcome::Done]));
+    }
+
+    #[test]
+    fn verify_table() {
+        let s = source("app1");
+        let desired = || build::build_mirror(&s, "app1", &BuildConfig::default(), &NoTransform, now()).unwrap();
+        let live = |edit: &dyn Fn(&mut Value)| {
+            let mut o = desired().object;
+            o["metadata"]["uid"] = json!("m1");
+            o["metadata"]["resourceVersion"] = json!("9");
+            edit(&mut o);
+            o
+        };
+        let hash: Str = desired().hash.into();
+        let in_sync = verify(&live(&|o| o["metadata"]["annotations"]["x"] = json!("y")), desired(), &s.key, "src-uid");
+        assert_eq!(
+            in_sync,
+            VerifyAction::InSync(LastWrite {
+                resource_version: "9".into(),
+                replaced: None,
+                hash,
+                facts: LiveFacts { secret_type: Some("Opaque".into()), ..LiveFacts::default() }
+            })
+        );
+        let edited = verify(&live(&|o| o["data"]["password"] = json!("eA==")), desired(), &s.key, "src-uid");
+        assert!(
+            matches!(edited, VerifyAction::Update { ref resource_version, .. } if &**resource_version == "9"),
+            "{edited:?}"
+        );
+        let immutable = verify(
+            &live(&|o| {
+                o["data"]["password"] = json!("eA==");
+                o["immutable"] = json!(true);
+            }),
+            desired(),
+            &s.key,
+            "src-uid",
+        );
+        assert!(
+            matches!(immutable, VerifyAction::Recreate { reason: RecreateReason::ImmutableChanged, .. }),
+            "{immutable:?}"
+        );
+        let disowned = live(&|o| o["metadata"]["labels"].as_object_mut().unwrap().clear());
+        assert_eq!(verify(&disowned, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
+        assert_eq!(verify(&live(&|_| {}), desired(), &s.key, "other-uid"), VerifyAction::NotOurs);
+        assert_eq!(verify(&json!("garbage"), desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
+    }
+
+    #[test]
+    fn mirror_verdict_table() {
+        let s = source("app1");
+        let m = mirror_of(&s, "app1", "5");
+        let ours = written(&s, "app1", "5", None);
+        let cases = [
+            (
+                "source gone -> orphan",
+                m.clone(),
+                None,
+                None,
+                MirrorVerdict::DeleteOrphan { key: ObjectKey::new("app1", "db"), uid: "m-app1".into() },
+            ),
+            ("our own write echoing back", m.clone(), Some(&s), Some(&ours), MirrorVerdict::Keep),
+            ("someone else's write", m.clone(), Some(&s), None, MirrorVerdict::EnqueueSource(s.key.clone())),
+            ("unmanaged", MirrorRecord { managed: false, ..m.clone() }, None, None, MirrorVerdict::Keep),
+            ("no source reference", MirrorRecord { source: None, ..m.clone() }, None, None, MirrorVerdict::Keep),
+            ("already deleting", MirrorRecord { deleting: true, ..m.clone() }, None, None, MirrorVerdict::Keep),
+            (
+                "name differs from its source's",
+                MirrorRecord { key: ObjectKey::new("app1", "x"), ..m.clone() },
+                None,
+                None,
+                MirrorVerdict::Keep,
+            ),
+            (
+                "claims to be its own source",
+                MirrorRecord { key: ObjectKey::new("default", "db"), ..m.clone() },
+                None,
+                None,
+                MirrorVerdict::Keep,
+            ),
+        ];
+        for (name, m, src, last, want) in cases {
+            assert_eq!(mirror_verdict(&m, src, last), want, "{name}");
+        }
+    }
+}
