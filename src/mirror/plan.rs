@@ -86,6 +86,19 @@ pub struct LastWrite {
     pub facts: LiveFacts,
 }
 
+impl LastWrite {
+    /// What to record after writing `desired`: `resource_version` from the response, `replaced` the
+    /// precondition the write carried (`None` for a create).
+    pub fn of_write(desired: &Desired, resource_version: &str, replaced: Option<&str>) -> Self {
+        LastWrite {
+            resource_version: resource_version.into(),
+            replaced: replaced.map(Str::from),
+            hash: desired.hash.as_str().into(),
+            facts: LiveFacts::of(&desired.object),
+        }
+    }
+}
+
 /// Per watched type: our writes and the targets known to hold a foreign object. Entries are small
 /// (a few strings per mirror). The runtime must [`Ledger::forget`] a key when the mirror watch
 /// reports it deleted, and unblock blocked keys after a backoff.
@@ -167,6 +180,22 @@ pub enum MirrorOp {
 }
 
 impl MirrorOp {
+    /// The request body for Create, Update and the create half of Recreate: the desired mirror,
+    /// with the resourceVersion precondition for an Update.
+    pub fn body(&self) -> Option<Value> {
+        match self {
+            MirrorOp::Create { desired, .. } | MirrorOp::Recreate { desired, .. } => Some(desired.object.clone()),
+            MirrorOp::Update { desired, resource_version, .. } => {
+                let mut obj = desired.object.clone();
+                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
+                }
+                Some(obj)
+            }
+            MirrorOp::Verify { .. } | MirrorOp::Delete { .. } => None,
+        }
+    }
+
     pub fn key(&self) -> &ObjectKey {
         match self {
             MirrorOp::Create { key, .. }
@@ -196,7 +225,9 @@ pub enum TargetState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    /// Create answered 409 AlreadyExists: a foreign object (block the key in the ledger).
+    /// Create answered 409 AlreadyExists. The executor GETs the object and runs [`verify`] on it:
+    /// `NotOurs` means a foreign object (report this outcome and [`Ledger::block`] the key); anything
+    /// else is our own mirror the cache had not shown yet, handled like a Verify.
     AlreadyExists,
     /// 409 Conflict / precondition failed: someone wrote in between; requeue.
     Stale,
@@ -302,12 +333,14 @@ pub fn plan<'a>(
     }
     let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets);
     plan.problems = resolved.problems;
+    // A terminating namespace takes its mirrors with it; deleting them first would only add requests.
+    let terminating = |ns: &Str| plan.problems.iter().any(|p| matches!(p, TargetProblem::Terminating(t) if t == ns));
     for (ns, class) in &by_ns {
         let deletable = match class {
             Class::Owned(m) | Class::Previous(m) => Some(*m),
             Class::Foreign(_) => None,
         };
-        if let Some(m) = deletable.filter(|m| !m.deleting && !resolved.namespaces.contains(ns)) {
+        if let Some(m) = deletable.filter(|m| !m.deleting && !resolved.namespaces.contains(ns) && !terminating(ns)) {
             plan.ops.push(MirrorOp::Delete {
                 key: m.key.clone(),
                 uid: m.uid.clone(),
@@ -581,12 +614,14 @@ mod tests {
         ["default", "app1", "app2", "app-a", "app-b", "other", "kube-system"]
             .iter()
             .map(|n| NamespaceRecord::from_object(&json!({"metadata": {"name": n}})).unwrap())
-            .chain(std::iter::once(
+            .chain([
                 NamespaceRecord::from_object(
                     &json!({"metadata": {"name": "labeled", "labels": {"kubemirror.raczylo.com/allow-mirrors": "true"}}}),
                 )
                 .unwrap(),
-            ))
+                NamespaceRecord::from_object(&json!({"metadata": {"name": "dying"}, "status": {"phase": "Terminating"}}))
+                    .unwrap(),
+            ])
             .collect()
     }
 
@@ -968,6 +1003,43 @@ mod tests {
             let plan = plan(&ctx(&tc, &bc, true), state, &ns, &c.mirrors, &c.ledger);
             assert_eq!(describe(&plan), c.want, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn request_bodies_and_ledger_entries() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source("app1,app2");
+        let changed = source_with(Some("app1,app2"), |o| o["data"]["password"] = json!("bmV3"));
+        let mirrors = [mirror_of(&s, "app1", "5")];
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &mirrors, &Ledger::default());
+        assert_eq!(describe(&p), ["update app1@5", "create app2"]);
+        let update = p.ops[0].body().unwrap();
+        assert_eq!(update.pointer("/metadata/resourceVersion"), Some(&json!("5")));
+        assert_eq!(update.pointer("/data/password"), Some(&json!("bmV3")));
+        assert!(p.ops[1].body().unwrap().pointer("/metadata/resourceVersion").is_none());
+        let delete =
+            MirrorOp::Delete { key: ObjectKey::new("a", "db"), uid: "u".into(), reason: DeleteReason::SourceGone };
+        assert_eq!(delete.body(), None);
+
+        // After executing, the ledger makes the next pass a no-op until something changes.
+        let mut ledger = Ledger::default();
+        for (op, rv) in p.ops.iter().zip(["7", "8"]) {
+            let (MirrorOp::Update { desired, .. } | MirrorOp::Create { desired, .. }) = op else { panic!("{op:?}") };
+            let replaced =
+                if let MirrorOp::Update { resource_version, .. } = op { Some(&**resource_version) } else { None };
+            ledger.record(op.key().clone(), LastWrite::of_write(desired, rv, replaced));
+        }
+        let stale_cache = [mirror_of(&s, "app1", "5")];
+        let p2 = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &stale_cache, &ledger);
+        assert!(p2.is_noop(), "writes in flight are not repeated: {:?}", describe(&p2));
+        let caught_up = [mirror_of(&changed, "app1", "7"), mirror_of(&changed, "app2", "8")];
+        let p3 = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &caught_up, &ledger);
+        assert!(p3.is_noop(), "{:?}", describe(&p3));
+        assert_eq!(p3.status(&[]).unwrap().to_string(), "synced:2,failed:0,conflicts:0,skipped:0");
+        assert_eq!(ledger.len(), 2);
+        ledger.forget(&ObjectKey::new("app2", "db"));
+        let p4 = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &caught_up[..1], &ledger);
+        assert_eq!(describe(&p4), ["create app2"], "a deleted mirror is put back");
     }
 
     #[test]

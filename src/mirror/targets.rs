@@ -223,8 +223,10 @@ impl TargetSpec {
         self.entries.is_empty() && self.selector.is_none()
     }
 
-    /// Whether a namespace with these facts is selected (step 1 only).
-    fn selects(&self, ns: &NamespaceRecord) -> bool {
+    /// Step 1 only: whether the list or the selector picks this namespace. The namespace reconciler
+    /// uses it to find the sources a new or relabelled namespace concerns (plus the sources owning a
+    /// mirror there, for a namespace that stops matching).
+    pub fn selects(&self, ns: &NamespaceRecord) -> bool {
         let allow = ns.label(keys::LABEL_ALLOW_MIRRORS);
         self.entries.iter().any(|e| match e {
             Entry::All => allow != Some("false"),
