@@ -158,8 +158,10 @@ pub fn dedup_key(source: &ObjectKey, reason: &str, subject: &str) -> String {
     format!("{source}/{reason}/{subject}")
 }
 
-/// Events for one pass: a Warning per failure, conflict, invalid entry, truncation and refusal;
-/// targets that cannot receive a mirror (missing, terminating, no consent) are Normal events.
+/// Events for one pass: a Warning per failure, conflict, invalid entry, truncation and refusal; a
+/// Normal event per literally named namespace that cannot receive a mirror (missing, excluded), and
+/// one Normal event listing the terminating / non-consenting ones (with `all` in consent mode those
+/// can be most of the cluster: one event, not hundreds).
 pub fn events(
     source: &ObjectKey,
     results: &[TargetResult],
@@ -187,18 +189,32 @@ pub fn events(
             }
         }
     }
+    let (mut terminating, mut refused) = (Vec::new(), Vec::new());
     for p in problems {
-        out.push(match p {
-            TargetProblem::InvalidEntry { entry, .. } => ev(true, REASON_INVALID_TARGETS, entry, p.to_string()),
-            TargetProblem::InvalidSelector { selector, .. } => {
-                ev(true, REASON_INVALID_TARGETS, selector, p.to_string())
+        match p {
+            TargetProblem::InvalidEntry { entry, .. } => {
+                out.push(ev(true, REASON_INVALID_TARGETS, entry, p.to_string()))
             }
-            TargetProblem::Truncated { .. } => ev(true, REASON_TRUNCATED, "", p.to_string()),
-            TargetProblem::Missing(ns)
-            | TargetProblem::Excluded(ns)
-            | TargetProblem::Terminating(ns)
-            | TargetProblem::ConsentRefused(ns) => ev(false, REASON_SKIPPED, ns, p.to_string()),
-        });
+            TargetProblem::InvalidSelector { selector, .. } => {
+                out.push(ev(true, REASON_INVALID_TARGETS, selector, p.to_string()))
+            }
+            TargetProblem::Truncated { .. } => out.push(ev(true, REASON_TRUNCATED, "", p.to_string())),
+            TargetProblem::Missing(ns) | TargetProblem::Excluded(ns) => {
+                out.push(ev(false, REASON_SKIPPED, ns, p.to_string()))
+            }
+            TargetProblem::Terminating(ns) => terminating.push(&**ns),
+            TargetProblem::ConsentRefused(ns) => refused.push(&**ns),
+        }
+    }
+    let mut skipped = Vec::new();
+    if !terminating.is_empty() {
+        skipped.push(format!("terminating: {}", terminating.join(", ")));
+    }
+    if !refused.is_empty() {
+        skipped.push(format!("not accepting mirrors from this namespace: {}", refused.join(", ")));
+    }
+    if !skipped.is_empty() {
+        out.push(ev(false, REASON_SKIPPED, "", format!("namespaces skipped ({})", skipped.join("; "))));
     }
     out
 }
@@ -302,7 +318,13 @@ mod tests {
                 failed("b", "rv 12 conflict"),
                 TargetResult::Conflict { namespace: "c".into(), owner: None },
             ],
-            &[TargetProblem::Missing("d".into()), TargetProblem::Truncated { matched: 3, kept: 2 }],
+            &[
+                TargetProblem::Missing("d".into()),
+                TargetProblem::Terminating("t1".into()),
+                TargetProblem::ConsentRefused("r1".into()),
+                TargetProblem::ConsentRefused("r2".into()),
+                TargetProblem::Truncated { matched: 3, kept: 2 },
+            ],
             None,
         );
         let got: Vec<_> = evs.iter().map(|e| (e.warning, e.reason, e.dedup_key.as_str())).collect();
@@ -313,7 +335,12 @@ mod tests {
                 (true, REASON_CONFLICT, "default/db/MirrorConflict/c"),
                 (false, REASON_SKIPPED, "default/db/TargetSkipped/d"),
                 (true, REASON_TRUNCATED, "default/db/TargetsTruncated/"),
+                (false, REASON_SKIPPED, "default/db/TargetSkipped/"),
             ]
+        );
+        assert_eq!(
+            evs[4].message,
+            "namespaces skipped (terminating: t1; not accepting mirrors from this namespace: r1, r2)"
         );
         // The message may vary between attempts; the key must not.
         let again = events(&src, &[failed("b", "rv 13 conflict")], &[], None);
