@@ -5,7 +5,8 @@
 //! - [`targets`]: target resolution and the precedence of the targeting rules.
 //! - [`build`]: the desired mirror for one namespace, drift and recreate decisions.
 //! - [`hash`]: the Go-compatible content hash stored on mirrors.
-//! - [`plan`]: one pass for one source, the write ledger, verification, the mirror-side verdict.
+//! - [`plan`]: one pass for one source: operations, finalizer patches, per-target results.
+//! - [`drift`]: the write ledger, verification of live mirrors, the mirror-side verdict.
 //! - [`status`]: the sync-status annotation and Events.
 //!
 //! # Executor contract (one pass for one source, per watched type)
@@ -14,20 +15,23 @@
 //! 2. `add_finalizer`: merge-patch the source; on any failure stop and requeue.
 //! 3. Each op in order, one outcome each ([`plan::Outcome`]): Create = POST, Update = PUT of
 //!    [`plan::MirrorOp::body`], Recreate = DELETE (uid precondition) then POST, Verify = GET then
-//!    [`plan::verify`], Delete = DELETE (uid precondition; 404 is success). Record every successful
-//!    write with [`plan::LastWrite::of_write`] in the ledger; on a Create 409 GET the object and
-//!    block the key if [`plan::verify`] says `NotOurs`; on an Update 422 that
+//!    [`drift::verify`], Delete = DELETE (uid precondition; 404 is success). Record every successful
+//!    write with [`drift::LastWrite::of_write`] in the ledger; on a Create 409 GET the object and
+//!    block the key if [`drift::verify`] says `NotOurs`; on an Update 422 that
 //!    [`build::is_immutable_rejection`] recognises, recreate instead.
 //! 4. `remove_finalizer` only if [`plan::Plan::may_release_finalizer`].
 //! 5. [`plan::Plan::status`] then [`status::SyncStatus::patch_for`]: merge-patch the source only when
 //!    the text changed; [`plan::Plan::events`] through the Event rate limiter.
 //! 6. Any Stale/Failed outcome: requeue the source with backoff (never retried in place).
 //!
-//! Mirror watch events go through [`plan::mirror_verdict`]; a mirror DELETED event must also
-//! [`plan::Ledger::forget`] its key.
+//! Mirror watch events go through [`drift::mirror_verdict`]; a mirror DELETED event must also
+//! [`drift::Ledger::forget`] its key.
 
 pub mod build;
+pub mod drift;
 pub mod hash;
 pub mod plan;
 pub mod status;
 pub mod targets;
+#[cfg(test)]
+mod testutil;

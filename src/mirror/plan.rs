@@ -25,33 +25,17 @@
 //! the runtime unblocks it (after its backoff), so a blocker costs one request per backoff period,
 //! not a hot loop.
 //!
-//! # Drift
-//! The mirror watch is metadata-only (cheap, and it never holds secret data), so a content edit is
-//! visible only as a new resourceVersion on the record. The executor remembers, per mirror, the
-//! resourceVersion its last write returned and the one it replaced ([`LastWrite`]). Then:
-//! - record rv == our last write's rv, hash and generation as desired: steady state, no request;
-//! - record rv == the rv our write replaced: the cache has not seen our write yet; wait for the
-//!   event instead of writing again (which would only earn a 409);
-//! - desired hash differs from the record's: update (a full PUT of the rebuilt mirror, which also
-//!   repairs any drift, so no read is needed first);
-//! - hash as desired but the rv is unknown (someone else wrote, or the controller restarted and
-//!   the ledger is empty): [`MirrorOp::Verify`] — one GET, [`verify`] compares the managed content,
-//!   and only a real difference costs a write. A tampered hash annotation shows up as a hash
-//!   difference and is simply rewritten.
-//!
-//! Reading on unknown versions rather than blindly rewriting keeps writes for real changes only
-//! (another controller adding an annotation to every Secret would otherwise start a write fight)
-//! and makes "edited while the controller was down" converge after a restart at the cost of one GET
-//! per mirror, once.
+//! How drift is noticed without reading mirrors: see [`crate::mirror::drift`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use crate::keys;
-use crate::mirror::build::{self, BuildConfig, BuildError, Desired, LiveFacts, RecreateReason, Transform};
+use crate::mirror::build::{self, BuildConfig, BuildError, Desired, RecreateReason, Transform};
+use crate::mirror::drift::{LastWrite, Ledger};
 use crate::mirror::status::{self, EventSpec, SyncStatus, TargetResult};
 use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
@@ -72,74 +56,6 @@ impl SourceState<'_> {
             SourceState::Gone(k) => k,
             SourceState::Seen(s) => &s.key,
         }
-    }
-}
-
-/// The executor's memory of its last write (or verification) of one mirror.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastWrite {
-    /// resourceVersion the API server returned for our write (or that we verified).
-    pub resource_version: Str,
-    /// resourceVersion our write replaced; `None` for a create or a verification.
-    pub replaced: Option<Str>,
-    pub hash: Str,
-    pub facts: LiveFacts,
-}
-
-impl LastWrite {
-    /// What to record after writing `desired`: `resource_version` from the response, `replaced` the
-    /// precondition the write carried (`None` for a create).
-    pub fn of_write(desired: &Desired, resource_version: &str, replaced: Option<&str>) -> Self {
-        LastWrite {
-            resource_version: resource_version.into(),
-            replaced: replaced.map(Str::from),
-            hash: desired.hash.as_str().into(),
-            facts: LiveFacts::of(&desired.object),
-        }
-    }
-}
-
-/// Per watched type: our writes and the targets known to hold a foreign object. Entries are small
-/// (a few strings per mirror). The runtime must [`Ledger::forget`] a key when the mirror watch
-/// reports it deleted, and unblock blocked keys after a backoff.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    writes: HashMap<ObjectKey, LastWrite>,
-    blocked: HashSet<ObjectKey>,
-}
-
-impl Ledger {
-    pub fn last_write(&self, key: &ObjectKey) -> Option<&LastWrite> {
-        self.writes.get(key)
-    }
-
-    pub fn record(&mut self, key: ObjectKey, write: LastWrite) {
-        self.blocked.remove(&key);
-        self.writes.insert(key, write);
-    }
-
-    pub fn forget(&mut self, key: &ObjectKey) {
-        self.writes.remove(key);
-    }
-
-    pub fn block(&mut self, key: ObjectKey) {
-        self.blocked.insert(key);
-    }
-
-    pub fn unblock(&mut self, key: &ObjectKey) {
-        self.blocked.remove(key);
-    }
-
-    pub fn is_blocked(&self, key: &ObjectKey) -> bool {
-        self.blocked.contains(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.writes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
     }
 }
 
@@ -173,7 +89,7 @@ pub enum MirrorOp {
     Update { key: ObjectKey, desired: Desired, resource_version: Str },
     /// DELETE with a uid precondition, then POST.
     Recreate { key: ObjectKey, desired: Desired, uid: Str, reason: RecreateReason },
-    /// GET, then act on [`verify`].
+    /// GET, then act on [`verify`](crate::mirror::drift::verify).
     Verify { key: ObjectKey, desired: Desired, resource_version: Str },
     /// DELETE with a uid precondition (never deletes a replacement created meanwhile).
     Delete { key: ObjectKey, uid: Str, reason: DeleteReason },
@@ -225,7 +141,7 @@ pub enum TargetState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    /// Create answered 409 AlreadyExists. The executor GETs the object and runs [`verify`] on it:
+    /// Create answered 409 AlreadyExists. The executor GETs the object and runs [`verify`](crate::mirror::drift::verify) on it:
     /// `NotOurs` means a foreign object (report this outcome and [`Ledger::block`] the key); anything
     /// else is our own mirror the cache had not shown yet, handled like a Verify.
     AlreadyExists,
@@ -522,89 +438,11 @@ impl Plan {
     }
 }
 
-/// What a [`MirrorOp::Verify`] should lead to, given the live object the GET returned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VerifyAction {
-    /// Matches: record this as known (`LastWrite`) and do nothing else.
-    InSync(LastWrite),
-    Update {
-        desired: Desired,
-        resource_version: Str,
-    },
-    Recreate {
-        desired: Desired,
-        uid: Str,
-        reason: RecreateReason,
-    },
-    /// No longer ours (label or source reference changed meanwhile): leave it alone.
-    NotOurs,
-}
-
-pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid: &str) -> VerifyAction {
-    let owned = MirrorRecord::from_object(live).is_ok_and(|r| r.is_owned_by(source, source_uid));
-    if !owned {
-        return VerifyAction::NotOurs;
-    }
-    let rv: Str = live.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").into();
-    let facts = LiveFacts::of(live);
-    if !build::drifted(live, &desired) {
-        return VerifyAction::InSync(LastWrite {
-            resource_version: rv,
-            replaced: None,
-            hash: desired.hash.into(),
-            facts,
-        });
-    }
-    if let Some(reason) = build::recreate_reason(&desired.object, &facts, true) {
-        let uid = live.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").into();
-        return VerifyAction::Recreate { desired, uid, reason };
-    }
-    build::preserve_server_assigned(&mut desired.object, live);
-    VerifyAction::Update { desired, resource_version: rv }
-}
-
-/// Mirror-side reconcile (an event on a managed mirror), decided without the source planner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MirrorVerdict {
-    /// Not ours to judge, or our own write echoing back: nothing to do.
-    Keep,
-    /// Its source is gone: delete it (uid precondition).
-    DeleteOrphan { key: ObjectKey, uid: Str },
-    /// Let the source's planner look (drift, target membership, uid, deletion).
-    EnqueueSource(ObjectKey),
-}
-
-/// `source`: the source cache's entry for the mirror's source reference. Only call this once the
-/// source cache has synced, or every mirror looks orphaned.
-pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
-    let Some(sref) = m.source.as_ref().filter(|_| m.managed && !m.deleting) else { return MirrorVerdict::Keep };
-    let source_key = ObjectKey { namespace: sref.namespace.clone(), name: sref.name.clone() };
-    if m.key.name != sref.name || m.key == source_key {
-        // Not a shape we create: a hand-made object with our labels. Never delete on a guess.
-        return MirrorVerdict::Keep;
-    }
-    match source {
-        None => MirrorVerdict::DeleteOrphan { key: m.key.clone(), uid: m.uid.clone() },
-        Some(_)
-            if last.is_some_and(|lw| {
-                lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash)
-            }) =>
-        {
-            MirrorVerdict::Keep
-        }
-        Some(_) => MirrorVerdict::EnqueueSource(source_key),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::build::NoTransform;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    fn now() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_735_787_045)
-    }
+    use crate::mirror::build::{LiveFacts, NoTransform};
+    use crate::mirror::testutil::*;
 
     fn ctx<'a>(targets: &'a TargetConfig, build: &'a BuildConfig, verify_unknown: bool) -> PlanContext<'a> {
         PlanContext { targets, build, transform: &NoTransform, now: now(), verify_unknown }
@@ -625,51 +463,10 @@ mod tests {
             .collect()
     }
 
-    /// A source in `default` with the opt-in, our finalizer, and the given annotations/data merged in.
-    fn source_with(targets: Option<&str>, edit: impl FnOnce(&mut Value)) -> SourceObject {
-        let mut obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": "db", "namespace": "default", "uid": "src-uid", "resourceVersion": "100",
-                "labels": {"kubemirror.raczylo.com/enabled": "true"},
-                "annotations": {"kubemirror.raczylo.com/sync": "true"},
-                "finalizers": ["kubemirror.raczylo.com/finalizer"]},
-            "data": {"password": "cw=="}});
-        if let Some(t) = targets {
-            obj["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespaces"] = json!(t);
-        }
-        edit(&mut obj);
-        SourceObject::from_object(obj).unwrap()
-    }
-
-    fn source(targets: &str) -> SourceObject {
-        source_with(Some(targets), |_| {})
-    }
-
-    /// The record the mirror watch would hold for a mirror we built from `src` into `ns`.
-    fn mirror_of(src: &SourceObject, ns: &str, rv: &str) -> MirrorRecord {
-        let d = build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap();
-        let mut obj = d.object;
-        obj["metadata"]["uid"] = json!(format!("m-{ns}"));
-        obj["metadata"]["resourceVersion"] = json!(rv);
-        MirrorRecord::from_object(&obj).unwrap()
-    }
-
     fn record(ns: &str, rv: &str, labels: Value, annotations: Value) -> MirrorRecord {
         MirrorRecord::from_object(&json!({"metadata": {"name": "db", "namespace": ns, "uid": format!("m-{ns}"),
             "resourceVersion": rv, "labels": labels, "annotations": annotations}}))
         .unwrap()
-    }
-
-    fn desired_hash(src: &SourceObject, ns: &str) -> Str {
-        build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap().hash.into()
-    }
-
-    fn written(src: &SourceObject, ns: &str, rv: &str, replaced: Option<&str>) -> LastWrite {
-        LastWrite {
-            resource_version: rv.into(),
-            replaced: replaced.map(Str::from),
-            hash: desired_hash(src, ns),
-            facts: LiveFacts::default(),
-        }
     }
 
     fn describe(plan: &Plan) -> Vec<String> {
@@ -1127,89 +924,5 @@ mod tests {
         assert!(p.may_release_finalizer(&[Outcome::Done, Outcome::NotFound]));
         assert!(!p.may_release_finalizer(&[Outcome::Done, Outcome::Failed("x".into())]));
         assert!(!p.may_release_finalizer(&[Outcome::Done]));
-    }
-
-    #[test]
-    fn verify_table() {
-        let s = source("app1");
-        let desired = || build::build_mirror(&s, "app1", &BuildConfig::default(), &NoTransform, now()).unwrap();
-        let live = |edit: &dyn Fn(&mut Value)| {
-            let mut o = desired().object;
-            o["metadata"]["uid"] = json!("m1");
-            o["metadata"]["resourceVersion"] = json!("9");
-            edit(&mut o);
-            o
-        };
-        let hash: Str = desired().hash.into();
-        let in_sync = verify(&live(&|o| o["metadata"]["annotations"]["x"] = json!("y")), desired(), &s.key, "src-uid");
-        assert_eq!(
-            in_sync,
-            VerifyAction::InSync(LastWrite {
-                resource_version: "9".into(),
-                replaced: None,
-                hash,
-                facts: LiveFacts { secret_type: Some("Opaque".into()), ..LiveFacts::default() }
-            })
-        );
-        let edited = verify(&live(&|o| o["data"]["password"] = json!("eA==")), desired(), &s.key, "src-uid");
-        assert!(
-            matches!(edited, VerifyAction::Update { ref resource_version, .. } if &**resource_version == "9"),
-            "{edited:?}"
-        );
-        let immutable = verify(
-            &live(&|o| {
-                o["data"]["password"] = json!("eA==");
-                o["immutable"] = json!(true);
-            }),
-            desired(),
-            &s.key,
-            "src-uid",
-        );
-        assert!(
-            matches!(immutable, VerifyAction::Recreate { reason: RecreateReason::ImmutableChanged, .. }),
-            "{immutable:?}"
-        );
-        let disowned = live(&|o| o["metadata"]["labels"].as_object_mut().unwrap().clear());
-        assert_eq!(verify(&disowned, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
-        assert_eq!(verify(&live(&|_| {}), desired(), &s.key, "other-uid"), VerifyAction::NotOurs);
-        assert_eq!(verify(&json!("garbage"), desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
-    }
-
-    #[test]
-    fn mirror_verdict_table() {
-        let s = source("app1");
-        let m = mirror_of(&s, "app1", "5");
-        let ours = written(&s, "app1", "5", None);
-        let cases = [
-            (
-                "source gone -> orphan",
-                m.clone(),
-                None,
-                None,
-                MirrorVerdict::DeleteOrphan { key: ObjectKey::new("app1", "db"), uid: "m-app1".into() },
-            ),
-            ("our own write echoing back", m.clone(), Some(&s), Some(&ours), MirrorVerdict::Keep),
-            ("someone else's write", m.clone(), Some(&s), None, MirrorVerdict::EnqueueSource(s.key.clone())),
-            ("unmanaged", MirrorRecord { managed: false, ..m.clone() }, None, None, MirrorVerdict::Keep),
-            ("no source reference", MirrorRecord { source: None, ..m.clone() }, None, None, MirrorVerdict::Keep),
-            ("already deleting", MirrorRecord { deleting: true, ..m.clone() }, None, None, MirrorVerdict::Keep),
-            (
-                "name differs from its source's",
-                MirrorRecord { key: ObjectKey::new("app1", "x"), ..m.clone() },
-                None,
-                None,
-                MirrorVerdict::Keep,
-            ),
-            (
-                "claims to be its own source",
-                MirrorRecord { key: ObjectKey::new("default", "db"), ..m.clone() },
-                None,
-                None,
-                MirrorVerdict::Keep,
-            ),
-        ];
-        for (name, m, src, last, want) in cases {
-            assert_eq!(mirror_verdict(&m, src, last), want, "{name}");
-        }
     }
 }
