@@ -147,24 +147,26 @@ pub enum MirrorVerdict {
     EnqueueSource(ObjectKey),
 }
 
-/// `source`: the source cache's entry for the mirror's source reference. Only call this once the
-/// source cache has synced, or every mirror looks orphaned.
+/// The source a managed mirror record belongs to, if it has the shape our mirrors have (managed,
+/// a source reference, named like that source, not the source itself). Anything else is never
+/// acted on: no guessing about objects that merely carry our label.
+pub fn source_of(m: &MirrorRecord) -> Option<ObjectKey> {
+    let sref = m.source.as_ref().filter(|_| m.managed)?;
+    let key = ObjectKey { namespace: sref.namespace.clone(), name: sref.name.clone() };
+    (m.key.name == sref.name && m.key != key).then_some(key)
+}
+
+/// For ADDED/MODIFIED events of the mirror watch. `source`: the source cache's entry for
+/// [`source_of`]. Only call this once the source cache has synced, or every mirror looks orphaned.
+/// A DELETED event needs no verdict: [`Ledger::forget`] the key and enqueue [`source_of`] the
+/// record, whose planner recreates the mirror if it is still wanted.
 pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
-    let Some(sref) = m.source.as_ref().filter(|_| m.managed && !m.deleting) else { return MirrorVerdict::Keep };
-    let source_key = ObjectKey { namespace: sref.namespace.clone(), name: sref.name.clone() };
-    if m.key.name != sref.name || m.key == source_key {
-        // Not a shape we create: a hand-made object with our labels. Never delete on a guess.
-        return MirrorVerdict::Keep;
-    }
+    let Some(source_key) = source_of(m).filter(|_| !m.deleting) else { return MirrorVerdict::Keep };
+    let echo =
+        last.is_some_and(|lw| lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash));
     match source {
         None => MirrorVerdict::DeleteOrphan { key: m.key.clone(), uid: m.uid.clone() },
-        Some(_)
-            if last.is_some_and(|lw| {
-                lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash)
-            }) =>
-        {
-            MirrorVerdict::Keep
-        }
+        Some(_) if echo => MirrorVerdict::Keep,
         Some(_) => MirrorVerdict::EnqueueSource(source_key),
     }
 }
@@ -258,5 +260,7 @@ mod tests {
         for (name, m, src, last, want) in cases {
             assert_eq!(mirror_verdict(&m, src, last), want, "{name}");
         }
+        assert_eq!(source_of(&mirror_of(&s, "app1", "5")), Some(s.key.clone()));
+        assert_eq!(source_of(&MirrorRecord { managed: false, ..mirror_of(&s, "app1", "5") }), None);
     }
 }
