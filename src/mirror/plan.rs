@@ -234,18 +234,22 @@ pub fn plan<'a>(
         let reason = if src.deleting { DeleteReason::SourceDeleting } else { DeleteReason::SourceDisabled };
         delete_all(&mut plan, &by_ns, reason);
         if src.has_finalizer(keys::FINALIZER) {
-            plan.remove_finalizer = Some(remove_finalizer_patch(src));
+            plan.remove_finalizer = Some(remove_finalizer_patch(src, true));
         }
         return plan;
     }
     plan.report = true;
-    if !src.has_finalizer(keys::FINALIZER) {
-        plan.add_finalizer = Some(add_finalizer_patch(src));
-    }
     if let Err(e) = build::check_source(src) {
+        // Never mirrored, so no finalizer is needed: remove ours once its former mirrors are gone.
         plan.refused = Some(e);
         delete_all(&mut plan, &by_ns, DeleteReason::SourceRefused);
+        if src.has_finalizer(keys::FINALIZER) {
+            plan.remove_finalizer = Some(remove_finalizer_patch(src, false));
+        }
         return plan;
+    }
+    if !src.has_finalizer(keys::FINALIZER) {
+        plan.add_finalizer = Some(add_finalizer_patch(src));
     }
     let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets);
     plan.problems = resolved.problems;
@@ -353,12 +357,13 @@ pub fn add_finalizer_patch(src: &SourceObject) -> Value {
     json!({"metadata": {"finalizers": list, "resourceVersion": &*src.resource_version}})
 }
 
-/// Remove our finalizer (and our now meaningless sync-status), keeping everyone else's.
-pub fn remove_finalizer_patch(src: &SourceObject) -> Value {
+/// Remove our finalizer, keeping everyone else's; `clear_status` also drops our sync-status, which
+/// means nothing on a source that is no longer mirrored.
+pub fn remove_finalizer_patch(src: &SourceObject, clear_status: bool) -> Value {
     let rest: Vec<String> = finalizers(src).into_iter().filter(|f| f != keys::FINALIZER).collect();
     let mut meta = json!({"finalizers": if rest.is_empty() { Value::Null } else { json!(rest) },
         "resourceVersion": &*src.resource_version});
-    if src.annotation(keys::ANN_SYNC_STATUS).is_some() {
+    if clear_status && src.annotation(keys::ANN_SYNC_STATUS).is_some() {
         meta["annotations"] = json!({keys::ANN_SYNC_STATUS: null});
     }
     json!({"metadata": meta})
@@ -780,7 +785,7 @@ mod tests {
                 "refused secret type: no mirrors, existing ones removed",
                 sa_token,
                 vec![mirror_of(&s, "app1", "5")],
-                vec!["delete app1 m-app1 (SourceRefused)"],
+                vec!["delete app1 m-app1 (SourceRefused)", "remove-finalizer"],
             ),
             case(
                 "enabled source without finalizer gets it before anything else",
@@ -840,6 +845,22 @@ mod tests {
     }
 
     #[test]
+    fn refused_source_is_reported_and_gets_no_finalizer() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source_with(Some("app1"), |o| {
+            o["type"] = json!("helm.sh/release.v1");
+            o["metadata"]["finalizers"] = json!(null);
+        });
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&s), &cluster(), &[], &Ledger::default());
+        assert!(p.is_noop(), "{:?}", describe(&p));
+        assert_eq!(
+            p.status(&[]).unwrap().to_string(),
+            "synced:0,failed:0,conflicts:0,skipped:0; last-error: Secrets of type helm.sh/release.v1 are never mirrored"
+        );
+        assert_eq!(p.events(&[])[0].reason, status::REASON_REFUSED);
+    }
+
+    #[test]
     fn verify_can_be_turned_off() {
         let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
         let s = source("app1");
@@ -885,12 +906,12 @@ mod tests {
             o["metadata"]["annotations"]["kubemirror.raczylo.com/sync"] = json!("false");
         });
         assert_eq!(
-            remove_finalizer_patch(&disabled),
+            remove_finalizer_patch(&disabled, true),
             json!({"metadata": {"finalizers": ["external-secrets.io/finalizer"], "resourceVersion": "100",
                 "annotations": {"kubemirror.raczylo.com/sync-status": null}}})
         );
         assert_eq!(
-            remove_finalizer_patch(&source("x")),
+            remove_finalizer_patch(&source("x"), true),
             json!({"metadata": {"finalizers": null, "resourceVersion": "100"}})
         );
     }
