@@ -240,9 +240,12 @@ pub fn strip_server_assigned(obj: &mut Value) {
 }
 
 /// Copies the server-assigned fields of the live mirror into the desired one, so a full PUT keeps
-/// the mirror's allocated IPs and node ports (the API server also fills them in when a PUT omits
-/// them; doing it here keeps the write exact when the live object is at hand, e.g. after a drift
-/// check). Node ports are matched by port name, or by port number and protocol.
+/// the mirror's allocated IPs and node ports. A PUT that omits them keeps them anyway on a real API
+/// server (`patchAllocatedValues` in kubernetes pkg/registry/core/service/storage copies clusterIP(s),
+/// node ports by port name and healthCheckNodePort from the old object), so the planner's plain
+/// Update needs no read; when the live object is at hand anyway (after a Verify) this makes the
+/// request exact instead of relying on that server behaviour. Node ports are matched by port name,
+/// or by port number and protocol for unnamed ports.
 pub fn preserve_server_assigned(desired: &mut Value, live: &Value) {
     if !is_core(desired, "Service") || is_headless(desired) != is_headless(live) {
         return;
