@@ -26,6 +26,16 @@
 //! not a hot loop.
 //!
 //! How drift is noticed without reading mirrors: see [`crate::mirror::drift`].
+//!
+//! # Writes: PUT with a resourceVersion precondition, not server-side apply
+//! A mirror is exactly its source (plus our keys), so a full PUT of the rebuilt object is the
+//! simplest correct write: keys removed from the source disappear, nothing is merged. The
+//! precondition turns "our cached view is stale" into a 409, which goes back through the queue to a
+//! fresh plan instead of overwriting a change we have not seen. Server-side apply would keep other
+//! managers' fields, but it stores managedFields on every mirror (size in etcd and on every watch
+//! event), needs `force` to take back fields someone else touched, and its merge rules differ by
+//! type and version — more behaviour to trust for no fewer requests: both are one write per
+//! changed mirror.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -83,7 +93,7 @@ impl fmt::Display for DeleteReason {
 /// One request (or, for Recreate/Verify, a short fixed sequence) against a mirror.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MirrorOp {
-    /// POST. 409 AlreadyExists means a foreign object: report [`Outcome::AlreadyExists`].
+    /// POST. On 409 AlreadyExists see [`Outcome::AlreadyExists`].
     Create { key: ObjectKey, desired: Desired },
     /// PUT with `metadata.resourceVersion` = `resource_version`.
     Update { key: ObjectKey, desired: Desired, resource_version: Str },
