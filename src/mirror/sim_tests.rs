@@ -61,7 +61,13 @@ impl Cluster {
     }
 
     fn source(&self) -> SourceObject {
-        SourceObject::from_object(self.source.clone()).unwrap()
+        match &self.source {
+            Value::Null => {
+                SourceObject::from_object(json!({"metadata": {"name": "db", "namespace": "default", "uid": "gone"}}))
+            }
+            s => SourceObject::from_object(s.clone()),
+        }
+        .unwrap()
     }
 
     fn patch_source(&mut self, patch: &Value) -> Outcome {
@@ -106,6 +112,9 @@ impl Cluster {
         if live.pointer("/metadata/resourceVersion") != body.pointer("/metadata/resourceVersion") {
             return Err(Outcome::Stale);
         }
+        if live.get("immutable") == Some(&json!(true)) && live.get("data") != body.get("data") {
+            return Err(Outcome::Failed("field is immutable".into()));
+        }
         body["metadata"]["uid"] = live["metadata"]["uid"].clone();
         let rv = self.bump();
         body["metadata"]["resourceVersion"] = json!(rv);
@@ -146,7 +155,9 @@ fn pass(c: &mut Cluster, ledger: &mut Ledger) -> Vec<String> {
     let ctx = PlanContext { targets: &tc, build: &bc, transform: &NoTransform, now: now(), verify_unknown: true };
     let src = c.source();
     let records = c.records();
-    let p = plan::plan(&ctx, SourceState::Seen(&src), &c.namespaces, &records, ledger);
+    // A null source stands for one the source cache no longer has.
+    let state = if c.source.is_null() { SourceState::Gone(&src.key) } else { SourceState::Seen(&src) };
+    let p = plan::plan(&ctx, state, &c.namespaces, &records, ledger);
     if let Some(patch) = &p.add_finalizer {
         if c.patch_source(patch) != Outcome::Done {
             return c.requests.clone();
@@ -212,6 +223,11 @@ fn pass(c: &mut Cluster, ledger: &mut Ledger) -> Vec<String> {
     }
     if let Some(patch) = p.status(&outcomes).and_then(|s| s.patch_for(&c.source())) {
         c.patch_source(&patch);
+    }
+    if c.source.pointer("/metadata/deletionTimestamp").is_some()
+        && c.source.pointer("/metadata/finalizers").is_none_or(|f| f.as_array().is_some_and(Vec::is_empty))
+    {
+        c.source = Value::Null;
     }
     c.requests.clone()
 }
@@ -339,4 +355,48 @@ fn fifty_namespaces_converge_in_one_pass() {
     c.source["data"]["extra"] = json!("eA==");
     let reqs = pass(&mut c, &mut ledger);
     assert_eq!((reqs.len(), reqs.iter().all(|r| r.starts_with("PUT"))), (50, true));
+}
+
+#[test]
+fn deletion_recreation_and_immutable_flows() {
+    let mut c = Cluster::new(&["default", "app1", "app2"], source("app1,app2"));
+    let mut ledger = Ledger::default();
+    pass(&mut c, &mut ledger);
+    let (k1, k2) = (ObjectKey::new("app1", "db"), ObjectKey::new("app2", "db"));
+
+    // Immutable source: the change that the API server would refuse becomes delete + create.
+    c.source["immutable"] = json!(true);
+    assert_eq!(pass(&mut c, &mut ledger), ["PUT app1/db", "PUT app2/db"], "mutable -> immutable is an update");
+    c.source["data"]["password"] = json!("bmV3");
+    assert_eq!(pass(&mut c, &mut ledger), ["DELETE app1/db", "POST app1/db", "DELETE app2/db", "POST app2/db"]);
+    assert_eq!(c.objects[&k1]["data"]["password"], json!("bmV3"));
+
+    // The source is recreated under the same name (new uid): mirrors follow the new one.
+    c.source["metadata"]["uid"] = json!("src-uid-2");
+    assert_eq!(pass(&mut c, &mut ledger), ["DELETE app1/db", "POST app1/db", "DELETE app2/db", "POST app2/db"]);
+    assert_eq!(c.objects[&k2]["metadata"]["annotations"]["kubemirror.raczylo.com/source-uid"], json!("src-uid-2"));
+    assert!(pass(&mut c, &mut ledger).is_empty());
+
+    // Deleted: mirrors first, then the finalizer, and the object is gone.
+    c.source["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    assert_eq!(pass(&mut c, &mut ledger), ["DELETE app1/db", "DELETE app2/db", "PATCH source"]);
+    assert!(c.source.is_null() && c.objects.is_empty());
+    assert!(pass(&mut c, &mut ledger).is_empty());
+}
+
+#[test]
+fn source_deleted_while_controller_was_down() {
+    let mut c = Cluster::new(&["default", "app1", "app2"], source("app1,app2"));
+    let mut ledger = Ledger::default();
+    pass(&mut c, &mut ledger);
+    // Finalizer removed by hand and the source deleted while we were not running; a foreign
+    // object with the same name sits in another namespace.
+    c.source = Value::Null;
+    c.objects.insert(
+        ObjectKey::new("default", "db"),
+        json!({"metadata": {"name": "db", "namespace": "default", "uid": "x", "resourceVersion": "1"}}),
+    );
+    let mut ledger = Ledger::default();
+    assert_eq!(pass(&mut c, &mut ledger), ["DELETE app1/db", "DELETE app2/db"]);
+    assert_eq!(c.objects.keys().map(ToString::to_string).collect::<Vec<_>>(), ["default/db"]);
 }
