@@ -12,7 +12,8 @@
 //! # Executor contract (one pass for one source, per watched type)
 //! 1. `plan::plan(ctx, state, namespaces, mirrors_of(source), &ledger)`; a no-op plan
 //!    ([`plan::Plan::is_noop`]) with an unchanged status costs no request at all.
-//! 2. `add_finalizer`: merge-patch the source; on any failure stop and requeue.
+//! 2. `recheck_source` (Gone plans only): GET the source; if it exists, plan again with it.
+//!    `add_finalizer`: merge-patch the source; on any failure stop and requeue.
 //! 3. Each op in order, one outcome each ([`plan::Outcome`]): Create = POST, Update = PUT of
 //!    [`plan::MirrorOp::body`], Recreate = DELETE (uid precondition) then POST, Verify = GET then
 //!    [`drift::verify`], Delete = DELETE (uid precondition; 404 is success). Record every successful

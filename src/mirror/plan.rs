@@ -53,7 +53,8 @@ use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 /// What the runtime knows about the source this pass is for.
 #[derive(Debug, Clone, Copy)]
 pub enum SourceState<'a> {
-    /// Not in the source cache: deleted, or gone while we were down.
+    /// Not in the source cache: deleted, gone while we were down, or no longer labelled (see
+    /// [`Plan::recheck_source`]).
     Gone(&'a ObjectKey),
     /// In the cache — or the last state of an object that left the label-filtered watch (its
     /// enabled label was removed), which plans like any disabled source and so releases the finalizer.
@@ -177,6 +178,12 @@ pub struct Plan {
     pub refused: Option<BuildError>,
     /// Whether the sync-status annotation and Events are maintained for this source (active ones).
     pub report: bool,
+    /// Set on a Gone plan that would delete mirrors: GET the source first. 404 → execute this
+    /// plan. Found → it only left the label-filtered watch (enabled label removed, possibly while
+    /// we were down, or the cache is behind): discard this plan and plan again with
+    /// `SourceState::Seen(&found)`, which deletes only what that object owns and releases its
+    /// finalizer. One read per source disappearance, never in steady state.
+    pub recheck_source: bool,
 }
 
 /// Settings fixed for the life of the controller.
@@ -236,6 +243,7 @@ pub fn plan<'a>(
     let src = match source {
         SourceState::Gone(_) => {
             delete_all(&mut plan, &by_ns, DeleteReason::SourceGone);
+            plan.recheck_source = !plan.ops.is_empty();
             return plan;
         }
         SourceState::Seen(src) => src,
@@ -502,6 +510,9 @@ mod tests {
             .collect();
         if plan.add_finalizer.is_some() {
             out.insert(0, "add-finalizer".into());
+        }
+        if plan.recheck_source {
+            out.insert(0, "recheck-source".into());
         }
         if plan.remove_finalizer.is_some() {
             out.push("remove-finalizer".into());
@@ -788,7 +799,7 @@ mod tests {
                         record("other", "5", managed.clone(), refs("elsewhere", "x")),
                         record("app-a", "5", json!({}), refs("default", "src-uid")),
                     ],
-                    vec!["delete app1 m-app1 (SourceGone)", "delete app2 m-app2 (SourceGone)"],
+                    vec!["recheck-source", "delete app1 m-app1 (SourceGone)", "delete app2 m-app2 (SourceGone)"],
                 )
             },
             case(

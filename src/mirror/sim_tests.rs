@@ -33,6 +33,8 @@ fn merge(target: &mut Value, patch: &Value) {
 #[derive(Default)]
 struct Cluster {
     source: Value,
+    /// A source that exists but is outside the label-filtered source watch.
+    hidden_source: Option<Value>,
     namespaces: Vec<NamespaceRecord>,
     objects: BTreeMap<ObjectKey, Value>,
     rv: u64,
@@ -157,7 +159,15 @@ fn pass(c: &mut Cluster, ledger: &mut Ledger) -> Vec<String> {
     let records = c.records();
     // A null source stands for one the source cache no longer has.
     let state = if c.source.is_null() { SourceState::Gone(&src.key) } else { SourceState::Seen(&src) };
-    let p = plan::plan(&ctx, state, &c.namespaces, &records, ledger);
+    let mut p = plan::plan(&ctx, state, &c.namespaces, &records, ledger);
+    if p.recheck_source {
+        c.requests.push("GET source".into());
+        if let Some(found) = c.hidden_source.take() {
+            let found = SourceObject::from_object(found).unwrap();
+            p = plan::plan(&ctx, SourceState::Seen(&found), &c.namespaces, &records, ledger);
+            c.source = (*found.object).clone();
+        }
+    }
     if let Some(patch) = &p.add_finalizer {
         if c.patch_source(patch) != Outcome::Done {
             return c.requests.clone();
@@ -397,6 +407,23 @@ fn source_deleted_while_controller_was_down() {
         json!({"metadata": {"name": "db", "namespace": "default", "uid": "x", "resourceVersion": "1"}}),
     );
     let mut ledger = Ledger::default();
-    assert_eq!(pass(&mut c, &mut ledger), ["DELETE app1/db", "DELETE app2/db"]);
+    assert_eq!(pass(&mut c, &mut ledger), ["GET source", "DELETE app1/db", "DELETE app2/db"]);
     assert_eq!(c.objects.keys().map(ToString::to_string).collect::<Vec<_>>(), ["default/db"]);
+    assert!(pass(&mut c, &mut ledger).is_empty(), "nothing left: not even the re-check");
+}
+
+#[test]
+fn enabled_label_removed_while_controller_was_down() {
+    let mut c = Cluster::new(&["default", "app1", "app2"], source("app1,app2"));
+    let mut ledger = Ledger::default();
+    pass(&mut c, &mut ledger);
+    // The label is gone, so the source watch no longer shows the object; it still has our finalizer.
+    let mut hidden = c.source.clone();
+    hidden["metadata"]["labels"].as_object_mut().unwrap().clear();
+    c.hidden_source = Some(hidden);
+    c.source = Value::Null;
+    let mut ledger = Ledger::default();
+    assert_eq!(pass(&mut c, &mut ledger), ["GET source", "DELETE app1/db", "DELETE app2/db", "PATCH source"]);
+    assert!(!c.source().has_finalizer(keys::FINALIZER), "finalizer released, a later delete will not hang");
+    assert!(c.objects.is_empty());
 }
