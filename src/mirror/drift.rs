@@ -137,13 +137,17 @@ pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid
 }
 
 /// Mirror-side reconcile (an event on a managed mirror), decided without the source planner.
+///
+/// There is deliberately no "delete the orphan here" verdict: a mirror whose source is missing
+/// from the cache goes to the source's planner, whose Gone plan re-checks the source first
+/// ([`Plan::recheck_source`](crate::mirror::plan::Plan::recheck_source)). Deleting here would skip
+/// that check, and a source that merely lost its enabled label would keep our finalizer for ever
+/// once its mirrors were gone — its later deletion would hang.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MirrorVerdict {
     /// Not ours to judge, or our own write echoing back: nothing to do.
     Keep,
-    /// Its source is gone: delete it (uid precondition).
-    DeleteOrphan { key: ObjectKey, uid: Str },
-    /// Let the source's planner look (drift, target membership, uid, deletion).
+    /// Let the source's planner look (drift, target membership, uid, deletion, orphan).
     EnqueueSource(ObjectKey),
 }
 
@@ -157,18 +161,13 @@ pub fn source_of(m: &MirrorRecord) -> Option<ObjectKey> {
 }
 
 /// For ADDED/MODIFIED events of the mirror watch. `source`: the source cache's entry for
-/// [`source_of`]. Only call this once the source cache has synced, or every mirror looks orphaned.
-/// A DELETED event needs no verdict: [`Ledger::forget`] the key and enqueue [`source_of`] the
+/// [`source_of`]. A DELETED event needs no verdict: [`Ledger::forget`] the key and enqueue [`source_of`] the
 /// record, whose planner recreates the mirror if it is still wanted.
 pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
     let Some(source_key) = source_of(m).filter(|_| !m.deleting) else { return MirrorVerdict::Keep };
     let echo =
         last.is_some_and(|lw| lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash));
-    match source {
-        None => MirrorVerdict::DeleteOrphan { key: m.key.clone(), uid: m.uid.clone() },
-        Some(_) if echo => MirrorVerdict::Keep,
-        Some(_) => MirrorVerdict::EnqueueSource(source_key),
-    }
+    if source.is_some() && echo { MirrorVerdict::Keep } else { MirrorVerdict::EnqueueSource(source_key) }
 }
 
 #[cfg(test)]
@@ -231,11 +230,11 @@ mod tests {
         let ours = written(&s, "app1", "5", None);
         let cases = [
             (
-                "source gone -> orphan",
+                "source gone -> its planner sweeps, after re-checking",
                 m.clone(),
                 None,
-                None,
-                MirrorVerdict::DeleteOrphan { key: ObjectKey::new("app1", "db"), uid: "m-app1".into() },
+                Some(&ours),
+                MirrorVerdict::EnqueueSource(s.key.clone()),
             ),
             ("our own write echoing back", m.clone(), Some(&s), Some(&ours), MirrorVerdict::Keep),
             ("someone else's write", m.clone(), Some(&s), None, MirrorVerdict::EnqueueSource(s.key.clone())),
