@@ -231,6 +231,7 @@ pub fn strip_server_assigned(obj: &mut Value) {
             spec.remove(f);
         }
     }
+    // Node ports are allocated per Service in every mode (a headless Service has none anyway).
     spec.remove("healthCheckNodePort");
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
