@@ -25,7 +25,8 @@
 //!    the text changed; [`plan::Plan::events`] through the Event rate limiter.
 //! 6. Any Stale/Failed outcome: requeue the source with backoff (never retried in place).
 //!
-//! Mirror watch events go through [`drift::mirror_verdict`]; a mirror DELETED event must also
+//! Source watch events go through [`plan::source_changed`] (our own patches are not a reason to
+//! plan again). Mirror watch events go through [`drift::mirror_verdict`]; a mirror DELETED event must also
 //! [`drift::Ledger::forget`] its key.
 
 pub mod build;

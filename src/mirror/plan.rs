@@ -70,6 +70,31 @@ impl SourceState<'_> {
     }
 }
 
+/// Whether a source watch event is worth a pass. Our own status and finalizer patches bump the
+/// source's resourceVersion and come back as events; planning on them would retry a failing target
+/// at once instead of after its backoff, and a status text that differs from try to try would keep
+/// that going for ever. A status subresource is never mirrored either. Everything else — content,
+/// labels, other annotations, deletion — counts.
+pub fn source_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(top) = v.as_object_mut() {
+            // Never mirrored; controllers of CRD sources update it constantly.
+            top.remove("status");
+        }
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for f in ["resourceVersion", "managedFields", "finalizers"] {
+                meta.remove(f);
+            }
+            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                ann.remove(keys::ANN_SYNC_STATUS);
+            }
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteReason {
     NotTargeted,
@@ -879,6 +904,38 @@ mod tests {
             "synced:0,failed:0,conflicts:0,skipped:0; last-error: Secrets of type helm.sh/release.v1 are never mirrored"
         );
         assert_eq!(p.events(&[])[0].reason, status::REASON_REFUSED);
+    }
+
+    #[test]
+    fn source_change_filter() {
+        let base = (*source("app1").object).clone();
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            v
+        };
+        type Edit<'a> = &'a dyn Fn(&mut Value);
+        let cases: [(&str, Edit, bool); 8] = [
+            (
+                "our status patch",
+                &|v| v["metadata"]["annotations"]["kubemirror.raczylo.com/sync-status"] = json!("x"),
+                false,
+            ),
+            ("our finalizer patch", &|v| v["metadata"]["finalizers"] = json!([]), false),
+            ("resourceVersion only", &|v| v["metadata"]["resourceVersion"] = json!("101"), false),
+            ("data", &|v| v["data"]["k"] = json!("dg=="), true),
+            ("label", &|v| v["metadata"]["labels"]["team"] = json!("a"), true),
+            (
+                "targets",
+                &|v| v["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespaces"] = json!("x"),
+                true,
+            ),
+            ("deletion", &|v| v["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z"), true),
+            ("status subresource of a CRD", &|v| v["status"] = json!({"ready": true}), false),
+        ];
+        for (name, edit, want) in cases {
+            assert_eq!(source_changed(&base, &with(edit)), want, "{name}");
+        }
     }
 
     #[test]
