@@ -188,9 +188,9 @@ pub enum Outcome {
     Failed(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub source: Option<ObjectKey>,
+    pub source: ObjectKey,
     /// Merge patch for the source; apply before any op, and abandon the pass if it fails, so no
     /// mirror can exist without the finalizer that guarantees its cleanup.
     pub add_finalizer: Option<Value>,
@@ -264,7 +264,17 @@ pub fn plan<'a>(
             by_ns.insert(m.key.namespace.clone(), class);
         }
     }
-    let mut plan = Plan { source: Some(key.clone()), ..Plan::default() };
+    let mut plan = Plan {
+        source: key.clone(),
+        add_finalizer: None,
+        ops: Vec::new(),
+        remove_finalizer: None,
+        targets: Vec::new(),
+        problems: Vec::new(),
+        refused: None,
+        report: false,
+        recheck_source: false,
+    };
     let src = match source {
         SourceState::Gone(_) => {
             delete_all(&mut plan, &by_ns, DeleteReason::SourceGone);
@@ -429,7 +439,7 @@ impl Plan {
     /// Per-target results once `outcomes` (one per op, in order; missing = not executed) are known.
     pub fn results(&self, outcomes: &[Outcome]) -> Vec<TargetResult> {
         let by_key: HashMap<&ObjectKey, &Outcome> = self.ops.iter().map(MirrorOp::key).zip(outcomes).collect();
-        let name = self.source.as_ref().map(|k| k.name.clone()).unwrap_or_else(|| Str::from(""));
+        let name = self.source.name.clone();
         let mut out = Vec::new();
         for (ns, state) in &self.targets {
             let namespace = ns.clone();
@@ -474,15 +484,11 @@ impl Plan {
     }
 
     pub fn events(&self, outcomes: &[Outcome]) -> Vec<EventSpec> {
-        match (&self.source, self.report) {
-            (Some(src), true) => status::events(
-                src,
-                &self.results(outcomes),
-                &self.problems,
-                self.refused.as_ref().map(|e| e.to_string()).as_deref(),
-            ),
-            _ => Vec::new(),
+        if !self.report {
+            return Vec::new();
         }
+        let refused = self.refused.as_ref().map(|e| e.to_string());
+        status::events(&self.source, &self.results(outcomes), &self.problems, refused.as_deref())
     }
 }
 
