@@ -116,28 +116,31 @@ impl fmt::Display for DeleteReason {
     }
 }
 
-/// One request (or, for Recreate/Verify, a short fixed sequence) against a mirror.
-#[derive(Debug, Clone, PartialEq)]
+/// One request (or, for Recreate/Verify, a short fixed sequence) against a mirror. Ops carry the
+/// desired hash, not the desired object: a plan for many targets of a large Secret would otherwise
+/// hold one full copy per target at once. The executor builds each body when it sends it
+/// ([`materialize`]), so at most one copy is alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MirrorOp {
     /// POST. On 409 AlreadyExists see [`Outcome::AlreadyExists`].
-    Create { key: ObjectKey, desired: Desired },
+    Create { key: ObjectKey, hash: Str },
     /// PUT with `metadata.resourceVersion` = `resource_version`.
-    Update { key: ObjectKey, desired: Desired, resource_version: Str },
+    Update { key: ObjectKey, hash: Str, resource_version: Str },
     /// DELETE with a uid precondition, then POST.
-    Recreate { key: ObjectKey, desired: Desired, uid: Str, reason: RecreateReason },
+    Recreate { key: ObjectKey, hash: Str, uid: Str, reason: RecreateReason },
     /// GET, then act on [`verify`](crate::mirror::drift::verify).
-    Verify { key: ObjectKey, desired: Desired, resource_version: Str },
+    Verify { key: ObjectKey, hash: Str, resource_version: Str },
     /// DELETE with a uid precondition (never deletes a replacement created meanwhile).
     Delete { key: ObjectKey, uid: Str, reason: DeleteReason },
 }
 
 impl MirrorOp {
-    /// The request body for Create, Update and the create half of Recreate: the desired mirror,
-    /// with the resourceVersion precondition for an Update.
-    pub fn body(&self) -> Option<Value> {
+    /// The request body for Create, Update and the create half of Recreate, from the
+    /// [`materialize`]d mirror: for an Update, with the resourceVersion precondition.
+    pub fn body(&self, desired: &Desired) -> Option<Value> {
         match self {
-            MirrorOp::Create { desired, .. } | MirrorOp::Recreate { desired, .. } => Some(desired.object.clone()),
-            MirrorOp::Update { desired, resource_version, .. } => {
+            MirrorOp::Create { .. } | MirrorOp::Recreate { .. } => Some(desired.object.clone()),
+            MirrorOp::Update { resource_version, .. } => {
                 let mut obj = desired.object.clone();
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
@@ -145,6 +148,17 @@ impl MirrorOp {
                 Some(obj)
             }
             MirrorOp::Verify { .. } | MirrorOp::Delete { .. } => None,
+        }
+    }
+
+    /// The desired hash the op was planned with (none for Delete).
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            MirrorOp::Create { hash, .. }
+            | MirrorOp::Update { hash, .. }
+            | MirrorOp::Recreate { hash, .. }
+            | MirrorOp::Verify { hash, .. } => Some(hash),
+            MirrorOp::Delete { .. } => None,
         }
     }
 
@@ -358,17 +372,18 @@ fn plan_target(
         Err(e) => return TargetState::Failed(e.to_string()),
     };
     let last = ledger.last_write(&key);
+    let hash: Str = desired.hash.as_str().into();
     let op = match existing {
         Some(Class::Previous(m)) => {
-            MirrorOp::Recreate { key, desired, uid: m.uid.clone(), reason: RecreateReason::SourceReplaced }
+            MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason: RecreateReason::SourceReplaced }
         }
-        Some(Class::Owned(m)) => match plan_owned(ctx, src, m, key, desired, last) {
+        Some(Class::Owned(m)) => match plan_owned(ctx, src, m, key, &desired, last) {
             Ok(op) => op,
             Err(state) => return state,
         },
         _ => match last {
-            Some(lw) if lw.replaced.is_none() && *lw.hash == desired.hash => return TargetState::AwaitingEvent,
-            _ => MirrorOp::Create { key, desired },
+            Some(lw) if lw.replaced.is_none() && lw.hash == hash => return TargetState::AwaitingEvent,
+            _ => MirrorOp::Create { key, hash },
         },
     };
     ops.push(op);
@@ -380,9 +395,10 @@ fn plan_owned(
     src: &SourceObject,
     m: &MirrorRecord,
     key: ObjectKey,
-    desired: Desired,
+    desired: &Desired,
     last: Option<&LastWrite>,
 ) -> Result<MirrorOp, TargetState> {
+    let hash: Str = desired.hash.as_str().into();
     let generation_ok = src.generation <= 0 || m.source_generation == Some(src.generation);
     let hash_ok = m.content_hash.as_deref() == Some(desired.hash.as_str());
     let ours_seen = last.is_some_and(|lw| lw.resource_version == m.resource_version);
@@ -391,16 +407,24 @@ fn plan_owned(
         if ours_seen || ours_in_flight || !ctx.verify_unknown {
             return Err(TargetState::InSync);
         }
-        return Ok(MirrorOp::Verify { key, desired, resource_version: m.resource_version.clone() });
+        return Ok(MirrorOp::Verify { key, hash, resource_version: m.resource_version.clone() });
     }
-    if ours_in_flight && last.is_some_and(|lw| *lw.hash == desired.hash) {
+    if ours_in_flight && last.is_some_and(|lw| lw.hash == hash) {
         return Err(TargetState::AwaitingEvent);
     }
     let facts = last.map(|lw| lw.facts.clone()).unwrap_or_default();
     Ok(match build::recreate_reason(&desired.object, &facts, !hash_ok) {
-        Some(reason) => MirrorOp::Recreate { key, desired, uid: m.uid.clone(), reason },
-        None => MirrorOp::Update { key, desired, resource_version: m.resource_version.clone() },
+        Some(reason) => MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason },
+        None => MirrorOp::Update { key, hash, resource_version: m.resource_version.clone() },
     })
+}
+
+/// Builds the mirror an op writes or verifies, for the source the plan was made from. `None` for a
+/// Delete. The hash equals the op's unless the transform is not deterministic; the executor may
+/// compare [`MirrorOp::hash`] and re-plan if they differ.
+pub fn materialize(ctx: &PlanContext<'_>, src: &SourceObject, op: &MirrorOp) -> Option<Result<Desired, BuildError>> {
+    op.hash()?;
+    Some(build::build_mirror(src, &op.key().namespace, ctx.build, ctx.transform, ctx.now))
 }
 
 /// Add our finalizer, keeping everyone else's; the resourceVersion makes it a compare-and-swap.
@@ -867,21 +891,28 @@ mod tests {
         let mirrors = [mirror_of(&s, "app1", "5")];
         let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &mirrors, &Ledger::default());
         assert_eq!(describe(&p), ["update app1@5", "create app2"]);
-        let update = p.ops[0].body().unwrap();
+        let c = ctx(&tc, &bc, true);
+        let desired: Vec<Desired> = p.ops.iter().map(|op| materialize(&c, &changed, op).unwrap().unwrap()).collect();
+        assert_eq!(
+            p.ops.iter().map(MirrorOp::hash).collect::<Vec<_>>(),
+            desired.iter().map(|d| Some(d.hash.as_str())).collect::<Vec<_>>()
+        );
+        assert_eq!(desired[1].object.pointer("/metadata/namespace"), Some(&json!("app2")));
+        let update = p.ops[0].body(&desired[0]).unwrap();
         assert_eq!(update.pointer("/metadata/resourceVersion"), Some(&json!("5")));
         assert_eq!(update.pointer("/data/password"), Some(&json!("bmV3")));
-        assert!(p.ops[1].body().unwrap().pointer("/metadata/resourceVersion").is_none());
+        assert!(p.ops[1].body(&desired[1]).unwrap().pointer("/metadata/resourceVersion").is_none());
         let delete =
             MirrorOp::Delete { key: ObjectKey::new("a", "db"), uid: "u".into(), reason: DeleteReason::SourceGone };
-        assert_eq!(delete.body(), None);
+        assert_eq!(delete.body(&desired[0]), None);
+        assert!(materialize(&c, &changed, &delete).is_none());
 
         // After executing, the ledger makes the next pass a no-op until something changes.
         let mut ledger = Ledger::default();
-        for (op, rv) in p.ops.iter().zip(["7", "8"]) {
-            let (MirrorOp::Update { desired, .. } | MirrorOp::Create { desired, .. }) = op else { panic!("{op:?}") };
+        for ((op, rv), d) in p.ops.iter().zip(["7", "8"]).zip(&desired) {
             let replaced =
                 if let MirrorOp::Update { resource_version, .. } = op { Some(&**resource_version) } else { None };
-            ledger.record(op.key().clone(), LastWrite::of_write(desired, rv, replaced));
+            ledger.record(op.key().clone(), LastWrite::of_write(d, rv, replaced));
         }
         let stale_cache = [mirror_of(&s, "app1", "5")];
         let p2 = plan(&ctx(&tc, &bc, true), SourceState::Seen(&changed), &cluster(), &stale_cache, &ledger);
@@ -979,7 +1010,8 @@ mod tests {
         );
         assert_eq!(p.ops.len(), 6);
         for op in &p.ops {
-            let MirrorOp::Create { desired, .. } = op else { panic!("{op:?}") };
+            assert!(matches!(op, MirrorOp::Create { .. }), "{op:?}");
+            let desired = materialize(&ctx(&tc, &bc, true), &s, op).unwrap().unwrap();
             assert!(desired.object.pointer("/metadata/ownerReferences").is_none());
             assert!(desired.object.pointer("/metadata/finalizers").is_none());
             assert_eq!(desired.object["type"], json!("kubernetes.io/dockerconfigjson"));

@@ -176,10 +176,12 @@ fn pass(c: &mut Cluster, ledger: &mut Ledger) -> Vec<String> {
     let mut outcomes = Vec::new();
     for op in &p.ops {
         let key = op.key().clone();
-        let outcome = match op {
-            MirrorOp::Create { desired, .. } => match c.create(op.body().unwrap()) {
+        // Built one at a time, right before sending.
+        let desired = plan::materialize(&ctx, &src, op).map(|d| d.unwrap());
+        let outcome = match (op, desired) {
+            (MirrorOp::Create { .. }, Some(desired)) => match c.create(op.body(&desired).unwrap()) {
                 Ok(rv) => {
-                    ledger.record(key, LastWrite::of_write(desired, &rv, None));
+                    ledger.record(key, LastWrite::of_write(&desired, &rv, None));
                     Outcome::Done
                 }
                 Err(Outcome::AlreadyExists) => {
@@ -194,35 +196,36 @@ fn pass(c: &mut Cluster, ledger: &mut Ledger) -> Vec<String> {
                 }
                 Err(o) => o,
             },
-            MirrorOp::Update { desired, resource_version, .. } => match c.update(op.body().unwrap()) {
+            (MirrorOp::Update { resource_version, .. }, Some(desired)) => match c.update(op.body(&desired).unwrap()) {
                 Ok(rv) => {
-                    ledger.record(key, LastWrite::of_write(desired, &rv, Some(resource_version)));
+                    ledger.record(key, LastWrite::of_write(&desired, &rv, Some(resource_version)));
                     Outcome::Done
                 }
                 Err(o) => o,
             },
-            MirrorOp::Verify { desired, .. } => match c.get(&key) {
+            (MirrorOp::Verify { .. }, Some(desired)) => match c.get(&key) {
                 None => Outcome::NotFound,
                 Some(live) => {
                     let action = drift::verify(&live, desired.clone(), &src.key, &src.uid);
                     apply_verify(c, ledger, key, action)
                 }
             },
-            MirrorOp::Recreate { desired, uid, .. } => {
+            (MirrorOp::Recreate { uid, .. }, Some(desired)) => {
                 c.delete(&key, uid);
                 ledger.forget(&key);
                 match c.create(desired.object.clone()) {
                     Ok(rv) => {
-                        ledger.record(key, LastWrite::of_write(desired, &rv, None));
+                        ledger.record(key, LastWrite::of_write(&desired, &rv, None));
                         Outcome::Done
                     }
                     Err(o) => o,
                 }
             }
-            MirrorOp::Delete { uid, .. } => {
+            (MirrorOp::Delete { uid, .. }, _) => {
                 ledger.forget(&key);
                 c.delete(&key, uid)
             }
+            (op, None) => panic!("no body for {op:?}"),
         };
         outcomes.push(outcome);
     }
