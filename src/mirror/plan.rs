@@ -14,8 +14,10 @@
 //!   older uid belongs to a previous incarnation: deleted, or recreated when still targeted. Anything
 //!   else in the way — another source's mirror, an unmanaged object — is a conflict: never written,
 //!   never deleted, reported. The source object itself is never an operation's subject.
-//! - Orphans (owned mirrors outside the target set, including an empty or invalid set) are deleted on
-//!   every pass, so shrinking the list, removing the annotation or relabelling a namespace converges.
+//! - Orphans (owned mirrors outside the target set, including an empty one) are deleted on every
+//!   pass, so shrinking the list, removing the annotation or relabelling a namespace converges. The
+//!   one exception: while the targeting annotations contain an invalid entry or selector, orphans are
+//!   kept (and the problem reported), so a half-typed edit cannot wipe mirrors in use.
 //! - Every write carries a precondition: updates the mirror's resourceVersion, deletes its uid.
 //!
 //! # Foreign objects
@@ -322,7 +324,13 @@ pub fn plan<'a>(
     plan.problems = resolved.problems;
     // A terminating namespace takes its mirrors with it; deleting them first would only add requests.
     let terminating = |ns: &Str| plan.problems.iter().any(|p| matches!(p, TargetProblem::Terminating(t) if t == ns));
-    for (ns, class) in &by_ns {
+    // A typo in the annotation must not wipe the mirrors workloads depend on: while an entry or the
+    // selector is invalid, nothing is deleted for not being targeted (the problem is reported).
+    let hold = plan
+        .problems
+        .iter()
+        .any(|p| matches!(p, TargetProblem::InvalidEntry { .. } | TargetProblem::InvalidSelector { .. }));
+    for (ns, class) in by_ns.iter().filter(|_| !hold) {
         let deletable = match class {
             Class::Owned(m) | Class::Previous(m) => Some(*m),
             Class::Foreign(_) => None,
@@ -756,6 +764,12 @@ mod tests {
                 source("app1"),
                 vec![mirror_of(&s, "app2", "6")],
                 vec!["delete app2 m-app2 (NotTargeted)", "create app1"],
+            ),
+            case(
+                "invalid entry: valid targets served, nothing deleted until it is fixed",
+                source("app2,App-1"),
+                vec![mirror_of(&s, "app1", "5")],
+                vec!["create app2"],
             ),
             case(
                 "annotation removed -> every owned mirror swept (W-9)",

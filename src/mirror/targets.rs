@@ -17,7 +17,8 @@
 //!
 //!    The `allow-mirrors=false` opt-out only limits `all`: naming a namespace, matching it with a
 //!    glob or with the selector is explicit. Invalid entries and an unparsable selector are reported
-//!    and select nothing; the valid rest still applies.
+//!    and select nothing; the valid rest still applies, but while one is invalid no existing mirror
+//!    is removed for not being targeted (a typo must not wipe mirrors in use).
 //! 2. **Never the source's own namespace** `S`.
 //! 3. **Namespace filter** (controller flags): `kube-system`, `kube-public`, `kube-node-lease` and
 //!    every `--excluded-namespaces` glob are never targets; if `--included-namespaces` is set, `N`
