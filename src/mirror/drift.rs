@@ -32,7 +32,8 @@ use crate::model::{MirrorRecord, ObjectKey, SourceObject, Str};
 pub struct LastWrite {
     /// resourceVersion the API server returned for our write (or that we verified).
     pub resource_version: Str,
-    /// resourceVersion our write replaced; `None` for a create or a verification.
+    /// resourceVersion our write replaced (for a verification: the one verified). `None` only for a
+    /// create, whose record the planner then waits for instead of creating again.
     pub replaced: Option<Str>,
     pub hash: Str,
     pub facts: LiveFacts,
@@ -122,8 +123,8 @@ pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid
     let facts = LiveFacts::of(live);
     if !build::drifted(live, &desired) {
         return VerifyAction::InSync(LastWrite {
-            resource_version: rv,
-            replaced: None,
+            resource_version: rv.clone(),
+            replaced: Some(rv),
             hash: desired.hash.into(),
             facts,
         });
@@ -194,7 +195,7 @@ mod tests {
             in_sync,
             VerifyAction::InSync(LastWrite {
                 resource_version: "9".into(),
-                replaced: None,
+                replaced: Some("9".into()),
                 hash,
                 facts: LiveFacts { secret_type: Some("Opaque".into()), ..LiveFacts::default() }
             })

@@ -990,6 +990,26 @@ mod tests {
     }
 
     #[test]
+    fn verified_mirror_deleted_unnoticed_is_recreated() {
+        // Even if the runtime missed the DELETED event (ledger not told), a verified entry never
+        // blocks a create: only our own create is waited for.
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source("app1");
+        let hash = desired_hash(&s, "app1");
+        let verified = LastWrite {
+            resource_version: "5".into(),
+            replaced: Some("5".into()),
+            hash: hash.clone(),
+            facts: LiveFacts::default(),
+        };
+        let created = LastWrite { replaced: None, ..verified.clone() };
+        for (lw, want) in [(verified, vec!["create app1"]), (created, vec![])] {
+            let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&s), &cluster(), &[], &ledger(vec![("app1", lw)]));
+            assert_eq!(describe(&p), want);
+        }
+    }
+
+    #[test]
     fn verify_can_be_turned_off() {
         let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
         let s = source("app1");
