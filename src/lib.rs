@@ -3,11 +3,13 @@
 //! Layout (one module per concept):
 //! - [`util`]: hand-rolled helpers (time, base64, YAML bridge, backoff, rate limit, jitter).
 //! - `client`: our Kubernetes API client on hyper + rustls (config, TLS, verbs, typed errors).
+//! - [`mirror`]: the pure mirroring decisions (targets, mirror building, hashing, planning, status).
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
 pub mod admin;
 pub mod keys;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod options;
 pub mod selector;

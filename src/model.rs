@@ -133,6 +133,8 @@ pub struct MirrorRecord {
     pub managed: bool,
     pub source: Option<SourceRef>,
     pub content_hash: Option<Str>,
+    /// `source-generation` annotation: the source generation this mirror was last written from.
+    pub source_generation: Option<i64>,
     pub deleting: bool,
 }
 
@@ -156,6 +158,7 @@ impl MirrorRecord {
             managed: map_str(obj, "labels", keys::LABEL_MANAGED_BY) == Some(keys::MANAGED_BY_VALUE),
             source,
             content_hash: ann(keys::ANN_SOURCE_CONTENT_HASH).map(Str::from),
+            source_generation: ann(keys::ANN_SOURCE_GENERATION).and_then(|g| g.parse().ok()),
             deleting: deleting(obj),
         })
     }

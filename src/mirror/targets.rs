@@ -1,0 +1,540 @@
+//! Target resolution: which namespaces a source is mirrored into (BEHAVIOR.md §C, with its W-3, W-9,
+//! W-12 and W-15 fixes).
+//!
+//! # Precedence of the targeting rules
+//!
+//! A namespace `N` receives a mirror of a source living in namespace `S` iff every step passes, in
+//! this order (the first failing step decides, and is what gets reported):
+//!
+//! 1. **Selection** — `N` is selected by the `target-namespaces` list **or** by the
+//!    `target-namespace-selector` annotation (union). List entries, any mix, comma separated
+//!    (whitespace, duplicates and empty items ignored):
+//!    - `all`: every existing namespace except those labelled `allow-mirrors=false` (opt-out);
+//!    - `all-labeled`: every namespace labelled `allow-mirrors=true` (opt-in);
+//!    - a glob (`*` any run, `?` one character, `[a-z]` / `[^0-9]` classes): every existing match;
+//!    - a literal name: that namespace, if it exists (a missing one is reported, not an error, and is
+//!      picked up when it is created).
+//!
+//!    The `allow-mirrors=false` opt-out only limits `all`: naming a namespace, matching it with a
+//!    glob or with the selector is explicit. Invalid entries and an unparsable selector are reported
+//!    and select nothing; the valid rest still applies, but while one is invalid no existing mirror
+//!    is removed for not being targeted (a typo must not wipe mirrors in use).
+//! 2. **Never the source's own namespace** `S`.
+//! 3. **Namespace filter** (controller flags): `kube-system`, `kube-public`, `kube-node-lease` and
+//!    every `--excluded-namespaces` glob are never targets; if `--included-namespaces` is set, `N`
+//!    must match one of its globs. Excluded wins over included.
+//! 4. **Terminating** namespaces are skipped (reported, never counted as failures).
+//! 5. **Consent** (only with `--require-target-consent`): `N` must carry `allow-mirrors=true`, or its
+//!    `allow-mirrors-from` annotation (comma list of globs) must match `S`. `allow-mirrors=false`
+//!    refuses even when `allow-mirrors-from` matches: an explicit "no" wins.
+//! 6. **Limit**: the survivors are sorted by name and the first `--max-targets` (default 100, 0 = no
+//!    limit) are kept, so the same namespaces win on every pass (no create/delete flapping); the
+//!    truncation is reported on the source.
+
+use std::collections::BTreeSet;
+
+use crate::keys;
+use crate::model::{NamespaceRecord, SourceObject, Str};
+use crate::selector::LabelSelector;
+
+/// A namespace-name glob. Plain names are kept literal so matching them is a string compare.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    text: String,
+    re: Option<regex_lite::Regex>,
+}
+
+impl Glob {
+    /// Accepts what a namespace name can contain (`a-z`, `0-9`, `-`) plus `*`, `?` and `[...]`
+    /// classes; anything else cannot match a namespace and is rejected so the user hears about it.
+    pub fn parse(text: &str) -> Result<Glob, String> {
+        if text.is_empty() {
+            return Err("empty pattern".into());
+        }
+        if !text.contains(['*', '?', '[']) {
+            validate_name(text)?;
+            return Ok(Glob { text: text.to_string(), re: None });
+        }
+        let mut re = String::from("^");
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                '[' => {
+                    re.push('[');
+                    if chars.peek() == Some(&'^') {
+                        chars.next();
+                        re.push('^');
+                    }
+                    let mut members = 0;
+                    loop {
+                        match chars.next() {
+                            Some(']') if members > 0 => break,
+                            Some(lo) if is_name_char(lo) && lo != '-' => {
+                                if chars.peek() == Some(&'-') {
+                                    chars.next();
+                                    let hi = chars.next().filter(|h| is_name_char(*h) && *h != '-' && *h >= lo);
+                                    let hi = hi.ok_or_else(|| format!("bad range in character class of {text:?}"))?;
+                                    re.push_str(&format!("{lo}-{hi}"));
+                                } else {
+                                    re.push(lo);
+                                }
+                                members += 1;
+                            }
+                            _ => return Err(format!("bad character class in {text:?}")),
+                        }
+                    }
+                    re.push(']');
+                }
+                c if is_name_char(c) => re.push(c),
+                c => return Err(format!("{c:?} cannot appear in a namespace name")),
+            }
+        }
+        re.push('$');
+        let re = regex_lite::Regex::new(&re).map_err(|e| format!("pattern {text:?}: {e}"))?;
+        Ok(Glob { text: text.to_string(), re: Some(re) })
+    }
+
+    pub fn is_literal(&self) -> bool {
+        self.re.is_none()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match &self.re {
+            Some(re) => re.is_match(name),
+            None => self.text == name,
+        }
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// RFC 1123 label, what a namespace name must be.
+fn validate_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 63 && name.chars().all(is_name_char) && !name.starts_with('-') && !name.ends_with('-');
+    if ok { Ok(()) } else { Err(format!("{name:?} is not a valid namespace name")) }
+}
+
+/// Comma list, trimmed, empty items dropped, duplicates dropped (first occurrence kept).
+pub fn split_list(value: &str) -> Vec<&str> {
+    let mut seen = BTreeSet::new();
+    value.split(',').map(str::trim).filter(|s| !s.is_empty() && seen.insert(*s)).collect()
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    All,
+    AllLabeled,
+    Name(Glob),
+}
+
+/// Something the source asked for that could not be honoured; reported on the source, never a
+/// reconcile failure.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TargetProblem {
+    InvalidEntry {
+        entry: String,
+        reason: String,
+    },
+    InvalidSelector {
+        selector: String,
+        reason: String,
+    },
+    /// A literal name with no such namespace (yet).
+    Missing(Str),
+    /// Named literally, but the source's own namespace or excluded by the namespace filter.
+    Excluded(Str),
+    Terminating(Str),
+    ConsentRefused(Str),
+    Truncated {
+        matched: usize,
+        kept: usize,
+    },
+}
+
+impl std::fmt::Display for TargetProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetProblem::InvalidEntry { entry, reason } => write!(f, "invalid target entry {entry:?}: {reason}"),
+            TargetProblem::InvalidSelector { selector, reason } => {
+                write!(f, "invalid target-namespace-selector {selector:?}: {reason}")
+            }
+            TargetProblem::Missing(ns) => write!(f, "target namespace {ns} does not exist"),
+            TargetProblem::Excluded(ns) => write!(f, "target namespace {ns} is excluded"),
+            TargetProblem::Terminating(ns) => write!(f, "target namespace {ns} is terminating"),
+            TargetProblem::ConsentRefused(ns) => write!(f, "target namespace {ns} does not accept mirrors from here"),
+            TargetProblem::Truncated { matched, kept } => {
+                write!(f, "{matched} target namespaces matched, only the first {kept} (by name) are mirrored")
+            }
+        }
+    }
+}
+
+/// A source's parsed targeting annotations. Parse once per source change, resolve per pass.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSpec {
+    entries: Vec<Entry>,
+    selector: Option<LabelSelector>,
+    problems: Vec<TargetProblem>,
+}
+
+impl TargetSpec {
+    pub fn from_source(source: &SourceObject) -> Self {
+        Self::parse(
+            source.annotation(keys::ANN_TARGET_NAMESPACES),
+            source.annotation(keys::ANN_TARGET_NAMESPACE_SELECTOR),
+        )
+    }
+
+    /// An empty or whitespace-only selector selects nothing: an empty Kubernetes selector means
+    /// "everything", which is never what a half-edited annotation intends.
+    pub fn parse(list: Option<&str>, selector: Option<&str>) -> Self {
+        let mut spec = TargetSpec::default();
+        for item in split_list(list.unwrap_or("")) {
+            let entry = match item {
+                keys::KEYWORD_ALL => Ok(Entry::All),
+                keys::KEYWORD_ALL_LABELED => Ok(Entry::AllLabeled),
+                other => Glob::parse(other).map(Entry::Name),
+            };
+            match entry {
+                Ok(e) => spec.entries.push(e),
+                Err(reason) => spec.problems.push(TargetProblem::InvalidEntry { entry: item.to_string(), reason }),
+            }
+        }
+        if let Some(sel) = selector.map(str::trim).filter(|s| !s.is_empty()) {
+            match LabelSelector::parse(sel) {
+                Ok(s) => spec.selector = Some(s),
+                Err(e) => spec
+                    .problems
+                    .push(TargetProblem::InvalidSelector { selector: sel.to_string(), reason: e.to_string() }),
+            }
+        }
+        spec
+    }
+
+    /// Selects nothing at all (the sweep of existing mirrors still runs on such a source).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.selector.is_none()
+    }
+
+    /// Step 1 only: whether the list or the selector picks this namespace. The namespace reconciler
+    /// uses it to find the sources a new or relabelled namespace concerns (plus the sources owning a
+    /// mirror there, for a namespace that stops matching).
+    pub fn selects(&self, ns: &NamespaceRecord) -> bool {
+        let allow = ns.label(keys::LABEL_ALLOW_MIRRORS);
+        self.entries.iter().any(|e| match e {
+            Entry::All => allow != Some("false"),
+            Entry::AllLabeled => allow == Some("true"),
+            Entry::Name(g) => g.matches(&ns.name),
+        }) || self.selector.as_ref().is_some_and(|s| s.matches_with(|k| ns.label(k)))
+    }
+
+    fn literals(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Name(g) if g.is_literal() => Some(g.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Controller-wide targeting settings (flags).
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub filter: NamespaceFilter,
+    pub require_consent: bool,
+    /// 0 = unlimited.
+    pub max_targets: usize,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig { filter: NamespaceFilter::default(), require_consent: false, max_targets: 100 }
+    }
+}
+
+/// `--included-namespaces` / `--excluded-namespaces`, both glob lists.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceFilter {
+    included: Vec<Glob>,
+    excluded: Vec<Glob>,
+}
+
+impl NamespaceFilter {
+    /// Flags are operator input: a bad pattern stops start-up with a clear message rather than
+    /// silently widening or narrowing what gets mirrored.
+    pub fn new(included: &str, excluded: &str) -> Result<Self, String> {
+        let parse = |flag: &str, v: &str| -> Result<Vec<Glob>, String> {
+            split_list(v).into_iter().map(|g| Glob::parse(g).map_err(|e| format!("--{flag}: {e}"))).collect()
+        };
+        Ok(NamespaceFilter {
+            included: parse("included-namespaces", included)?,
+            excluded: parse("excluded-namespaces", excluded)?,
+        })
+    }
+
+    pub fn allows(&self, ns: &str) -> bool {
+        !keys::ALWAYS_EXCLUDED_NAMESPACES.contains(&ns)
+            && !self.excluded.iter().any(|g| g.matches(ns))
+            && (self.included.is_empty() || self.included.iter().any(|g| g.matches(ns)))
+    }
+}
+
+/// Does namespace `ns` accept pushes from `source_ns` (`--require-target-consent`)?
+pub fn consents(ns: &NamespaceRecord, source_ns: &str) -> bool {
+    match ns.label(keys::LABEL_ALLOW_MIRRORS) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => ns.allow_from.as_deref().is_some_and(|list| {
+            split_list(list).into_iter().filter_map(|g| Glob::parse(g).ok()).any(|g| g.matches(source_ns))
+        }),
+    }
+}
+
+/// The resolved target set: sorted, unique namespace names, plus everything worth reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub namespaces: Vec<Str>,
+    pub problems: Vec<TargetProblem>,
+}
+
+impl Targets {
+    pub fn contains(&self, ns: &str) -> bool {
+        self.namespaces.binary_search_by(|n| (**n).cmp(ns)).is_ok()
+    }
+}
+
+/// Applies the precedence documented at the top of this module.
+pub fn resolve<'a>(
+    spec: &TargetSpec,
+    source_ns: &str,
+    namespaces: impl IntoIterator<Item = &'a NamespaceRecord>,
+    config: &TargetConfig,
+) -> Targets {
+    let mut problems = spec.problems.clone();
+    let mut found: BTreeSet<&str> = BTreeSet::new();
+    let mut selected: Vec<Str> = Vec::new();
+    let literals: BTreeSet<&str> = spec.literals().collect();
+    for ns in namespaces {
+        if !spec.selects(ns) {
+            continue;
+        }
+        let name = &*ns.name;
+        let literal = literals.contains(name);
+        if literal {
+            found.insert(name);
+        }
+        if name == source_ns || !config.filter.allows(name) {
+            // Only a literal is worth reporting: a glob or `all` crossing an excluded namespace is normal.
+            if literal {
+                problems.push(TargetProblem::Excluded(ns.name.clone()));
+            }
+        } else if ns.terminating {
+            problems.push(TargetProblem::Terminating(ns.name.clone()));
+        } else if config.require_consent && !consents(ns, source_ns) {
+            problems.push(TargetProblem::ConsentRefused(ns.name.clone()));
+        } else {
+            selected.push(ns.name.clone());
+        }
+    }
+    for lit in literals.difference(&found) {
+        let problem = if *lit == source_ns || !config.filter.allows(lit) {
+            TargetProblem::Excluded((*lit).into())
+        } else {
+            TargetProblem::Missing((*lit).into())
+        };
+        problems.push(problem);
+    }
+    selected.sort();
+    selected.dedup();
+    if config.max_targets > 0 && selected.len() > config.max_targets {
+        problems.push(TargetProblem::Truncated { matched: selected.len(), kept: config.max_targets });
+        selected.truncate(config.max_targets);
+    }
+    problems.sort();
+    problems.dedup();
+    Targets { namespaces: selected, problems }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceRecord {
+        NamespaceRecord {
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| (Str::from(*k), Str::from(*v))).collect::<BTreeMap<_, _>>(),
+            terminating: false,
+            allow_from: None,
+        }
+    }
+
+    fn cluster() -> Vec<NamespaceRecord> {
+        let mut v = vec![
+            ns("default", &[]),
+            ns("app1", &[]),
+            ns("app2", &[("env", "prod"), ("team", "a")]),
+            ns("app-x", &[(keys::LABEL_ALLOW_MIRRORS, "true")]),
+            ns("prod-1", &[("env", "prod"), ("team", "b")]),
+            ns("optout", &[(keys::LABEL_ALLOW_MIRRORS, "false")]),
+            ns("labeled", &[(keys::LABEL_ALLOW_MIRRORS, "true")]),
+            ns("kube-system", &[(keys::LABEL_ALLOW_MIRRORS, "true")]),
+            ns("kube-public", &[]),
+            ns("kube-node-lease", &[]),
+        ];
+        v.push(NamespaceRecord { terminating: true, ..ns("dying", &[]) });
+        v.push(NamespaceRecord { allow_from: Some("default, team-*".into()), ..ns("consenting", &[]) });
+        v.push(NamespaceRecord {
+            allow_from: Some("default".into()),
+            ..ns("vetoed", &[(keys::LABEL_ALLOW_MIRRORS, "false")])
+        });
+        v
+    }
+
+    fn names(t: &Targets) -> Vec<&str> {
+        t.namespaces.iter().map(|s| &**s).collect()
+    }
+
+    /// name, target-namespaces, selector, config, expected targets, expected problems
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a TargetConfig, Vec<&'a str>, Vec<TargetProblem>);
+
+    #[test]
+    fn resolution_table() {
+        let plain = TargetConfig::default();
+        let consent = TargetConfig { require_consent: true, ..TargetConfig::default() };
+        let limited = TargetConfig { max_targets: 2, ..TargetConfig::default() };
+        let filtered = TargetConfig {
+            filter: NamespaceFilter::new("app*,prod-?,labeled", "app-*").unwrap(),
+            ..TargetConfig::default()
+        };
+        use TargetProblem::*;
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            ("README specific", Some("app1,app2,app3"), None, &plain, vec!["app1", "app2"], vec![Missing("app3".into())]),
+            ("whitespace, dupes, empties", Some(" app1 ,, app1,\tapp2 ,"), None, &plain, vec!["app1", "app2"], vec![]),
+            ("README patterns", Some("app-*,prod-*"), None, &plain, vec!["app-x", "prod-1"], vec![]),
+            ("question mark", Some("app?"), None, &plain, vec!["app1", "app2"], vec![]),
+            ("class", Some("app[2-9]"), None, &plain, vec!["app2"], vec![]),
+            ("negated class", Some("app[^2]"), None, &plain, vec!["app1"], vec![]),
+            ("README all: opt-out, system and source excluded, terminating reported", Some("all"), None, &plain,
+                vec!["app-x", "app1", "app2", "consenting", "labeled", "prod-1"], vec![Terminating("dying".into())]),
+            ("README all-labeled", Some("all-labeled"), None, &plain, vec!["app-x", "labeled"], vec![]),
+            ("mix keyword and names", Some("all-labeled, app1"), None, &plain, vec!["app-x", "app1", "labeled"], vec![]),
+            ("opt-out only limits all", Some("optout"), None, &plain, vec!["optout"], vec![]),
+            ("source namespace named", Some("default,app1"), None, &plain, vec!["app1"], vec![Excluded("default".into())]),
+            ("system namespace named", Some("kube-system,kube-*"), None, &plain, vec![], vec![Excluded("kube-system".into())]),
+            ("invalid entries reported, rest applies", Some("app-[,App1,a/b,app1,[]"), None, &plain, vec!["app1"], vec![
+                InvalidEntry { entry: "App1".into(), reason: "\"App1\" is not a valid namespace name".into() },
+                InvalidEntry { entry: "[]".into(), reason: "bad character class in \"[]\"".into() },
+                InvalidEntry { entry: "a/b".into(), reason: "\"a/b\" is not a valid namespace name".into() },
+                InvalidEntry { entry: "app-[".into(), reason: "bad character class in \"app-[\"".into() },
+            ]),
+            ("terminating literal", Some("dying"), None, &plain, vec![], vec![Terminating("dying".into())]),
+            ("nothing", None, None, &plain, vec![], vec![]),
+            ("commas only", Some(" , ,"), None, &plain, vec![], vec![]),
+            ("selector alone", None, Some("env=prod,team in (a,b)"), &plain, vec!["app2", "prod-1"], vec![]),
+            ("selector union list", Some("app1"), Some("team=b"), &plain, vec!["app1", "prod-1"], vec![]),
+            ("empty selector selects nothing", None, Some("  "), &plain, vec![], vec![]),
+            ("bad selector reported", Some("app1"), Some("env in ("), &plain, vec!["app1"], vec![InvalidSelector {
+                selector: "env in (".into(), reason: String::new() }]),
+            ("filter: included globs, excluded wins", Some("all"), None, &filtered, vec!["app1", "app2", "labeled", "prod-1"], vec![]),
+            ("filter: excluded literal reported", Some("app-x"), None, &filtered, vec![], vec![Excluded("app-x".into())]),
+            ("consent: all", Some("all"), None, &consent, vec!["app-x", "consenting", "labeled"], vec![
+                ConsentRefused("app1".into()), ConsentRefused("app2".into()), ConsentRefused("prod-1".into()),
+                Terminating("dying".into())]),
+            ("consent: explicit no wins over allow list", Some("vetoed,consenting"), None, &consent, vec!["consenting"],
+                vec![ConsentRefused("vetoed".into())]),
+            ("max targets: sorted, first N, reported", Some("all"), None, &limited, vec!["app-x", "app1"], vec![
+                Terminating("dying".into()), Truncated { matched: 6, kept: 2 }]),
+        ];
+        let cluster = cluster();
+        for (name, list, selector, config, want, want_problems) in cases {
+            let spec = TargetSpec::parse(list, selector);
+            let got = resolve(&spec, "default", &cluster, config);
+            assert_eq!(names(&got), want, "{name}");
+            // Selector errors come from selector.rs; compare their shape, not its wording.
+            let normalise = |p: &TargetProblem| match p {
+                InvalidSelector { selector, .. } => {
+                    InvalidSelector { selector: selector.clone(), reason: String::new() }
+                }
+                p => p.clone(),
+            };
+            let got_problems: Vec<_> = got.problems.iter().map(normalise).collect();
+            let mut want_problems = want_problems;
+            want_problems.sort();
+            assert_eq!(got_problems, want_problems, "{name}");
+        }
+    }
+
+    #[test]
+    fn truncation_is_stable_whatever_the_input_order() {
+        let config = TargetConfig { max_targets: 3, ..TargetConfig::default() };
+        let spec = TargetSpec::parse(Some("t-*"), None);
+        let mut cluster: Vec<_> = (0..20).map(|i| ns(&format!("t-{i:02}"), &[])).collect();
+        let first = resolve(&spec, "src", &cluster, &config);
+        cluster.reverse();
+        let second = resolve(&spec, "src", &cluster, &config);
+        assert_eq!(first, second);
+        assert_eq!(names(&first), ["t-00", "t-01", "t-02"]);
+        assert!(first.contains("t-01") && !first.contains("t-03"));
+        let unlimited = TargetConfig { max_targets: 0, ..TargetConfig::default() };
+        assert_eq!(resolve(&spec, "src", &cluster, &unlimited).namespaces.len(), 20);
+    }
+
+    #[test]
+    fn glob_table() {
+        let cases = [
+            ("app-*", "app-1", true),
+            ("app-*", "app-", true),
+            ("app-*", "xapp-1", false),
+            ("*", "anything", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("[a-c]x", "bx", true),
+            ("[a-c]x", "dx", false),
+            ("app1", "app1", true),
+            ("app1", "app10", false),
+        ];
+        for (g, name, want) in cases {
+            assert_eq!(Glob::parse(g).unwrap().matches(name), want, "{g} ~ {name}");
+        }
+        for bad in ["", "[", "a[", "[z-a]", "a]", "A*", "a\\", "a b", "-app", "[a-]"] {
+            assert!(Glob::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn filter_flags() {
+        assert!(NamespaceFilter::new("", "team-[").is_err());
+        let f = NamespaceFilter::new("", "team-*,sandbox").unwrap();
+        assert!(!f.allows("team-a") && !f.allows("sandbox") && !f.allows("kube-public"));
+        assert!(f.allows("prod"));
+    }
+
+    #[test]
+    fn consent_table() {
+        let with = |label: Option<&str>, from: Option<&str>| NamespaceRecord {
+            allow_from: from.map(Str::from),
+            ..ns("t", &label.map(|l| vec![(keys::LABEL_ALLOW_MIRRORS, l)]).unwrap_or_default())
+        };
+        let cases = [
+            (Some("true"), None, true),
+            (Some("false"), Some("src"), false),
+            (None, Some("src"), true),
+            (None, Some(" other , sr? "), true),
+            (None, Some("other,[bad"), false),
+            (None, None, false),
+            (Some("yes"), None, false),
+        ];
+        for (label, from, want) in cases {
+            assert_eq!(consents(&with(label, from), "src"), want, "{label:?} {from:?}");
+        }
+    }
+}
