@@ -588,3 +588,17 @@ async fn connection_refused_is_a_transport_error_retried_for_reads() {
     client.create(&ApiResource::configmaps(), Some("ns"), &obj, &PostParams::default()).await.unwrap_err();
     assert_eq!(client.request_counts()["create"], 1);
 }
+
+#[tokio::test]
+async fn alpn_offers_http2_and_uses_it_when_chosen() {
+    let pki = testserver::pki();
+    let mut tls = (*testserver::server_tls(&pki)).clone();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let srv = testserver::start(Some(Arc::new(tls)), Arc::new(|_: &TestRequest| Reply::json(400, &json!({}))));
+    let opts = ClientOptions { retry: RetryPolicy { max_retries: 0, ..Default::default() }, ..Default::default() };
+    let client = Client::new(tls_config(&srv.url, &pki, Auth::None), opts).unwrap();
+    // The toy server only speaks HTTP/1.1, so the request fails; what matters is what arrived:
+    // the HTTP/2 connection preface, sent because the client offered h2 and the server took it.
+    client.get_path("/version").await.unwrap_err();
+    assert_eq!(srv.requests().first().map(|r| r.method.as_str()), Some("PRI"));
+}
