@@ -370,16 +370,21 @@ async fn typed_errors_from_status_bodies() {
 #[tokio::test]
 async fn request_timeout() {
     let (_srv, client) = plain(|_| Reply::Hang);
+    let registry = prometheus::Registry::new();
     let client = Client::new(
         Config::new(client.inner.base_url()),
         ClientOptions {
             request_timeout: Duration::from_millis(100),
             retry: RetryPolicy { max_retries: 0, ..Default::default() },
+            registry: Some(registry.clone()),
             ..Default::default()
         },
     )
     .unwrap();
     assert_eq!(client.get_path("/version").await.unwrap_err(), Error::Timeout(Duration::from_millis(100)));
+    assert_eq!(client.request_counts()["get"], 1);
+    let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
+    assert!(text.contains(r#"kubemirror_api_requests_total{code="timeout",verb="get"} 1"#), "{text}");
 }
 
 #[tokio::test]

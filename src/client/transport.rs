@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -128,15 +129,14 @@ impl Transport {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn record(&self, verb: &str, code: Option<u16>) {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(verb.to_string()).or_insert(0) += 1;
+    /// The metric's `code` label: the HTTP status, or "error"/"timeout" when there was none.
+    fn observe(&self, verb: &str, code: &str) {
         if let Some(m) = &self.metric {
-            let code = code.map_or_else(|| "error".to_string(), |c| c.to_string());
-            m.with_label_values(&[verb, code.as_str()]).inc();
+            m.with_label_values(&[verb, code]).inc();
         }
     }
 
-    /// One attempt: headers, credentials, send. Counted here so retries count too.
+    /// One attempt: headers, credentials, send. Counted when dispatched, so retries count too.
     async fn send(&self, req: &Req) -> Result<Response<Incoming>> {
         let uri: Uri = format!("{}{}", self.base, req.path)
             .parse()
@@ -157,10 +157,14 @@ impl Transport {
             None => Full::new(Bytes::new()),
         };
         let request = b.body(body).map_err(|e| Error::Decode(format!("building request: {e}")))?;
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(req.verb.to_string()).or_insert(0) += 1;
         match self.http.request(request).await {
-            Ok(resp) => Ok(resp),
+            Ok(resp) => {
+                self.observe(req.verb, resp.status().as_str());
+                Ok(resp)
+            }
             Err(e) => {
-                self.record(req.verb, None);
+                self.observe(req.verb, "error");
                 Err(Error::transport(&e))
             }
         }
@@ -168,10 +172,11 @@ impl Transport {
 
     /// Sends and reads the whole answer within the request timeout.
     async fn attempt(&self, req: &Req) -> Result<(u16, Bytes)> {
+        let answered = AtomicBool::new(false);
         let exchange = async {
             let resp = self.send(req).await?;
+            answered.store(true, Ordering::Relaxed);
             let code = resp.status().as_u16();
-            self.record(req.verb, Some(code));
             let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let body = resp.into_body().collect().await.map_err(|e| Error::Transport(error_chain(&e)))?.to_bytes();
             if (200..300).contains(&code) {
@@ -180,7 +185,15 @@ impl Transport {
                 Err(Error::Api(Box::new(Status::from_response(code, &body, retry_after))))
             }
         };
-        tokio::time::timeout(self.request_timeout, exchange).await.unwrap_or(Err(Error::Timeout(self.request_timeout)))
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => {
+                if !answered.load(Ordering::Relaxed) {
+                    self.observe(req.verb, "timeout");
+                }
+                Err(Error::Timeout(self.request_timeout))
+            }
+        }
     }
 
     /// A non-watch request with rate limiting and retries; the 2xx code and body.
@@ -219,7 +232,6 @@ impl Transport {
         loop {
             let resp = tokio::time::timeout(idle, self.send(&req)).await.unwrap_or(Err(Error::Timeout(idle)))?;
             let code = resp.status().as_u16();
-            self.record(req.verb, Some(code));
             if (200..300).contains(&code) {
                 return Ok(WatchStream::new(resp.into_body(), idle));
             }
