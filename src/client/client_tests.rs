@@ -104,17 +104,14 @@ async fn tls_wrong_ca_is_rejected_with_the_cause() {
         testserver::start(Some(testserver::server_tls(&pki)), Arc::new(|_: &TestRequest| Reply::json(200, &version())));
     let mut cfg = Config::new(&srv.url);
     cfg.tls.ca_certs = parse_certs(testserver::other_ca_pem().as_bytes()).unwrap();
-    let client = Client::new(
-        cfg,
-        ClientOptions { retry: RetryPolicy { max_retries: 0, ..Default::default() }, ..Default::default() },
-    )
-    .unwrap();
+    let client = Client::new(cfg, ClientOptions::default()).unwrap();
     match client.get_path("/version").await {
         Err(Error::Transport(m)) => {
             assert!(m.contains("invalid peer certificate") && m.contains("UnknownIssuer"), "{m}")
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(client.request_counts()["get"], 1, "a certificate refusal is not retried");
     assert!(srv.requests().is_empty());
 }
 

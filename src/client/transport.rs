@@ -137,16 +137,17 @@ impl Transport {
     }
 
     /// One attempt: headers, credentials, send. Counted when dispatched, so retries count too.
-    async fn send(&self, req: &Req) -> Result<Response<Incoming>> {
+    async fn send(&self, req: &Req) -> Result<Response<Incoming>, Failure> {
         let uri: Uri = format!("{}{}", self.base, req.path)
             .parse()
-            .map_err(|e| Error::Decode(format!("request path {:?}: {e}", req.path)))?;
+            .map_err(|e| Error::Decode(format!("request path {:?}: {e}", req.path)))
+            .map_err(Failure::fatal)?;
         let mut b = Request::builder()
             .method(req.method.clone())
             .uri(uri)
             .header(ACCEPT, req.accept)
             .header(USER_AGENT, self.user_agent.clone());
-        if let Some(auth) = self.auth.header().await? {
+        if let Some(auth) = self.auth.header().await.map_err(Failure::fatal)? {
             b = b.header(AUTHORIZATION, auth);
         }
         let body = match &req.body {
@@ -156,7 +157,7 @@ impl Transport {
             }
             None => Full::new(Bytes::new()),
         };
-        let request = b.body(body).map_err(|e| Error::Decode(format!("building request: {e}")))?;
+        let request = b.body(body).map_err(|e| Failure::fatal(Error::Decode(format!("building request: {e}"))))?;
         *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(req.verb.to_string()).or_insert(0) += 1;
         match self.http.request(request).await {
             Ok(resp) => {
@@ -165,24 +166,26 @@ impl Transport {
             }
             Err(e) => {
                 self.observe(req.verb, "error");
-                Err(Error::transport(&e))
+                Err(Failure { error: Error::transport(&e), retry: !is_tls_failure(&e) })
             }
         }
     }
 
     /// Sends and reads the whole answer within the request timeout.
-    async fn attempt(&self, req: &Req) -> Result<(u16, Bytes)> {
+    async fn attempt(&self, req: &Req) -> Result<(u16, Bytes), Failure> {
         let answered = AtomicBool::new(false);
         let exchange = async {
             let resp = self.send(req).await?;
             answered.store(true, Ordering::Relaxed);
             let code = resp.status().as_u16();
             let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-            let body = resp.into_body().collect().await.map_err(|e| Error::Transport(error_chain(&e)))?.to_bytes();
+            let body =
+                resp.into_body().collect().await.map_err(|e| Failure::retry(Error::Transport(error_chain(&e))))?;
+            let body = body.to_bytes();
             if (200..300).contains(&code) {
                 Ok((code, body))
             } else {
-                Err(Error::Api(Box::new(Status::from_response(code, &body, retry_after))))
+                Err(Failure::retry(Error::Api(Box::new(Status::from_response(code, &body, retry_after)))))
             }
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
@@ -191,7 +194,7 @@ impl Transport {
                 if !answered.load(Ordering::Relaxed) {
                     self.observe(req.verb, "timeout");
                 }
-                Err(Error::Timeout(self.request_timeout))
+                Err(Failure::retry(Error::Timeout(self.request_timeout)))
             }
         }
     }
@@ -203,9 +206,9 @@ impl Transport {
         let mut backoff = Backoff::new(self.retry.initial_backoff, self.retry.max_backoff).with_jitter(0.5);
         loop {
             self.limiter.acquire().await;
-            let err = match self.attempt(&req).await {
+            let (err, retryable) = match self.attempt(&req).await {
                 Ok(ok) => return Ok(ok),
-                Err(e) => e,
+                Err(Failure { error, retry }) => (error, retry),
             };
             // A rotated token or an expired plugin credential: fetch a fresh one, once.
             if err.is_unauthorized() && !reauthenticated && self.auth.invalidate() {
@@ -213,7 +216,7 @@ impl Transport {
                 log::info!("{} {}: 401, refreshing credentials and retrying", req.verb, req.path);
                 continue;
             }
-            let delay = if retries < self.retry.max_retries {
+            let delay = if retryable && retries < self.retry.max_retries {
                 retry_delay(&self.retry, req.idempotent(), &err, &mut backoff)
             } else {
                 None
@@ -230,7 +233,10 @@ impl Transport {
     pub(crate) async fn watch(&self, req: Req, idle: Duration) -> Result<WatchStream> {
         let mut reauthenticated = false;
         loop {
-            let resp = tokio::time::timeout(idle, self.send(&req)).await.unwrap_or(Err(Error::Timeout(idle)))?;
+            let resp = match tokio::time::timeout(idle, self.send(&req)).await {
+                Ok(r) => r.map_err(|f| f.error)?,
+                Err(_) => return Err(Error::Timeout(idle)),
+            };
             let code = resp.status().as_u16();
             if (200..300).contains(&code) {
                 return Ok(WatchStream::new(resp.into_body(), idle));
@@ -249,6 +255,41 @@ impl Transport {
             return Err(err);
         }
     }
+}
+
+/// A failed attempt, and whether trying again could help.
+pub(crate) struct Failure {
+    error: Error,
+    retry: bool,
+}
+
+impl Failure {
+    fn fatal(error: Error) -> Failure {
+        Failure { error, retry: false }
+    }
+
+    fn retry(error: Error) -> Failure {
+        Failure { error, retry: true }
+    }
+}
+
+/// TLS refusals (untrusted or mismatched certificate, rejected client certificate) will fail the
+/// same way again: retrying them only delays the error. rustls errors travel inside io::Errors,
+/// whose `source()` skips them, so look inside each io::Error too.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && inner.downcast_ref::<rustls::Error>().is_some()
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Whether and when to retry after `err`. Throttling with Retry-After is safe for any verb (the
