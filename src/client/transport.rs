@@ -279,13 +279,16 @@ impl Failure {
 fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
-            && inner.downcast_ref::<rustls::Error>().is_some()
-        {
-            return true;
+        // hyper-rustls wraps tokio-rustls' io::Error in another io::Error: unwrap every layer.
+        let mut layer: &(dyn std::error::Error + 'static) = err;
+        loop {
+            if layer.downcast_ref::<rustls::Error>().is_some() {
+                return true;
+            }
+            match layer.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                Some(inner) => layer = inner,
+                None => break,
+            }
         }
         cur = err.source();
     }
