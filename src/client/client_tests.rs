@@ -604,3 +604,22 @@ async fn alpn_offers_http2_and_uses_it_when_chosen() {
     client.get_path("/version").await.unwrap_err();
     assert_eq!(srv.requests().first().map(|r| r.method.as_str()), Some("PRI"));
 }
+
+/// The runtime spawns these on a multi-threaded executor.
+#[test]
+fn client_and_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Client>();
+    send_sync::<Error>();
+    let client = Client::new(Config::new("http://127.0.0.1:1"), ClientOptions::default()).unwrap();
+    let r = ApiResource::secrets();
+    send(&client.get(&r, None, "a"));
+    send(&client.list(&r, None, &ListParams::default()));
+    send(&client.watch(&r, None, &WatchParams::default()));
+    send(&client.delete(&r, None, "a", &DeleteParams::default()));
+    fn stream_next_is_send(w: &mut WatchStream) {
+        send(&w.next());
+    }
+    let _ = stream_next_is_send;
+}

@@ -331,3 +331,47 @@ fn register_metric(registry: &prometheus::Registry) -> Option<prometheus::IntCou
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, retry_after: Option<u64>) -> Error {
+        let body = format!(r#"{{"kind":"Status","code":{code}}}"#);
+        Error::Api(Box::new(Status::from_response(code, body.as_bytes(), retry_after.map(Duration::from_secs))))
+    }
+
+    #[test]
+    fn retry_decisions() {
+        let p = RetryPolicy::default();
+        let mut b = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut d = |idempotent, e: &Error| retry_delay(&p, idempotent, e, &mut b);
+        // Throttling with Retry-After: any verb, capped.
+        assert_eq!(d(false, &api(429, Some(2))), Some(Duration::from_secs(2)));
+        assert_eq!(d(false, &api(503, Some(3600))), Some(p.max_retry_after));
+        // Without Retry-After, 429 is not retried; a 503 only for reads.
+        assert_eq!(d(true, &api(429, None)), None);
+        assert_eq!(d(false, &api(503, None)), None);
+        assert!(d(true, &api(503, None)).is_some());
+        // Other server errors and lost connections: reads only.
+        assert!(d(true, &api(500, None)).is_some());
+        assert_eq!(d(false, &api(500, None)), None);
+        assert!(d(true, &Error::Transport("connection reset".into())).is_some());
+        assert_eq!(d(false, &Error::Transport("connection reset".into())), None);
+        assert!(d(true, &Error::Timeout(Duration::from_secs(1))).is_some());
+        // Client errors never.
+        assert_eq!(d(true, &api(404, None)), None);
+        assert_eq!(d(true, &api(409, Some(1))), None);
+        assert_eq!(d(true, &Error::Decode("x".into())), None);
+    }
+
+    #[test]
+    fn read_backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        let mut b = Backoff::new(p.initial_backoff, p.max_backoff).with_jitter(0.5);
+        let delays: Vec<Duration> = (0..8).map(|_| retry_delay(&p, true, &api(500, None), &mut b).unwrap()).collect();
+        assert!(delays[0] >= Duration::from_millis(200) && delays[0] <= Duration::from_millis(300), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= p.max_backoff.mul_f64(1.5)), "{delays:?}");
+        assert!(delays[7] >= p.max_backoff, "{delays:?}");
+    }
+}
