@@ -133,6 +133,8 @@ const ERROR_CASES: &[(&str, Option<&str>, Option<&str>, &str)] = &[
     ("auth-provider.yaml", None, Some("users[u1].user.auth-provider"), "exec plugin"),
     ("missing-cluster.yaml", None, Some("contexts[main].context.cluster"), "cluster \"c1\" not found"),
     ("ca-data-token.yaml", Some("nope"), Some("--context"), "context \"nope\" not found"),
+    ("dangling-current-context.yaml", None, Some("current-context"), "context \"gone\" not found"),
+    ("missing-token-file.yaml", None, Some("users[u1].user.tokenFile"), "no-such-token"),
 ];
 
 #[test]
@@ -141,7 +143,8 @@ fn broken_kubeconfigs_name_file_context_and_field() {
         let e = load_err(name, *ctx);
         let msg = e.to_string();
         assert_eq!(e.file.as_deref(), Some(fixture(name).as_path()), "{name}: {msg}");
-        assert_eq!(e.context.as_deref(), Some(ctx.unwrap_or("main")), "{name}: {msg}");
+        let expected_ctx = if *name == "dangling-current-context.yaml" { "gone" } else { ctx.unwrap_or("main") };
+        assert_eq!(e.context.as_deref(), Some(expected_ctx), "{name}: {msg}");
         assert_eq!(e.field.as_deref(), *field, "{name}: {msg}");
         assert!(msg.contains(text), "{name}: {msg:?} lacks {text:?}");
         assert!(msg.contains(name), "{name}: the message names the file: {msg}");
