@@ -34,22 +34,30 @@ const MAX_LINE: usize = 64 << 20;
 #[derive(Debug, Default)]
 pub struct WatchDecoder {
     buf: Vec<u8>,
+    /// Bytes of `buf` already known to hold no newline: a big object arriving in many small
+    /// frames is scanned once, not once per frame.
+    scanned: usize,
 }
 
 impl WatchDecoder {
     pub fn push(&mut self, chunk: &[u8], out: &mut VecDeque<Result<WatchEvent>>) {
         self.buf.extend_from_slice(chunk);
         let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.buf[start..start + pos];
+        let mut from = self.scanned;
+        while let Some(pos) = self.buf[from..].iter().position(|&b| b == b'\n') {
+            let end = from + pos;
+            let line = &self.buf[start..end];
             if !line.iter().all(u8::is_ascii_whitespace) {
                 out.push_back(decode_event(line));
             }
-            start += pos + 1;
+            start = end + 1;
+            from = start;
         }
         self.buf.drain(..start);
+        self.scanned = self.buf.len();
         if self.buf.len() > MAX_LINE {
             self.buf.clear();
+            self.scanned = 0;
             out.push_back(Err(Error::Decode(format!("watch event longer than {MAX_LINE} bytes"))));
         }
     }
@@ -57,6 +65,7 @@ impl WatchDecoder {
     /// The end of the body: a last event without its newline still counts.
     pub fn finish(&mut self, out: &mut VecDeque<Result<WatchEvent>>) {
         let rest = std::mem::take(&mut self.buf);
+        self.scanned = 0;
         if !rest.iter().all(u8::is_ascii_whitespace) {
             out.push_back(decode_event(&rest));
         }
