@@ -7,6 +7,8 @@
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
 pub mod admin;
+pub mod cli;
+pub mod client;
 pub mod keys;
 pub mod metrics;
 pub mod mirror;
