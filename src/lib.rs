@@ -7,5 +7,6 @@
 
 pub mod keys;
 pub mod model;
+pub mod queue;
 pub mod selector;
 pub mod util;
