@@ -5,6 +5,7 @@
 //! - `client`: our Kubernetes API client on hyper + rustls (config, TLS, verbs, typed errors).
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
+pub mod cache;
 pub mod keys;
 pub mod model;
 pub mod queue;
