@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod client;
 pub mod keys;
+pub mod leader;
 pub mod model;
 pub mod queue;
 pub mod selector;
