@@ -13,3 +13,4 @@ pub mod model;
 pub mod queue;
 pub mod selector;
 pub mod util;
+pub mod watcher;
