@@ -35,7 +35,10 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 
-use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, SourceRef, Str};
+use serde_json::Value;
+
+use crate::model::{MirrorRecord, ModelError, NamespaceRecord, ObjectKey, SourceObject, SourceRef, Str};
+use crate::watcher::Event;
 
 /// One shared table of repeated strings. Entries nobody else references are dropped by
 /// [`gc`](Interner::gc), which the stores trigger as the table grows.
@@ -79,12 +82,29 @@ pub trait Record: Clone + Send + Sync + 'static {
     type Key: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
     fn key(&self) -> &Self::Key;
     fn resource_version(&self) -> &str;
+    /// Nothing the controller looks at differs from `old` (a re-delivered event, or a relisted
+    /// object that did not change while we were not watching).
+    fn unchanged_from(&self, old: &Self) -> bool {
+        !self.resource_version().is_empty() && self.resource_version() == old.resource_version()
+    }
     /// The secondary key this record is indexed under (a mirror's source).
     fn index_key(&self) -> Option<ObjectKey> {
         None
     }
     /// Replace repeated strings by their interned copies.
     fn intern(&mut self, interner: &mut Interner);
+    /// The record for a watched object; a malformed object is an error, never a panic.
+    fn from_value(obj: Value) -> Result<Self, ModelError>;
+    /// The key of a watched object: enough for a deletion.
+    fn key_of(obj: &Value) -> Option<Self::Key>;
+}
+
+fn meta<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str().filter(|s| !s.is_empty())
+}
+
+fn object_key(obj: &Value) -> Option<ObjectKey> {
+    Some(ObjectKey::new(meta(obj, "namespace")?, meta(obj, "name")?))
 }
 
 impl Record for SourceObject {
@@ -97,6 +117,12 @@ impl Record for SourceObject {
     }
     fn intern(&mut self, i: &mut Interner) {
         self.key.namespace = i.intern(&self.key.namespace);
+    }
+    fn from_value(obj: Value) -> Result<Self, ModelError> {
+        SourceObject::from_object(obj)
+    }
+    fn key_of(obj: &Value) -> Option<ObjectKey> {
+        object_key(obj)
     }
 }
 
@@ -126,6 +152,12 @@ impl Record for MirrorRecord {
             *hash = i.intern(hash);
         }
     }
+    fn from_value(obj: Value) -> Result<Self, ModelError> {
+        MirrorRecord::from_object(&obj)
+    }
+    fn key_of(obj: &Value) -> Option<ObjectKey> {
+        object_key(obj)
+    }
 }
 
 impl Record for NamespaceRecord {
@@ -134,13 +166,22 @@ impl Record for NamespaceRecord {
         &self.name
     }
     fn resource_version(&self) -> &str {
-        // Namespace records carry no resourceVersion: every applied event counts as a change,
-        // and namespace events are rare.
         ""
+    }
+    /// Namespace records carry no resourceVersion; compare what targeting reads instead, so a
+    /// relist or a status-only update does not re-evaluate every source.
+    fn unchanged_from(&self, old: &Self) -> bool {
+        self == old
     }
     fn intern(&mut self, i: &mut Interner) {
         self.name = i.intern(&self.name);
         self.labels = std::mem::take(&mut self.labels).into_iter().map(|(k, v)| (i.intern(&k), i.intern(&v))).collect();
+    }
+    fn from_value(obj: Value) -> Result<Self, ModelError> {
+        NamespaceRecord::from_object(&obj)
+    }
+    fn key_of(obj: &Value) -> Option<Str> {
+        meta(obj, "name").map(Str::from)
     }
 }
 
@@ -160,6 +201,19 @@ pub struct Reset<R: Record> {
     pub changed: Vec<R::Key>,
     /// Records that were cached but are no longer in the cluster (deleted while not watching).
     pub removed: Vec<Arc<R>>,
+}
+
+/// What a watcher event did to a store, i.e. what the reconcilers must look at.
+#[derive(Debug)]
+pub enum Reflected<R: Record> {
+    /// Nothing to reconcile: part of a listing still buffered, a re-delivered version, or an
+    /// object that could not be read (logged).
+    Nothing,
+    Applied(R::Key, Change),
+    /// Removed; the last known record (a mirror's tells which source to look at).
+    Deleted(Arc<R>),
+    /// A listing was swapped in.
+    Reset(Reset<R>),
 }
 
 struct Inner<R: Record> {
@@ -234,9 +288,7 @@ impl<R: Record> Store<R> {
         let mut inner = self.write();
         let change = match inner.live.get(rec.key()) {
             None => Change::Added,
-            Some(old) if !rec.resource_version().is_empty() && old.resource_version() == rec.resource_version() => {
-                return Change::Unchanged;
-            }
+            Some(old) if rec.unchanged_from(old) => return Change::Unchanged,
             Some(_) => Change::Updated,
         };
         let rec = Arc::new(rec);
@@ -284,8 +336,7 @@ impl<R: Record> Store<R> {
         let mut changed = Vec::new();
         for (k, rec) in &inner.live {
             match old.get(k) {
-                Some(prev)
-                    if !rec.resource_version().is_empty() && prev.resource_version() == rec.resource_version() => {}
+                Some(prev) if rec.unchanged_from(prev) => {}
                 _ => changed.push(k.clone()),
             }
         }
@@ -304,6 +355,43 @@ impl<R: Record> Store<R> {
         // A relist is when many records are replaced at once: a good moment to drop dead strings.
         self.interner.lock().unwrap_or_else(|p| p.into_inner()).gc();
         Reset { changed, removed }
+    }
+
+    /// Applies one watcher event (kube-rs `Writer::apply_watcher_event`). The object is consumed:
+    /// the record keeps what it needs, the rest is dropped here.
+    pub fn apply_watcher_event(&self, event: Event) -> Reflected<R> {
+        let convert = |obj: Value| {
+            let what =
+                format!("{}/{}", meta(&obj, "namespace").unwrap_or(""), meta(&obj, "name").unwrap_or("<unnamed>"));
+            R::from_value(obj).map_err(|e| log::warn!("ignoring unreadable object {what}: {e}")).ok()
+        };
+        match event {
+            Event::Init => {
+                self.init();
+                Reflected::Nothing
+            }
+            Event::InitApply(obj) => {
+                if let Some(rec) = convert(obj) {
+                    self.init_apply(rec);
+                }
+                Reflected::Nothing
+            }
+            Event::InitDone => Reflected::Reset(self.init_done()),
+            Event::Apply(obj) => match convert(obj) {
+                Some(rec) => {
+                    let key = rec.key().clone();
+                    match self.apply(rec) {
+                        Change::Unchanged => Reflected::Nothing,
+                        change => Reflected::Applied(key, change),
+                    }
+                }
+                None => Reflected::Nothing,
+            },
+            Event::Delete(obj) => match R::key_of(&obj).and_then(|k| self.delete(&k)) {
+                Some(old) => Reflected::Deleted(old),
+                None => Reflected::Nothing,
+            },
+        }
     }
 
     pub fn get(&self, key: &R::Key) -> Option<Arc<R>> {
@@ -435,7 +523,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn mirror(ns: &str, name: &str, rv: &str, src: Option<(&str, &str)>) -> MirrorRecord {
         let mut ann = serde_json::Map::new();
@@ -592,6 +680,46 @@ mod tests {
         t.mirrors.init();
         t.mirrors.init_done();
         assert_eq!(cache.interned_strings(), 0);
+    }
+
+    #[test]
+    fn watcher_events_drive_the_store() {
+        let s: Store<MirrorRecord> = store();
+        let raw = |name: &str, rv: &str| {
+            json!({"metadata": {"name": name, "namespace": "app", "uid": format!("u-{name}"), "resourceVersion": rv,
+                "annotations": {"kubemirror.raczylo.com/source-namespace": "src",
+                                "kubemirror.raczylo.com/source-name": "db"}}})
+        };
+        assert!(matches!(s.apply_watcher_event(Event::Init), Reflected::Nothing));
+        assert!(matches!(s.apply_watcher_event(Event::InitApply(raw("a", "1"))), Reflected::Nothing));
+        // A malformed object is skipped, not a panic, and does not poison the listing.
+        assert!(matches!(
+            s.apply_watcher_event(Event::InitApply(json!({"metadata": {"name": "x"}}))),
+            Reflected::Nothing
+        ));
+        let Reflected::Reset(r) = s.apply_watcher_event(Event::InitDone) else { panic!() };
+        assert_eq!(r.changed, vec![key("app", "a")]);
+        let Reflected::Applied(k, Change::Added) = s.apply_watcher_event(Event::Apply(raw("b", "2"))) else { panic!() };
+        assert_eq!(k, key("app", "b"));
+        assert!(matches!(s.apply_watcher_event(Event::Apply(raw("b", "2"))), Reflected::Nothing));
+        assert!(matches!(s.apply_watcher_event(Event::Apply(raw("b", "3"))), Reflected::Applied(_, Change::Updated)));
+        let Reflected::Deleted(old) = s.apply_watcher_event(Event::Delete(raw("b", "4"))) else { panic!() };
+        assert_eq!(old.source.as_ref().unwrap().name.as_ref(), "db");
+        assert!(matches!(s.apply_watcher_event(Event::Delete(raw("b", "4"))), Reflected::Nothing));
+        assert!(matches!(s.apply_watcher_event(Event::Delete(json!({}))), Reflected::Nothing));
+        assert_eq!(s.mirrors_of(&key("src", "db")).len(), 1);
+
+        let n: Store<NamespaceRecord> = Store::new(SharedInterner::default());
+        n.apply_watcher_event(Event::Apply(json!({"metadata": {"name": "team"}})));
+        // Same labels/annotations/phase: nothing to re-evaluate; a label change is.
+        let same = n.apply_watcher_event(Event::Apply(json!({"metadata": {"name": "team", "resourceVersion": "9"}})));
+        assert!(matches!(same, Reflected::Nothing));
+        let relabeled = json!({"metadata": {"name": "team", "labels": {"env": "prod"}}});
+        assert!(matches!(n.apply_watcher_event(Event::Apply(relabeled)), Reflected::Applied(_, Change::Updated)));
+        assert!(matches!(
+            n.apply_watcher_event(Event::Delete(json!({"metadata": {"name": "team"}}))),
+            Reflected::Deleted(_)
+        ));
     }
 
     #[test]
