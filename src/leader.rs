@@ -420,9 +420,15 @@ impl<A: LeaseApi> LeaderElector<A> {
             let started = Instant::now();
             // No attempt may outlive the renew deadline: a hung request must not keep us "leading".
             let deadline = last_renew.unwrap_or(started) + self.cfg.renew_deadline;
-            let result = match tokio::time::timeout_at(deadline, self.attempt(started, last_renew.is_some())).await {
-                Ok(r) => r,
-                Err(_) => Err(client::Error::Timeout(deadline - started)),
+            let outcome = tokio::select! {
+                _ = &mut shutdown => None,
+                r = tokio::time::timeout_at(deadline, self.attempt(started, last_renew.is_some())) => Some(r),
+            };
+            let result = match outcome {
+                // Shutting down mid-request: the request is abandoned, the release re-reads the lease.
+                None => return self.stop(last_renew.is_some()).await,
+                Some(Ok(r)) => r,
+                Some(Err(_)) => Err(client::Error::Timeout(deadline - started)),
             };
             match result {
                 Ok(Attempt::Leading) => {
@@ -462,15 +468,17 @@ impl<A: LeaseApi> LeaderElector<A> {
                 None => started + self.cfg.retry_period.mul_f64(1.0 + 0.2 * self.rng.next_f64()),
             };
             tokio::select! {
-                _ = &mut shutdown => {
-                    if last_renew.is_some() {
-                        self.release().await;
-                    }
-                    return Ok(());
-                }
+                _ = &mut shutdown => return self.stop(last_renew.is_some()).await,
                 _ = tokio::time::sleep_until(next) => {}
             }
         }
+    }
+
+    async fn stop(&mut self, leading: bool) -> Result<(), LeaderError> {
+        if leading {
+            self.release().await;
+        }
+        Ok(())
     }
 
     fn lost(&self, reason: String) -> LeaderError {
@@ -696,6 +704,8 @@ mod tests {
         lease: Option<Value>,
         rv: u64,
         failing: bool,
+        /// Requests never answer.
+        hang: bool,
         requests: Vec<&'static str>,
     }
 
@@ -740,15 +750,28 @@ mod tests {
         }
     }
 
+    impl FakeLeases {
+        fn answer(&self, verb: &'static str, body: Option<&Value>) -> impl Future<Output = client::Result<Value>> {
+            let hang = self.state.lock().unwrap().hang;
+            let result = self.op(verb, body);
+            async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                result
+            }
+        }
+    }
+
     impl LeaseApi for FakeLeases {
         fn get(&self) -> impl Future<Output = client::Result<Value>> + Send {
-            std::future::ready(self.op("get", None))
+            self.answer("get", None)
         }
         fn create(&self, lease: &Value) -> impl Future<Output = client::Result<Value>> + Send {
-            std::future::ready(self.op("create", Some(lease)))
+            self.answer("create", Some(lease))
         }
         fn update(&self, lease: &Value) -> impl Future<Output = client::Result<Value>> + Send {
-            std::future::ready(self.op("update", Some(lease)))
+            self.answer("update", Some(lease))
         }
     }
 
@@ -846,6 +869,29 @@ mod tests {
         assert!(matches!(res, Err(LeaderError::Lost { .. })), "{res:?}");
         assert!(t_fail.elapsed() <= Duration::from_secs(10));
         assert_eq!(*a.rx.borrow(), Leadership::Following { holder: None });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_renewal_is_fenced_at_the_deadline() {
+        let api = FakeLeases::default();
+        let a = spawn(&api, "a", 1);
+        until(Duration::from_secs(5), || a.rx.borrow().is_leader()).await;
+        api.state.lock().unwrap().hang = true;
+        let lost = until(Duration::from_secs(12), || !a.rx.borrow().is_leader()).await;
+        assert!(lost <= Duration::from_secs(10), "{lost:?}");
+        assert!(matches!(a.task.await.unwrap(), Err(LeaderError::Lost { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_does_not_wait_for_a_hung_request() {
+        let api = FakeLeases::default();
+        api.state.lock().unwrap().hang = true;
+        let mut a = spawn(&api, "a", 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t0 = Instant::now();
+        a.stop.take().unwrap().send(()).unwrap();
+        assert_eq!(a.task.await.unwrap(), Ok(()));
+        assert!(t0.elapsed() < Duration::from_millis(10), "{:?}", t0.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,6 +34,10 @@ use crate::util::rand::Rng;
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 /// Server-side watch timeout range (seconds), so watches of many types do not expire together.
 pub const WATCH_TIMEOUT_SECS: (u64, u64) = (290, 590);
+/// A watcher without progress for this long is stuck: a healthy one gets a bookmark about every
+/// minute and re-opens its watch within the longest server timeout. Twice that timeout leaves room
+/// for one failed attempt plus backoff.
+pub const STUCK_AFTER: Duration = Duration::from_secs(2 * WATCH_TIMEOUT_SECS.1);
 /// A watch shorter than this without a single event is treated as a failure, not a normal end.
 const MIN_HEALTHY_WATCH: Duration = Duration::from_secs(1);
 
@@ -55,8 +59,10 @@ pub enum State {
 /// The next API call (or wait).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// List one page. The first page asks for the most recent state (resourceVersion unset); later
-    /// pages only pass the continue token, which pins the same snapshot.
+    /// List one page. The first page asks for the most recent state (resourceVersion unset: a
+    /// consistent read, served from the watch cache since Kubernetes 1.31, and paginated; "0"
+    /// could be stale and makes the watch cache ignore `limit`). Later pages only pass the continue
+    /// token, which pins the same snapshot.
     List { continue_token: Option<String>, limit: u32 },
     /// Open a watch from `resource_version` (unset only for watch-list).
     Watch { resource_version: Option<String>, send_initial_events: bool },
@@ -410,6 +416,11 @@ impl WatchHealth {
         self.last_progress.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
     }
 
+    /// For the liveness probe: no progress for [`STUCK_AFTER`].
+    pub fn is_stuck(&self) -> bool {
+        self.age() > STUCK_AFTER
+    }
+
     /// List requests (pages) sent.
     pub fn lists(&self) -> u64 {
         self.lists.load(Ordering::Relaxed)
@@ -425,7 +436,7 @@ impl WatchHealth {
         self.relists.load(Ordering::Relaxed)
     }
 
-    /// Failed calls and streams.
+    /// Backoffs taken (failed calls, failed or instantly closed streams).
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }
@@ -1018,6 +1029,9 @@ mod tests {
         assert_eq!((health.lists(), health.watches(), health.relists(), health.errors()), (2, 1, 0, 0));
         // The hanging watch delivered its last event ~60 s ago: that is the liveness age.
         assert!(health.age() >= Duration::from_secs(59), "{:?}", health.age());
+        assert!(!health.is_stuck());
+        tokio::time::sleep(STUCK_AFTER).await;
+        assert!(health.is_stuck(), "a silent watch past the deadline is reported");
         stop.send(()).unwrap();
         task.await.unwrap();
     }
