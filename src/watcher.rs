@@ -98,6 +98,22 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// The variant, for logs: inputs carry objects (Secret data included) that must not be logged.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Resume => "resume",
+            Input::Listed(Ok(_)) => "list page",
+            Input::Listed(Err(_)) => "list error",
+            Input::WatchOpened(Ok(())) => "watch opened",
+            Input::WatchOpened(Err(_)) => "watch request error",
+            Input::Event(Ok(_)) => "watch event",
+            Input::Event(Err(_)) => "watch stream error",
+            Input::WatchClosed { .. } => "watch closed",
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub struct Step {
     pub action: Action,
@@ -307,7 +323,7 @@ impl Machine {
 
             // Inputs that do not belong to the state (a driver bug): redo what the state needs.
             (state, input) => {
-                log::error!("watcher: unexpected {input:?} in state {state:?}; resuming");
+                log::error!("watcher: unexpected {} in state {state:?}; resuming", input.kind());
                 self.state = state;
                 Step::act(self.resume())
             }
