@@ -6,6 +6,7 @@
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
 pub mod cache;
+pub mod cli;
 pub mod client;
 pub mod keys;
 pub mod leader;

@@ -15,6 +15,12 @@ mod tls;
 mod transport;
 mod watch;
 
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
+#[cfg(test)]
+mod testserver;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
