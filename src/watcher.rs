@@ -1149,3 +1149,149 @@ mod tests {
         task.await.unwrap();
     }
 }
+
+/// The driver over our real client and a toy HTTP server: checks the exact requests on the wire.
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use crate::client::{ClientOptions, Config};
+    use serde_json::json;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Serves each connection on a thread: the request line is recorded and `reply` returns the
+    /// status and body lines; a `None` status streams the lines as a watch body and holds it open.
+    /// Status (None: a held-open watch) and body lines for a request line.
+    type Reply = (Option<u16>, Vec<String>);
+
+    fn serve(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let reply = Arc::new(reply);
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (reply, log) = (reply.clone(), log.clone());
+                std::thread::spawn(move || handle(conn, &*reply, &log));
+            }
+        });
+        (url, seen)
+    }
+
+    fn handle(mut conn: TcpStream, reply: &dyn Fn(&str) -> Reply, log: &Mutex<Vec<String>>) {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        let target = head.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        log.lock().unwrap().push(target.clone());
+        let (status, lines) = reply(&target);
+        match status {
+            Some(code) => {
+                let body = lines.concat();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            None => {
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                for line in lines {
+                    let chunk = format!("{line}\n");
+                    let _ = write!(conn, "{:x}\r\n{chunk}\r\n", chunk.len());
+                }
+                let _ = conn.flush();
+                // Hold the watch open until the client goes away.
+                let _ = conn.read(&mut [0u8; 1]);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn startup_on_the_wire_is_a_paginated_list_and_one_watch() {
+        let (url, seen) = serve(|target| {
+            let item = |n: &str, rv: &str| json!({"metadata": {"name": n, "namespace": "ns", "resourceVersion": rv}});
+            if target.contains("watch=true") {
+                let ev = json!({"type": "ADDED", "object": item("c", "11")});
+                let bm = json!({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}});
+                (None, vec![ev.to_string(), bm.to_string()])
+            } else if target.contains("continue=") {
+                (
+                    Some(200),
+                    vec![
+                        json!({"kind": "SecretList", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "10"}, "items": [item("b", "2")]})
+                        .to_string(),
+                    ],
+                )
+            } else {
+                (
+                    Some(200),
+                    vec![
+                        json!({"kind": "SecretList", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "10", "continue": "tok/1"}, "items": [item("a", "1")]})
+                        .to_string(),
+                    ],
+                )
+            }
+        });
+        let client = Client::new(Config::new(&url), ClientOptions::default()).unwrap();
+        let api = ClientListWatch { client, resource: ApiResource::secrets(), namespace: None };
+        let cfg = WatchConfig {
+            label_selector: Some("kubemirror.raczylo.com/enabled=true".into()),
+            ..WatchConfig::new("Secret.v1 sources")
+        };
+        let watcher = Watcher::new(api, cfg, Rng::seeded(1));
+        let health = watcher.health();
+        let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = {
+            let events = events.clone();
+            move |e| events.lock().unwrap().push(e)
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(watcher.run(sink, async move {
+            let _ = stopped.await;
+        }));
+        let t0 = std::time::Instant::now();
+        while events.lock().unwrap().len() < 5 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "events: {:?}", events.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let sel = "labelSelector=kubemirror.raczylo.com%2Fenabled%3Dtrue";
+        assert_eq!(seen[0], format!("GET /api/v1/secrets?{sel}&limit=500"));
+        assert_eq!(seen[1], format!("GET /api/v1/secrets?{sel}&limit=500&continue=tok%2F1"));
+        assert!(
+            seen[2].starts_with(&format!(
+                "GET /api/v1/secrets?watch=true&{sel}&resourceVersion=10&allowWatchBookmarks=true&timeoutSeconds="
+            )),
+            "{}",
+            seen[2]
+        );
+        let names: Vec<String> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::InitApply(o) | Event::Apply(o) => o.name().unwrap_or_default().to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, vec!["Init", "a", "b", "InitDone", "c"]);
+        assert_eq!((health.lists(), health.watches()), (2, 1));
+    }
+}
