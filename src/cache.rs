@@ -14,7 +14,7 @@
 //! and for mirrors also the source's name/uid and content hash (all N mirrors of a source share
 //! them), and namespace label keys and values.
 //!
-//! Reads take a read lock for a hash lookup and clone the record (a handful of `Arc` bumps).
+//! Reads take a read lock for a hash lookup and return the record's `Arc` (one refcount bump).
 //! Mirrors are indexed by the source they name, so source -> mirrors is O(1) (plus the number of
 //! mirrors), and mirror -> source is the record's own `source` field.
 //!
@@ -190,14 +190,14 @@ impl Record for NamespaceRecord {
 pub enum Change {
     Added,
     Updated,
-    /// Same resourceVersion as the stored record (a re-delivered event): nothing to reconcile.
+    /// Nothing the controller reads changed (a re-delivered event): nothing to reconcile.
     Unchanged,
 }
 
 /// Result of swapping in a complete listing.
 #[derive(Debug)]
 pub struct Reset<R: Record> {
-    /// Keys that are new or whose resourceVersion changed since the previous listing.
+    /// Keys that are new or changed (see [`Record::unchanged_from`]) since the previous view.
     pub changed: Vec<R::Key>,
     /// Records that were cached but are no longer in the cluster (deleted while not watching).
     pub removed: Vec<Arc<R>>,
@@ -331,7 +331,14 @@ impl<R: Record> Store<R> {
     /// The listing is complete: swap it in, rebuild the index, report changes, mark synced.
     pub fn init_done(&self) -> Reset<R> {
         let mut inner = self.write();
-        let new = inner.buffer.take().unwrap_or_default();
+        let Some(new) = inner.buffer.take() else {
+            // No listing in progress (a driver bug). Swapping in "nothing" would report every
+            // object as deleted, so keep the live view.
+            log::error!("cache: listing completed without a start; keeping the current view");
+            drop(inner);
+            self.synced.send_replace(true);
+            return Reset { changed: Vec::new(), removed: Vec::new() };
+        };
         let old = std::mem::replace(&mut inner.live, new);
         let mut changed = Vec::new();
         for (k, rec) in &inner.live {
@@ -625,6 +632,15 @@ mod tests {
         }
         let quiet = s.init_done();
         assert!(quiet.changed.is_empty() && quiet.removed.is_empty());
+    }
+
+    #[test]
+    fn a_stray_listing_end_never_empties_the_store() {
+        let s = store();
+        s.apply(mirror("a", "x", "1", None));
+        let r = s.init_done();
+        assert!(r.removed.is_empty() && r.changed.is_empty());
+        assert!(s.contains(&key("a", "x")));
     }
 
     #[tokio::test]

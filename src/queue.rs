@@ -26,6 +26,9 @@ use tokio::time::Instant;
 
 use crate::util::ratelimit::TokenBucket;
 
+/// `--worker-threads` default.
+pub const DEFAULT_WORKERS: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// First retry delay after a failure; doubles per consecutive failure of the same key.
