@@ -10,7 +10,8 @@
 //! - a watch that ends normally, or that the client's idle deadline cuts, resumes from the last
 //!   resourceVersion at once, without a list;
 //! - 410 Gone/Expired relists (the only case that lists again); a 410 on a `continue` token
-//!   restarts the listing from its first page;
+//!   restarts the listing from its first page; a 410 again before any event arrived backs off
+//!   before relisting (kube-rs backs off on every 410, client-go never does);
 //! - other errors back off (0.8 s doubling to 30 s with jitter, reset after 2 healthy minutes) and
 //!   then retry the same step; a watch that closes within a second without any event counts as an
 //!   error so a misbehaving server cannot make us spin;
@@ -133,11 +134,14 @@ pub struct Machine {
     page_size: u32,
     /// Cleared for good once the server shows it cannot do watch-list.
     watch_list: bool,
+    /// The last relist came from a 410 and no event has arrived since: another 410 now backs off
+    /// instead of relisting at once, so a server that keeps expiring us cannot make us spin.
+    gone_streak: bool,
 }
 
 impl Machine {
     pub fn new(page_size: u32, watch_list: bool) -> Self {
-        Machine { state: State::Empty, page_size: page_size.max(1), watch_list }
+        Machine { state: State::Empty, page_size: page_size.max(1), watch_list, gone_streak: false }
     }
 
     pub fn state(&self) -> &State {
@@ -170,9 +174,13 @@ impl Machine {
         }
     }
 
-    /// Back to a full relist, at once.
+    /// Back to a full relist: at once, unless the previous one also followed a 410 with nothing
+    /// in between.
     fn relist(&mut self) -> Step {
         self.state = State::Empty;
+        if std::mem::replace(&mut self.gone_streak, true) {
+            return Step::act(Action::Backoff);
+        }
         Step::act(self.resume())
     }
 
@@ -293,6 +301,9 @@ impl Machine {
 
             // Watching.
             (State::Watching { resource_version }, Input::Event(Ok(ev))) => {
+                if !matches!(ev, WatchEvent::Error(_)) {
+                    self.gone_streak = false;
+                }
                 let advance = |obj: &Value, old: String| obj.resource_version().map(str::to_string).unwrap_or(old);
                 let (rv, event) = match ev {
                     WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
@@ -798,6 +809,26 @@ mod tests {
             assert_eq!(s.events, vec![Event::Init, Event::InitApply(obj("a", "30")), Event::InitDone]);
             assert_eq!(s.action, watch("31"));
         }
+    }
+
+    #[test]
+    fn repeated_gone_without_progress_backs_off_before_relisting() {
+        let mut m = watching("10");
+        let gone = || Input::Event(Ok(WatchEvent::Error(status(410, Reason::Expired))));
+        assert_eq!(m.step(gone()).action, list(None));
+        m.step(Input::Listed(Ok(page(&[], "20", None))));
+        m.step(Input::WatchOpened(Ok(())));
+        // Expired again before anything arrived: back off, then relist.
+        assert_eq!(m.step(gone()).action, Action::Backoff);
+        assert_eq!(m.step(Input::Resume).action, list(None));
+        m.step(Input::Listed(Ok(page(&[], "30", None))));
+        m.step(Input::WatchOpened(Ok(())));
+        // Progress clears the streak: the next 410 relists at once again.
+        m.step(bookmark("31", false));
+        assert_eq!(m.step(gone()).action, list(None));
+        // A 410 on the watch request itself counts the same.
+        m.step(Input::Listed(Ok(page(&[], "40", None))));
+        assert_eq!(m.step(Input::WatchOpened(Err(api(410, Reason::Gone)))).action, Action::Backoff);
     }
 
     #[test]
