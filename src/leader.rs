@@ -333,9 +333,11 @@ impl Leadership {
         }
     }
 
-    /// A channel that always says "write" (leader election disabled).
+    /// A channel that always says "write" (leader election disabled). Its sender lives for the
+    /// whole process, so `changed().await` waits forever instead of failing at once.
     pub fn standalone() -> watch::Receiver<Leadership> {
-        watch::Sender::new(Leadership::Standalone).subscribe()
+        static SENDER: std::sync::OnceLock<watch::Sender<Leadership>> = std::sync::OnceLock::new();
+        SENDER.get_or_init(|| watch::Sender::new(Leadership::Standalone)).subscribe()
     }
 }
 
@@ -690,7 +692,9 @@ mod tests {
         assert!(l.is_leader());
         assert!(!Leadership::Leading { until: Instant::now() }.is_leader());
         assert!(!Leadership::Following { holder: None }.is_leader());
-        assert!(Leadership::standalone().borrow().is_leader());
+        let rx = Leadership::standalone();
+        assert!(rx.borrow().is_leader());
+        assert!(rx.has_changed().is_ok(), "the standalone channel never closes");
     }
 
     /// An in-memory Lease with resourceVersion checks, shared by competing electors.
