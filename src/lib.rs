@@ -8,4 +8,6 @@
 pub mod keys;
 pub mod model;
 pub mod selector;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod util;
