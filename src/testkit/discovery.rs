@@ -249,6 +249,15 @@ impl Registry {
         Some(doc)
     }
 
+    /// Served group/versions as OpenAPI v3 paths (`api/v1`, `apis/apps/v1`).
+    pub fn group_versions(&self) -> Vec<(String, String)> {
+        self.gvs.iter().map(|g| (g.group.clone(), g.version.clone())).collect()
+    }
+
+    pub fn resources_in(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
+        self.resources.values().filter(|r| r.group == group && r.version == version).cloned().collect()
+    }
+
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
         self.gvs.iter().find(|g| g.group == group && g.version == version).map(|g| g.doc.clone())
     }

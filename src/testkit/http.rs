@@ -18,6 +18,7 @@ use super::Shared;
 use super::auth::{self, Attributes};
 use super::discovery::{Registry, ResourceInfo};
 use super::errors::{ApiError, FieldError};
+use super::openapi;
 use super::patch;
 use super::render::{self, Format};
 use super::store::{DeleteOpts, DeleteOutcome, ListParams, Store, WriteOpts};
@@ -35,7 +36,8 @@ enum Route {
     Apis,
     Group(String),
     GroupVersion(String, String),
-    OpenApi,
+    OpenApiRoot,
+    OpenApiDoc(String),
     Health,
     Resource(ResPath),
     Unknown,
@@ -56,7 +58,9 @@ fn route(path: &str) -> Route {
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Route::Version,
         ["healthz" | "livez" | "readyz", ..] => return Route::Health,
-        ["openapi", ..] => return Route::OpenApi,
+        ["openapi", "v3"] => return Route::OpenApiRoot,
+        ["openapi", "v3", rest @ ..] => return Route::OpenApiDoc(rest.join("/")),
+        ["openapi", ..] => return Route::Unknown,
         ["api"] => return Route::Api,
         ["apis"] => return Route::Apis,
         ["apis", g] => return Route::Group(g.to_string()),
@@ -228,6 +232,9 @@ async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         return Err(ApiError::for_code(code, retry));
     }
 
+    if matches!(r, Route::Unknown) {
+        return Err(ApiError::no_route());
+    }
     let format = render::negotiate(header(ACCEPT).as_deref()).ok_or_else(|| {
         ApiError::new(
             406,
@@ -248,7 +255,11 @@ async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     match r {
         Route::Version => Ok(respond_json(shared, 200, &Registry::version_doc())),
         Route::Health => Ok(respond(shared, 200, "text/plain; charset=utf-8", Bytes::from_static(b"ok"))),
-        Route::OpenApi => Err(ApiError::no_route()),
+        Route::OpenApiRoot => Ok(respond_json(shared, 200, &openapi::root(&lock(shared).registry))),
+        Route::OpenApiDoc(rest) => {
+            let doc = openapi::gv_doc(&lock(shared).registry, &rest).ok_or_else(ApiError::no_route)?;
+            Ok(respond_json(shared, 200, &doc))
+        }
         Route::Api => Ok(respond_json(shared, 200, &Registry::api_versions(&shared.addr.to_string()))),
         Route::Apis => Ok(respond_json(shared, 200, &lock(shared).registry.api_group_list())),
         Route::Group(g) => {

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod errors;
 pub mod faults;
 pub mod http;
+pub mod openapi;
 pub mod patch;
 pub mod render;
 pub mod stats;
