@@ -222,10 +222,10 @@ impl Registry {
 
     fn group_doc(&self, group: &str) -> Option<Value> {
         let versions: Vec<Value> = self
-            .gvs
-            .iter()
-            .filter(|g| g.group == group)
-            .map(|g| json!({"groupVersion": format!("{group}/{}", g.version), "version": g.version}))
+            .group_versions()
+            .into_iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, v)| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
             .collect();
         let preferred = versions.first()?.clone();
         Some(json!({"name": group, "versions": versions, "preferredVersion": preferred}))
@@ -251,15 +251,29 @@ impl Registry {
 
     /// Served group/versions as OpenAPI v3 paths (`api/v1`, `apis/apps/v1`).
     pub fn group_versions(&self) -> Vec<(String, String)> {
-        self.gvs.iter().map(|g| (g.group.clone(), g.version.clone())).collect()
+        let mut out: Vec<(String, String)> = Vec::new();
+        for g in &self.gvs {
+            if !out.iter().any(|(og, ov)| *og == g.group && *ov == g.version) {
+                out.push((g.group.clone(), g.version.clone()));
+            }
+        }
+        out
     }
 
     pub fn resources_in(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
         self.resources.values().filter(|r| r.group == group && r.version == version).cloned().collect()
     }
 
+    /// The APIResourceList of a group/version; several CRDs may share one, their resources merge.
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
-        self.gvs.iter().find(|g| g.group == group && g.version == version).map(|g| g.doc.clone())
+        let mut docs = self.gvs.iter().filter(|g| g.group == group && g.version == version);
+        let mut doc = docs.next()?.doc.clone();
+        for more in docs {
+            if let (Some(all), Some(extra)) = (doc["resources"].as_array_mut(), more.doc["resources"].as_array()) {
+                all.extend(extra.iter().cloned());
+            }
+        }
+        Some(doc)
     }
 }
 

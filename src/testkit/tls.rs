@@ -25,8 +25,14 @@ async fn flush(conn: &mut ServerConnection, tcp: &mut TcpStream) -> io::Result<(
     Ok(())
 }
 
-/// Feeds received TLS records to rustls; false once the peer closed the socket.
-async fn receive(conn: &mut ServerConnection, tcp: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+/// Feeds received TLS records to rustls, moving decrypted bytes to `plain` as it goes (rustls refuses
+/// to buffer more than a little plaintext); false once the peer closed the socket.
+async fn receive(
+    conn: &mut ServerConnection,
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    plain: &mut Vec<u8>,
+) -> io::Result<bool> {
     let n = tcp.read(buf).await?;
     if n == 0 {
         return Ok(false);
@@ -35,8 +41,22 @@ async fn receive(conn: &mut ServerConnection, tcp: &mut TcpStream, buf: &mut [u8
     while !rd.is_empty() {
         conn.read_tls(&mut rd)?;
         conn.process_new_packets().map_err(tls_err)?;
+        drain(conn, plain)?;
     }
     Ok(true)
+}
+
+/// Moves decrypted bytes out of rustls; false when the peer sent close_notify.
+fn drain(conn: &mut ServerConnection, plain: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match conn.reader().read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => plain.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Completes the handshake; returns the pipe hyper should serve, whether h2 was negotiated, and the
@@ -47,19 +67,20 @@ pub async fn accept(
 ) -> io::Result<(DuplexStream, bool, impl std::future::Future<Output = io::Result<()>>)> {
     let mut conn = ServerConnection::new(config).map_err(tls_err)?;
     let mut buf = vec![0u8; BUF];
+    let mut early = Vec::new();
     while conn.is_handshaking() {
         flush(&mut conn, &mut tcp).await?;
         if !conn.is_handshaking() {
             break;
         }
-        if !receive(&mut conn, &mut tcp, &mut buf).await? {
+        if !receive(&mut conn, &mut tcp, &mut buf, &mut early).await? {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed during the TLS handshake"));
         }
     }
     flush(&mut conn, &mut tcp).await?;
     let h2 = conn.alpn_protocol() == Some(b"h2");
     let (hyper_side, pump_side) = tokio::io::duplex(BUF * 4);
-    Ok((hyper_side, h2, pump(tcp, conn, pump_side, buf)))
+    Ok((hyper_side, h2, pump(tcp, conn, pump_side, buf, early)))
 }
 
 async fn pump(
@@ -67,25 +88,22 @@ async fn pump(
     mut conn: ServerConnection,
     mut app: DuplexStream,
     mut net: Vec<u8>,
+    mut plain: Vec<u8>,
 ) -> io::Result<()> {
-    let mut plain = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
     loop {
-        // Plaintext already decrypted (e.g. data that arrived with the last handshake flight).
-        loop {
-            match conn.reader().read(&mut plain) {
-                Ok(0) => {
-                    let _ = app.shutdown().await;
-                    return Ok(());
-                }
-                Ok(n) => app.write_all(&plain[..n]).await?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
+        let open = drain(&mut conn, &mut plain)?;
+        if !plain.is_empty() {
+            app.write_all(&plain).await?;
+            plain.clear();
+        }
+        if !open {
+            let _ = app.shutdown().await;
+            return Ok(());
         }
         flush(&mut conn, &mut tcp).await?;
         tokio::select! {
-            alive = receive(&mut conn, &mut tcp, &mut net) => {
+            alive = receive(&mut conn, &mut tcp, &mut net, &mut plain) => {
                 if !alive? {
                     return Ok(());
                 }
