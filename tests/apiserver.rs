@@ -503,9 +503,10 @@ async fn watch_bookmarks_and_timeout() {
     assert_eq!(b["object"]["metadata"]["resourceVersion"], rv.to_string());
     api.post("/api/v1/namespaces/default/secrets", &json!({"metadata": {"name": "elsewhere"}})).await;
     // Bookmarks advance with the store even when this resource is quiet.
+    let start_rv = rv.to_string();
     let advanced = loop {
         let e = w.next().await.unwrap();
-        if e["type"] == "BOOKMARK" && e["object"]["metadata"]["resourceVersion"] != rv.to_string() {
+        if e["type"] == "BOOKMARK" && e["object"]["metadata"]["resourceVersion"] != start_rv.as_str() {
             break e;
         }
     };

@@ -7,6 +7,7 @@
 //!   `$setElementOrder`-free patches for `finalizers`;
 //! - the directives `$patch: replace|delete` (on maps and list elements) and `$deleteFromPrimitiveList/`
 //!   are honoured; `$setElementOrder/` and `$retainKeys` are accepted and ignored.
+//!
 //! Other lists are replaced, as a merge patch would.
 
 use serde_json::{Map, Value};

@@ -66,11 +66,11 @@ impl Obj {
         if fields.requirements.is_empty() {
             return true;
         }
-        let parsed = fields
-            .fields()
-            .any(|f| f != "metadata.name" && f != "metadata.namespace")
-            .then(|| self.value())
-            .unwrap_or(Value::Null);
+        let parsed = if fields.fields().any(|f| f != "metadata.name" && f != "metadata.namespace") {
+            self.value()
+        } else {
+            Value::Null
+        };
         fields.matches_with(|f| match f {
             "metadata.name" => Some(self.name.clone()),
             "metadata.namespace" => Some(self.namespace.clone()),
@@ -120,6 +120,8 @@ pub fn event_line(etype: &str, object: &[u8]) -> Bytes {
     v.extend_from_slice(b"}\n");
     Bytes::from(v)
 }
+
+pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
 
 type Table = BTreeMap<String, BTreeMap<String, Arc<Obj>>>;
 
@@ -910,7 +912,7 @@ impl Store {
 
     /// For a watch starting at `rv`: the history to replay and a receiver for what follows, taken
     /// under the same lock so nothing falls between them.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ApiError> {
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), ApiError> {
         if rv < self.compacted {
             return Err(ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted)));
         }
