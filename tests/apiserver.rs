@@ -1,4 +1,5 @@
 //! The in-memory API server on the wire: every behaviour a client relies on, via raw HTTPS.
+#![cfg(feature = "testkit")]
 
 mod common;
 

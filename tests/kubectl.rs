@@ -1,5 +1,6 @@
 //! The real `kubectl` against the in-memory API server: the check that it behaves like a cluster.
 //! Skipped, with a message, where kubectl is not installed.
+#![cfg(feature = "testkit")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
