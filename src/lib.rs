@@ -13,5 +13,7 @@ pub mod leader;
 pub mod model;
 pub mod queue;
 pub mod selector;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod util;
 pub mod watcher;
