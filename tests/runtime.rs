@@ -315,3 +315,66 @@ async fn a_killed_leader_is_replaced_within_the_lease_duration() {
     assert!(t0.elapsed() < Duration::from_millis(2600), "{:?}", t0.elapsed());
     assert_eq!(lease(&s)["spec"]["leaseTransitions"], 1);
 }
+
+/// Runs one watcher into `apply` until the returned sender fires.
+fn run_into(
+    client: &Client,
+    resource: ApiResource,
+    cfg: WatchConfig,
+    mut apply: impl FnMut(kubemirror::watcher::Event) + Send + 'static,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let api = ClientListWatch { client: client.clone(), resource, namespace: None };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(Watcher::new(api, cfg, Rng::seeded(9)).run(move |ev| apply(ev), async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+#[tokio::test]
+async fn metadata_only_mirrors_and_namespaces_fill_the_cache_and_its_index() {
+    let s = server(ServerOptions::default()).await;
+    for ns in ["team-a", "team-b"] {
+        s.create_object(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"env": "prod"}}}))
+            .unwrap();
+        s.create_object(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": ns,
+                "labels": {"kubemirror.raczylo.com/mirror": "true",
+                           "kubemirror.raczylo.com/managed-by": "kubemirror"},
+                "annotations": {"kubemirror.raczylo.com/source-namespace": "default",
+                                "kubemirror.raczylo.com/source-name": "db",
+                                "kubemirror.raczylo.com/source-content-hash": "h1"}},
+            "data": {"password": "c2VjcmV0"}}))
+            .unwrap();
+    }
+    let c = client(&s).await;
+    let cache = kubemirror::cache::Cache::new();
+    let t = cache.add_type("Secret.v1");
+    let mirrors_cfg = WatchConfig {
+        label_selector: Some("kubemirror.raczylo.com/mirror=true".into()),
+        metadata_only: true,
+        ..WatchConfig::new("Secret.v1 mirrors")
+    };
+    let ns_cfg = WatchConfig { metadata_only: true, ..WatchConfig::new("namespaces") };
+    let mirrors = t.mirrors.clone();
+    let (stop_m, task_m) = run_into(&c, ApiResource::secrets(), mirrors_cfg, move |ev| {
+        mirrors.apply_watcher_event(ev);
+    });
+    let namespaces = cache.namespaces.clone();
+    let (stop_n, task_n) = run_into(&c, ApiResource::namespaces(), ns_cfg, move |ev| {
+        namespaces.apply_watcher_event(ev);
+    });
+    t.mirrors.wait_synced().await;
+    cache.namespaces.wait_synced().await;
+    let of_source = t.mirrors.mirrors_of(&ObjectKey::new("default", "db"));
+    assert_eq!(of_source.len(), 2);
+    assert!(of_source.iter().all(|m| m.managed && m.content_hash.as_deref() == Some("h1")));
+    assert_eq!(cache.namespaces.get(&"team-a".into()).unwrap().label("env"), Some("prod"));
+    // One list per stream, nothing else.
+    assert_eq!(s.stats().count("list", "secrets"), 1);
+    assert_eq!(s.stats().count("list", "namespaces"), 1);
+    let _ = (stop_m.send(()), stop_n.send(()));
+    task_m.await.unwrap();
+    task_n.await.unwrap();
+}
