@@ -321,11 +321,11 @@ fn run_into(
     client: &Client,
     resource: ApiResource,
     cfg: WatchConfig,
-    mut apply: impl FnMut(kubemirror::watcher::Event) + Send + 'static,
+    apply: impl FnMut(kubemirror::watcher::Event) + Send + 'static,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let api = ClientListWatch { client: client.clone(), resource, namespace: None };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(Watcher::new(api, cfg, Rng::seeded(9)).run(move |ev| apply(ev), async move {
+    let task = tokio::spawn(Watcher::new(api, cfg, Rng::seeded(9)).run(apply, async move {
         let _ = stopped.await;
     }));
     (stop, task)
