@@ -294,7 +294,8 @@ async fn one_leader_graceful_handover_and_a_client_go_compatible_lease() {
     s.fail_next(Matcher::new(None, Some("leases")), 1000, 500, None);
     let t0 = Instant::now();
     eventually("b to step down", || !b.rx.borrow().is_leader()).await;
-    assert!(t0.elapsed() <= Duration::from_millis(1600), "{:?}", t0.elapsed());
+    // Within the renew deadline (1.5 s, plus scheduling slack), before anyone could take over (2 s).
+    assert!(t0.elapsed() < Duration::from_millis(1900), "{:?}", t0.elapsed());
     let res = b.task.await.unwrap();
     assert!(res.is_err(), "{res:?}");
     b.stop.take();
@@ -311,8 +312,8 @@ async fn a_killed_leader_is_replaced_within_the_lease_duration() {
     a.task.abort();
     let t0 = Instant::now();
     eventually("b to lead", || b.rx.borrow().is_leader()).await;
-    // Lease duration (2 s) from b's last observation, plus at most one poll.
-    assert!(t0.elapsed() < Duration::from_millis(2600), "{:?}", t0.elapsed());
+    // Lease duration (2 s) from b's last observation, plus at most one poll (and scheduling slack).
+    assert!(t0.elapsed() < Duration::from_millis(3000), "{:?}", t0.elapsed());
     assert_eq!(lease(&s)["spec"]["leaseTransitions"], 1);
 }
 
