@@ -379,3 +379,64 @@ async fn metadata_only_mirrors_and_namespaces_fill_the_cache_and_its_index() {
     task_m.await.unwrap();
     task_n.await.unwrap();
 }
+
+// ---- discovery ----
+
+fn widget_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+#[tokio::test]
+async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {
+    use kubemirror::discovery::{DenyList, TypeRef, discover, parse_type_list, resolve};
+    let s = server(ServerOptions::default()).await;
+    let c = client(&s).await;
+    let deny = DenyList::builtin();
+    let first = discover(&c, &deny).await.unwrap();
+    let names: Vec<String> = first.resources.iter().map(|r| TypeRef::of(r).to_string()).collect();
+    // The built-in GA types of a default server minus the deny list (BEHAVIOR.md §J: 15 types).
+    assert_eq!(
+        names,
+        vec![
+            "ConfigMap.v1",
+            "DaemonSet.v1.apps",
+            "Deployment.v1.apps",
+            "Ingress.v1.networking.k8s.io",
+            "LimitRange.v1",
+            "NetworkPolicy.v1.networking.k8s.io",
+            "PodDisruptionBudget.v1.policy",
+            "PodTemplate.v1",
+            "ResourceQuota.v1",
+            "Role.v1.rbac.authorization.k8s.io",
+            "RoleBinding.v1.rbac.authorization.k8s.io",
+            "Secret.v1",
+            "Service.v1",
+            "ServiceAccount.v1",
+            "StatefulSet.v1.apps",
+        ]
+    );
+    assert!(first.failed.is_empty());
+
+    s.create_object(widget_crd()).unwrap();
+    let second = discover(&c, &deny).await.unwrap();
+    let changes = second.changes_from(&first.resources);
+    assert_eq!(changes.added.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), vec!["Widget"]);
+    assert!(changes.removed.is_empty());
+    assert_eq!(
+        resolve(&c, &parse_type_list("Widget.v1.example.com").unwrap(), &deny).await.unwrap()[0].plural,
+        "widgets"
+    );
+
+    s.delete_object("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "widgets.example.com").unwrap();
+    let third = discover(&c, &deny).await.unwrap();
+    let changes = third.changes_from(&second.resources);
+    assert!(changes.added.is_empty());
+    assert_eq!(changes.removed.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), vec!["Widget"]);
+    let err = resolve(&c, &parse_type_list("Widget.v1.example.com").unwrap(), &deny).await.unwrap_err();
+    assert!(err.contains("Widget.v1.example.com"), "{err}");
+}
