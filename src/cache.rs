@@ -194,11 +194,19 @@ pub enum Change {
     Unchanged,
 }
 
+/// A record that is new or changed, with what the store held before (so consumers can tell our
+/// own writes or status-only updates from changes that matter).
+#[derive(Debug)]
+pub struct Update<R> {
+    pub old: Option<Arc<R>>,
+    pub new: Arc<R>,
+}
+
 /// Result of swapping in a complete listing.
 #[derive(Debug)]
 pub struct Reset<R: Record> {
-    /// Keys that are new or changed (see [`Record::unchanged_from`]) since the previous view.
-    pub changed: Vec<R::Key>,
+    /// Records that are new or changed (see [`Record::unchanged_from`]) since the previous view.
+    pub changed: Vec<Update<R>>,
     /// Records that were cached but are no longer in the cluster (deleted while not watching).
     pub removed: Vec<Arc<R>>,
 }
@@ -209,7 +217,8 @@ pub enum Reflected<R: Record> {
     /// Nothing to reconcile: part of a listing still buffered, a re-delivered version, or an
     /// object that could not be read (logged).
     Nothing,
-    Applied(R::Key, Change),
+    /// Added or changed; the previous record comes along (e.g. to skip our own writes).
+    Applied(Update<R>),
     /// Removed; the last known record (a mirror's tells which source to look at).
     Deleted(Arc<R>),
     /// A listing was swapped in.
@@ -284,19 +293,28 @@ impl<R: Record> Store<R> {
 
     /// A watch event added or modified the record.
     pub fn apply(&self, rec: R) -> Change {
+        match self.upsert(rec) {
+            None => Change::Unchanged,
+            Some(Update { old: None, .. }) => Change::Added,
+            Some(Update { old: Some(_), .. }) => Change::Updated,
+        }
+    }
+
+    /// Like [`apply`](Self::apply), returning the previous and the stored record; `None` when
+    /// nothing changed.
+    pub fn upsert(&self, rec: R) -> Option<Update<R>> {
         let rec = self.interned(rec);
         let mut inner = self.write();
-        let change = match inner.live.get(rec.key()) {
-            None => Change::Added,
-            Some(old) if rec.unchanged_from(old) => return Change::Unchanged,
-            Some(_) => Change::Updated,
-        };
-        let rec = Arc::new(rec);
-        if let Some(old) = inner.live.insert(rec.key().clone(), rec.clone()) {
-            inner.unindex(&old);
+        if inner.live.get(rec.key()).is_some_and(|old| rec.unchanged_from(old)) {
+            return None;
         }
-        inner.reindex(&rec);
-        change
+        let new = Arc::new(rec);
+        let old = inner.live.insert(new.key().clone(), new.clone());
+        if let Some(old) = &old {
+            inner.unindex(old);
+        }
+        inner.reindex(&new);
+        Some(Update { old, new })
     }
 
     /// A watch event deleted the record; returns what was cached.
@@ -344,7 +362,7 @@ impl<R: Record> Store<R> {
         for (k, rec) in &inner.live {
             match old.get(k) {
                 Some(prev) if rec.unchanged_from(prev) => {}
-                _ => changed.push(k.clone()),
+                prev => changed.push(Update { old: prev.cloned(), new: rec.clone() }),
             }
         }
         let removed: Vec<Arc<R>> =
@@ -384,14 +402,8 @@ impl<R: Record> Store<R> {
                 Reflected::Nothing
             }
             Event::InitDone => Reflected::Reset(self.init_done()),
-            Event::Apply(obj) => match convert(obj) {
-                Some(rec) => {
-                    let key = rec.key().clone();
-                    match self.apply(rec) {
-                        Change::Unchanged => Reflected::Nothing,
-                        change => Reflected::Applied(key, change),
-                    }
-                }
+            Event::Apply(obj) => match convert(obj).and_then(|rec| self.upsert(rec)) {
+                Some(update) => Reflected::Applied(update),
                 None => Reflected::Nothing,
             },
             Event::Delete(obj) => match R::key_of(&obj).and_then(|k| self.delete(&k)) {
@@ -616,9 +628,13 @@ mod tests {
         assert!(!s.contains(&key("a", "new")));
         assert_eq!(s.get(&key("a", "keep")).unwrap().resource_version.as_ref(), "1");
         let reset = s.init_done();
-        let mut changed: Vec<String> = reset.changed.iter().map(ToString::to_string).collect();
+        let mut changed: Vec<(String, Option<String>)> = reset
+            .changed
+            .iter()
+            .map(|u| (u.new.key.to_string(), u.old.as_ref().map(|o| o.resource_version.to_string())))
+            .collect();
         changed.sort();
-        assert_eq!(changed, vec!["a/keep", "a/new"]);
+        assert_eq!(changed, vec![("a/keep".into(), Some("1".into())), ("a/new".into(), None)]);
         assert_eq!(reset.removed.len(), 1);
         assert_eq!(reset.removed[0].key, key("a", "gone"));
         assert!(!s.contains(&key("a", "gone")));
@@ -714,11 +730,14 @@ mod tests {
             Reflected::Nothing
         ));
         let Reflected::Reset(r) = s.apply_watcher_event(Event::InitDone) else { panic!() };
-        assert_eq!(r.changed, vec![key("app", "a")]);
-        let Reflected::Applied(k, Change::Added) = s.apply_watcher_event(Event::Apply(raw("b", "2"))) else { panic!() };
-        assert_eq!(k, key("app", "b"));
+        assert_eq!(r.changed.len(), 1);
+        assert_eq!(r.changed[0].new.key, key("app", "a"));
+        let Reflected::Applied(u) = s.apply_watcher_event(Event::Apply(raw("b", "2"))) else { panic!() };
+        assert!(u.old.is_none());
+        assert_eq!(u.new.key, key("app", "b"));
         assert!(matches!(s.apply_watcher_event(Event::Apply(raw("b", "2"))), Reflected::Nothing));
-        assert!(matches!(s.apply_watcher_event(Event::Apply(raw("b", "3"))), Reflected::Applied(_, Change::Updated)));
+        let Reflected::Applied(u) = s.apply_watcher_event(Event::Apply(raw("b", "3"))) else { panic!() };
+        assert_eq!(u.old.unwrap().resource_version.as_ref(), "2", "the previous record comes along");
         let Reflected::Deleted(old) = s.apply_watcher_event(Event::Delete(raw("b", "4"))) else { panic!() };
         assert_eq!(old.source.as_ref().unwrap().name.as_ref(), "db");
         assert!(matches!(s.apply_watcher_event(Event::Delete(raw("b", "4"))), Reflected::Nothing));
@@ -731,7 +750,10 @@ mod tests {
         let same = n.apply_watcher_event(Event::Apply(json!({"metadata": {"name": "team", "resourceVersion": "9"}})));
         assert!(matches!(same, Reflected::Nothing));
         let relabeled = json!({"metadata": {"name": "team", "labels": {"env": "prod"}}});
-        assert!(matches!(n.apply_watcher_event(Event::Apply(relabeled)), Reflected::Applied(_, Change::Updated)));
+        assert!(matches!(
+            n.apply_watcher_event(Event::Apply(relabeled)),
+            Reflected::Applied(Update { old: Some(_), .. })
+        ));
         assert!(matches!(
             n.apply_watcher_event(Event::Delete(json!({"metadata": {"name": "team"}}))),
             Reflected::Deleted(_)

@@ -71,7 +71,7 @@ fn start_watcher(client: &Client, page_size: u32, watch_list: bool) -> Running {
         move |ev| {
             let line = match store.apply_watcher_event(ev) {
                 Reflected::Nothing => return,
-                Reflected::Applied(k, c) => format!("{c:?} {k}"),
+                Reflected::Applied(u) => format!("{} {}", if u.old.is_some() { "Updated" } else { "Added" }, u.new.key),
                 Reflected::Deleted(r) => format!("Deleted {}", r.key),
                 Reflected::Reset(r) => {
                     let mut gone: Vec<String> = r.removed.iter().map(|r| r.key.to_string()).collect();
