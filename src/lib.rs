@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod discovery;
+pub mod informers;
 pub mod keys;
 pub mod leader;
 pub mod model;

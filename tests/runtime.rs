@@ -440,3 +440,58 @@ async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {
     let err = resolve(&c, &parse_type_list("Widget.v1.example.com").unwrap(), &deny).await.unwrap_err();
     assert!(err.contains("Widget.v1.example.com"), "{err}");
 }
+
+// ---- informers ----
+
+#[tokio::test]
+async fn informers_fill_the_cache_and_follow_rediscovery_without_disturbing_other_types() {
+    use kubemirror::discovery::{Changes, DenyList, discover};
+    use kubemirror::informers::{InformerOptions, Informers, Update};
+    let s = server(ServerOptions::default()).await;
+    s.create_object(secret("default", "db", true)).unwrap();
+    let c = client(&s).await;
+    let cache = kubemirror::cache::Cache::new();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let on_update = {
+        let seen = seen.clone();
+        Arc::new(move |u: Update| {
+            let line = match u {
+                Update::Sources(r, Reflected::Reset(reset)) => {
+                    format!("{} sources reset {}", r.kind, reset.changed.len())
+                }
+                Update::Mirrors(r, Reflected::Reset(_)) => format!("{} mirrors reset", r.kind),
+                Update::Namespaces(Reflected::Reset(_)) => "namespaces reset".to_string(),
+                Update::Sources(r, _) => format!("{} source", r.kind),
+                Update::Mirrors(r, _) => format!("{} mirror", r.kind),
+                Update::Namespaces(_) => "namespace".to_string(),
+            };
+            seen.lock().unwrap().push(line);
+        })
+    };
+    let mut informers = Informers::new(c.clone(), cache.clone(), InformerOptions::default(), on_update);
+    informers.start_namespaces();
+    informers.add(&ApiResource::secrets());
+    eventually("the first sync", || cache.is_synced()).await;
+    let has = |line: &str| seen.lock().unwrap().iter().any(|l| l == line);
+    assert!(has("Secret sources reset 1") && has("Secret mirrors reset") && has("namespaces reset"));
+    assert_eq!(informers.health().len(), 3);
+    eventually("three watches", || s.open_watches() == 3).await;
+
+    // A CRD appears: rediscovery adds its watchers; Secret's watchers are left alone.
+    s.create_object(widget_crd()).unwrap();
+    let found = discover(&c, &DenyList::builtin()).await.unwrap();
+    let widget = found.resources.iter().find(|r| r.kind == "Widget").unwrap().clone();
+    informers.apply(&Changes { added: vec![widget.clone()], removed: vec![] });
+    eventually("the widget sync", || cache.is_synced() && cache.type_names().len() == 2).await;
+    eventually("five watches", || s.open_watches() == 5).await;
+    assert_eq!(s.stats().count("list", "secrets"), 2, "one list for sources and one for mirrors, still");
+
+    // The CRD goes: its watchers stop and its records are dropped.
+    informers.apply(&Changes { added: vec![], removed: vec![widget] });
+    assert_eq!(informers.watched(), vec![ApiResource::secrets()]);
+    assert_eq!(cache.type_names().len(), 1);
+    eventually("three watches again", || s.open_watches() == 3).await;
+    s.create_object(secret("default", "late", true)).unwrap();
+    eventually("the late source", || has("Secret source")).await;
+    informers.shutdown().await;
+}
