@@ -267,6 +267,7 @@ fn looks_like_version(s: &str) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DenyRule {
+    /// "*": every kind of the group.
     kind: String,
     /// None: any group; else the group or any subdomain of it ("" only the core group).
     group: Option<String>,
@@ -274,7 +275,7 @@ struct DenyRule {
 
 impl DenyRule {
     fn matches(&self, group: &str, kind: &str) -> bool {
-        self.kind == kind
+        (self.kind == kind || self.kind == "*")
             && self.group.as_deref().is_none_or(|g| {
                 group == g || (!g.is_empty() && group.strip_suffix(g).is_some_and(|p| p.ends_with('.')))
             })
@@ -307,16 +308,19 @@ impl DenyList {
         DenyList { rules: Vec::new() }
     }
 
-    /// `--deny-resource-types`: comma-separated `Kind` (every group), `Kind.group`, or the
-    /// `--resource-types` forms `Kind.version` (core) / `Kind.version.group` (version ignored).
+    /// `--deny-resource-types`: comma-separated `Kind` (every group), `Kind.group`, `*.group` (the
+    /// whole group), or the `--resource-types` forms `Kind.version` (core) / `Kind.version.group`
+    /// (version ignored).
     pub fn extend(&mut self, list: &str) -> Result<(), String> {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (kind, rest) = match entry.split_once('.') {
                 Some((k, r)) => (k, Some(r)),
                 None => (entry, None),
             };
-            if kind.is_empty() || rest.is_some_and(str::is_empty) {
-                return Err(format!("deny entry {entry:?}: expected Kind, Kind.group or Kind.version[.group]"));
+            if kind.is_empty() || rest.is_some_and(str::is_empty) || (kind == "*" && rest.is_none()) {
+                return Err(format!(
+                    "deny entry {entry:?}: expected Kind, Kind.group, *.group or Kind.version[.group]"
+                ));
             }
             let group = rest.map(|r| match r.split_once('.') {
                 Some((v, g)) if looks_like_version(v) => g.to_string(),
@@ -583,8 +587,12 @@ mod tests {
         assert!(!d.denies("kyverno.io", "Policy"));
         assert!(d.denies("acme.io", "Thing") && !d.denies("other.io", "Thing"));
         assert!(d.denies("", "Event") && !d.denies("events.k8s.io", "Event"));
+        d.extend("*.istio.io").unwrap();
+        assert!(d.denies("networking.istio.io", "VirtualService") && d.denies("istio.io", "Anything"));
+        assert!(!d.denies("", "Secret"));
         assert!(d.extend(".x").is_err());
         assert!(d.extend("Kind.").is_err());
+        assert!(d.extend("*").is_err(), "denying everything is not a deny list");
     }
 
     fn doc(resources: Value) -> Value {

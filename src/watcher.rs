@@ -417,7 +417,7 @@ pub struct WatchHealth {
     last_progress: Mutex<Instant>,
     lists: AtomicU64,
     watches: AtomicU64,
-    relists: AtomicU64,
+    listings: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -427,7 +427,7 @@ impl WatchHealth {
             last_progress: Mutex::new(Instant::now()),
             lists: AtomicU64::new(0),
             watches: AtomicU64::new(0),
-            relists: AtomicU64::new(0),
+            listings: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         }
     }
@@ -458,9 +458,14 @@ impl WatchHealth {
         self.watches.load(Ordering::Relaxed)
     }
 
-    /// Complete relistings after the first (410s).
+    /// Complete listings, the first included.
+    pub fn listings(&self) -> u64 {
+        self.listings.load(Ordering::Relaxed)
+    }
+
+    /// Complete listings after the first (410s).
     pub fn relists(&self) -> u64 {
-        self.relists.load(Ordering::Relaxed)
+        self.listings().saturating_sub(1)
     }
 
     /// Backoffs taken (failed calls, failed or instantly closed streams).
@@ -493,7 +498,6 @@ impl<A: ListWatchApi> Watcher<A> {
         let mut machine = Machine::new(self.cfg.page_size, self.cfg.watch_list);
         let mut stream: Option<Open<A::Stream>> = None;
         let mut action = machine.step(Input::Resume).action;
-        let mut listed_once = false;
         loop {
             let input = tokio::select! {
                 _ = &mut shutdown => return,
@@ -503,10 +507,7 @@ impl<A: ListWatchApi> Watcher<A> {
             let step = machine.step(input);
             for ev in step.events {
                 if ev == Event::InitDone {
-                    if listed_once {
-                        self.health.relists.fetch_add(1, Ordering::Relaxed);
-                    }
-                    listed_once = true;
+                    self.health.listings.fetch_add(1, Ordering::Relaxed);
                 }
                 sink(ev);
             }
