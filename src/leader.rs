@@ -495,7 +495,7 @@ impl<A: LeaseApi> LeaderElector<A> {
         if leading && let Some(cached) = self.last_written.take() {
             if let Decision::Renew(lease) = self.elector.decide(Some(&cached), now, wall) {
                 match self.api.update(&lease).await {
-                    Ok(written) => return Ok(self.wrote(written, now)),
+                    Ok(written) => return Ok(self.wrote(written)),
                     Err(e) => log::debug!("lease {}: optimistic renew failed, re-reading: {e}", self.cfg.lease_ref()),
                 }
             }
@@ -505,15 +505,17 @@ impl<A: LeaseApi> LeaderElector<A> {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        match self.elector.decide(current.as_ref(), now, wall) {
-            Decision::Create(lease) => Ok(self.wrote(self.api.create(&lease).await?, now)),
-            Decision::Acquire(lease) | Decision::Renew(lease) => Ok(self.wrote(self.api.update(&lease).await?, now)),
+        // Observed when the answer arrived (client-go too): timing it from before a slow request
+        // would make the record look older than it is and shorten a follower's wait.
+        match self.elector.decide(current.as_ref(), Instant::now(), wall) {
+            Decision::Create(lease) => Ok(self.wrote(self.api.create(&lease).await?)),
+            Decision::Acquire(lease) | Decision::Renew(lease) => Ok(self.wrote(self.api.update(&lease).await?)),
             Decision::Wait { holder, .. } => Ok(Attempt::Following(Some(holder))),
         }
     }
 
-    fn wrote(&mut self, written: Value, now: Instant) -> Attempt {
-        self.elector.written(&written, now);
+    fn wrote(&mut self, written: Value) -> Attempt {
+        self.elector.written(&written, Instant::now());
         self.last_written = Some(written);
         Attempt::Leading
     }
@@ -710,6 +712,8 @@ mod tests {
         failing: bool,
         /// Requests never answer.
         hang: bool,
+        /// The next requests answer after these delays, one each.
+        delays: std::collections::VecDeque<Duration>,
         requests: Vec<&'static str>,
     }
 
@@ -756,12 +760,16 @@ mod tests {
 
     impl FakeLeases {
         fn answer(&self, verb: &'static str, body: Option<&Value>) -> impl Future<Output = client::Result<Value>> {
-            let hang = self.state.lock().unwrap().hang;
+            let (hang, delay) = {
+                let mut st = self.state.lock().unwrap();
+                (st.hang, st.delays.pop_front().unwrap_or_default())
+            };
             let result = self.op(verb, body);
             async move {
                 if hang {
                     std::future::pending::<()>().await;
                 }
+                tokio::time::sleep(delay).await;
                 result
             }
         }
@@ -884,6 +892,21 @@ mod tests {
         let lost = until(Duration::from_secs(12), || !a.rx.borrow().is_leader()).await;
         assert!(lost <= Duration::from_secs(10), "{lost:?}");
         assert!(matches!(a.task.await.unwrap(), Err(LeaderError::Lost { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_read_does_not_shorten_the_followers_wait() {
+        let api = FakeLeases::default();
+        let a = spawn(&api, "a", 1);
+        until(Duration::from_secs(5), || a.rx.borrow().is_leader()).await;
+        a.task.abort();
+        // b's first read takes 6 s: the record it returns is only known to be current from the
+        // answer on, so the lease duration counts from there.
+        api.state.lock().unwrap().delays.push_back(Duration::from_secs(6));
+        let b = spawn(&api, "b", 2);
+        let took = until(Duration::from_secs(60), || b.rx.borrow().is_leader()).await;
+        assert!(took >= Duration::from_secs(21), "{took:?}");
+        assert!(took <= Duration::from_secs(21) + Duration::from_millis(2500), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
