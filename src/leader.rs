@@ -271,7 +271,8 @@ impl Elector {
             return Decision::Renew(with_record(lease, &mine));
         }
         let valid_for = Duration::from_secs(record.lease_duration_seconds.max(0) as u64);
-        let until = observed_at + valid_for;
+        // An absurd duration from the cluster must not overflow the clock: treat it as "a long time".
+        let until = observed_at.checked_add(valid_for).unwrap_or(observed_at + Duration::from_secs(86_400 * 365));
         if !record.holder.is_empty() && until > now {
             return Decision::Wait { until, holder: record.holder };
         }
@@ -650,6 +651,18 @@ mod tests {
         assert_eq!(l["spec"]["renewTime"], "2025-01-01T00:00:00.000250Z");
         assert_eq!(l["spec"]["strategy"], "OldestEmulationVersion", "unmanaged spec fields survive");
         assert!(l["metadata"].get("managedFields").is_none());
+    }
+
+    #[test]
+    fn absurd_lease_durations_do_not_panic() {
+        let mut e = Elector::new(&cfg("me"));
+        let mut l = lease("other", "x", 1, "5");
+        l["spec"]["leaseDurationSeconds"] = json!(i64::MAX);
+        assert!(matches!(e.decide(Some(&l), Instant::now(), wall(0)), Decision::Wait { .. }));
+        l["spec"]["leaseDurationSeconds"] = json!(-5);
+        l["spec"]["leaseTransitions"] = json!(i64::MAX);
+        let Decision::Acquire(out) = e.decide(Some(&l), Instant::now(), wall(0)) else { panic!() };
+        assert_eq!(out["spec"]["leaseTransitions"], i64::MAX);
     }
 
     #[test]

@@ -164,7 +164,10 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
             return;
         }
         self.inner.adds.fetch_add(1, Ordering::Relaxed);
-        if self.schedule(&mut st, key, Instant::now() + delay) {
+        // A huge delay (Duration::MAX as "never") must not overflow the clock.
+        let now = Instant::now();
+        let at = now.checked_add(delay).unwrap_or(now + Duration::from_secs(86_400 * 365));
+        if self.schedule(&mut st, key, at) {
             drop(st);
             self.inner.wake.notify_waiters();
         }
@@ -427,6 +430,14 @@ mod tests {
         q.done(&"a");
         // The superseded deadlines left nothing behind.
         assert_eq!(q.stats(), QueueStats { adds: 3, ..QueueStats::default() });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_delay_does_not_overflow() {
+        let q = queue();
+        q.add_after("a", Duration::MAX);
+        assert_eq!(q.stats().delayed, 1);
+        assert_eq!(try_next(&q).await, None);
     }
 
     #[tokio::test(start_paused = true)]
