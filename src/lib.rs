@@ -7,12 +7,20 @@
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
 
 pub mod admin;
+pub mod cache;
 pub mod cli;
 pub mod client;
+pub mod discovery;
+pub mod informers;
 pub mod keys;
+pub mod leader;
 pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod options;
+pub mod queue;
 pub mod selector;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod util;
+pub mod watcher;

@@ -1,0 +1,97 @@
+//! Request accounting, so tests and benchmarks can assert how much API load a client causes.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A point-in-time copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// (verb, resource, user) -> requests. Resource is `plural` or `plural.group`; "" for discovery.
+    pub requests: BTreeMap<(String, String, String), u64>,
+    pub open_watches: i64,
+    pub bytes_sent: u64,
+}
+
+impl StatsSnapshot {
+    /// Requests with this verb, over all resources and users.
+    pub fn verb(&self, verb: &str) -> u64 {
+        self.requests.iter().filter(|((v, _, _), _)| v == verb).map(|(_, n)| n).sum()
+    }
+
+    /// Requests with this verb on this resource, over all users.
+    pub fn count(&self, verb: &str, resource: &str) -> u64 {
+        self.requests.iter().filter(|((v, r, _), _)| v == verb && r == resource).map(|(_, n)| n).sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: Mutex<BTreeMap<(String, String, String), u64>>,
+    open_watches: AtomicI64,
+    bytes_sent: AtomicU64,
+}
+
+impl Stats {
+    pub fn record(&self, verb: &str, resource: &str, user: &str) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((verb.to_string(), resource.to_string(), user.to_string())).or_default() += 1;
+    }
+
+    pub fn sent(&self, n: usize) {
+        self.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn watch_opened(&self) {
+        self.open_watches.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn watch_closed(&self) {
+        self.open_watches.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn open_watches(&self) -> i64 {
+        self.open_watches.load(Ordering::SeqCst)
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            open_watches: self.open_watches(),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Clears request and byte counters; open watches are a gauge and stay.
+    pub fn reset(&self) {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.bytes_sent.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_reset() {
+        let s = Stats::default();
+        s.record("list", "secrets", "admin");
+        s.record("list", "secrets", "bob");
+        s.record("get", "secrets", "admin");
+        s.sent(10);
+        s.watch_opened();
+        let snap = s.snapshot();
+        assert_eq!(snap.count("list", "secrets"), 2);
+        assert_eq!(snap.verb("get"), 1);
+        assert_eq!(snap.bytes_sent, 10);
+        s.reset();
+        let snap = s.snapshot();
+        assert_eq!(snap.total(), 0);
+        assert_eq!(snap.open_watches, 1);
+    }
+}

@@ -1,0 +1,110 @@
+//! Object-metadata validation with the apiserver's messages (apimachinery's
+//! pkg/util/validation/validation.go and pkg/api/validation/objectmeta.go).
+
+use serde_json::Value;
+
+use super::errors::FieldError;
+use crate::selector::{validate_label_key, validate_label_value};
+
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty() && alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
+}
+
+pub fn dns1123_label(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters".to_string());
+    }
+    if !is_label(s) {
+        errs.push(LABEL_MSG.to_string());
+    }
+    errs
+}
+
+pub fn dns1123_subdomain(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push("must be no more than 253 characters".to_string());
+    }
+    if s.is_empty() || !s.split('.').all(is_label) {
+        errs.push(SUBDOMAIN_MSG.to_string());
+    }
+    errs
+}
+
+/// Validates name, labels and annotations of an object about to be stored.
+/// `label_names`: names must be DNS-1123 labels (namespaces) rather than subdomains.
+pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let meta = &obj["metadata"];
+    let name = meta["name"].as_str().unwrap_or("");
+    if name.is_empty() {
+        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+    } else {
+        let msgs = if label_names { dns1123_label(name) } else { dns1123_subdomain(name) };
+        for m in msgs {
+            errs.push(FieldError::invalid("metadata.name", name, &m));
+        }
+    }
+    if let Some(labels) = meta["labels"].as_object() {
+        for (k, v) in labels {
+            if let Err(m) = validate_label_key(k) {
+                errs.push(FieldError::invalid("metadata.labels", k, &m));
+            }
+            match v.as_str() {
+                Some(s) => {
+                    if let Err(m) = validate_label_value(s) {
+                        errs.push(FieldError::invalid(&format!("metadata.labels.{k}"), s, &m));
+                    }
+                }
+                None => {
+                    errs.push(FieldError::invalid(&format!("metadata.labels.{k}"), &v.to_string(), "must be a string"))
+                }
+            }
+        }
+    }
+    if let Some(ann) = meta["annotations"].as_object() {
+        let mut total = 0usize;
+        for (k, v) in ann {
+            if let Err(m) = validate_label_key(k) {
+                errs.push(FieldError::invalid("metadata.annotations", k, &m));
+            }
+            total += k.len() + v.as_str().map(str::len).unwrap_or(0);
+        }
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+            errs.push(FieldError::too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names() {
+        assert!(dns1123_subdomain("a.b-c").is_empty());
+        assert_eq!(dns1123_subdomain("Bad_Name").len(), 1);
+        assert!(dns1123_label("a.b").len() == 1);
+        assert_eq!(dns1123_label(&"a".repeat(64)).len(), 1);
+    }
+
+    #[test]
+    fn annotation_budget() {
+        let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
+        let obj = json!({"metadata": {"name": "ok", "annotations": {"a": big}}});
+        let errs = object_meta(&obj, false);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "metadata.annotations");
+        assert!(object_meta(&json!({"metadata": {"name": "ok", "labels": {"a": "b"}}}), false).is_empty());
+    }
+}
