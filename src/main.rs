@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             println!("kubemirror {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Run => {
+            log::error!("the controller run loop is not wired yet; use check-connection");
+            ExitCode::FAILURE
+        }
         Command::CheckConnection => {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -56,10 +60,10 @@ fn init_logging() {
 }
 
 async fn check_connection(cli: &cli::Cli) -> Result<(), String> {
-    let config = Config::load(&cli.load_options()).map_err(|e| e.to_string())?;
+    let config = Config::load(&cli.options.load_options()).map_err(|e| e.to_string())?;
     log::info!("using {} -> {}", config.origin, config.cluster_url);
     let url = config.cluster_url.clone();
-    let client = Client::new(config, cli.client_options()).map_err(|e| e.to_string())?;
+    let client = Client::new(config, cli.options.client_options()).map_err(|e| e.to_string())?;
     let version = client.get_path("/version").await.map_err(|e| format!("GET {url}/version: {e}"))?;
     let text = serde_json::to_string_pretty(&version).map_err(|e| e.to_string())?;
     println!("{text}");

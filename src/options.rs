@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::client::{ClientOptions, LoadOptions};
 use crate::util::duration;
 
 pub const HELP: &str = "\
@@ -145,8 +146,8 @@ fn dur(flag: &str, v: &str) -> Result<Duration, OptionsError> {
 }
 
 impl Options {
-    /// Parses the flags left after the subcommand. Unknown flags are errors.
-    pub fn parse(mut args: pico_args::Arguments) -> Result<Self, OptionsError> {
+    /// Parses every flag from `args`, leaving free arguments (the subcommand) for the caller.
+    pub fn from_args(args: &mut pico_args::Arguments) -> Result<Self, OptionsError> {
         let mut o = Options::default();
         let pe = |e: pico_args::Error| OptionsError(e.to_string());
         let mut s =
@@ -208,12 +209,26 @@ impl Options {
         if let Some(v) = s("--health-probe-bind-address")? {
             o.health_probe_bind_address = bind_address("--health-probe-bind-address", &v)?;
         }
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Parses a complete argument list of flags only; anything else is an error.
+    pub fn parse(mut args: pico_args::Arguments) -> Result<Self, OptionsError> {
+        let o = Options::from_args(&mut args)?;
         let rest = args.finish();
         if let Some(first) = rest.first() {
             return Err(OptionsError(format!("unknown argument {:?} (see --help)", first.to_string_lossy())));
         }
-        o.validate()?;
         Ok(o)
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { kubeconfig: self.kubeconfig.clone(), context: self.context.clone() }
+    }
+
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions { qps: self.rate_limit_qps, burst: self.rate_limit_burst, ..ClientOptions::default() }
     }
 
     pub fn validate(&self) -> Result<(), OptionsError> {
@@ -222,6 +237,12 @@ impl Options {
         }
         if self.rate_limit_qps < 0.0 || !self.rate_limit_qps.is_finite() {
             return Err(OptionsError("--rate-limit-qps must be 0 (disabled) or positive".into()));
+        }
+        if self.rate_limit_burst == 0 {
+            return Err(OptionsError("--rate-limit-burst must be at least 1".into()));
+        }
+        if self.context.as_deref() == Some("") {
+            return Err(OptionsError("--context must not be empty".into()));
         }
         // client-go's rule: LeaseDuration > RenewDeadline > JitterFactor(1.2) × RetryPeriod.
         if self.leader_elect
