@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod discovery;
+pub mod events;
 pub mod informers;
 pub mod keys;
 pub mod leader;
