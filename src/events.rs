@@ -78,14 +78,13 @@ fn truncate(message: &str) -> String {
 }
 
 /// The Event body the API server expects (core/v1, as client-go's recorder writes it).
+/// A new Event (count 1); repeats are PATCHed.
 pub fn event_body(
     obj: &InvolvedObject,
     name: &str,
     ty: EventType,
     reason: &str,
     message: &str,
-    count: u64,
-    first: SystemTime,
     instance: &str,
 ) -> Value {
     let now = format_rfc3339(SystemTime::now());
@@ -103,9 +102,9 @@ pub fn event_body(
         "source": {"component": crate::keys::MANAGED_BY_VALUE},
         "reportingComponent": crate::keys::MANAGED_BY_VALUE,
         "reportingInstance": instance,
-        "firstTimestamp": format_rfc3339(first),
+        "firstTimestamp": now,
         "lastTimestamp": now,
-        "count": count,
+        "count": 1,
     })
 }
 
@@ -169,8 +168,7 @@ impl EventRecorder {
             None => {
                 let stamp = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
                 let event_name = format!("{}.{stamp:x}", obj.name);
-                let first = SystemTime::now();
-                let body = event_body(obj, &event_name, ty, reason, message, 1, first, &self.instance);
+                let body = event_body(obj, &event_name, ty, reason, message, &self.instance);
                 let r = self.client.create(&events, ns, &body, &PostParams::default()).await.map(|_| ());
                 if r.is_ok() {
                     let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
