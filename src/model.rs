@@ -74,7 +74,8 @@ pub struct SourceRef {
 
 /// A source object, kept whole (minus managedFields and the last-applied annotation, stripped at
 /// ingest) because mirrors are built from it. Shared, never mutated: every mirror is built from a copy.
-#[derive(Clone, Debug)]
+/// `Debug` never prints the object: a stray `{:?}` in a log line must not leak Secret data.
+#[derive(Clone)]
 pub struct SourceObject {
     pub key: ObjectKey,
     pub uid: Str,
@@ -82,6 +83,19 @@ pub struct SourceObject {
     pub generation: i64,
     pub deleting: bool,
     pub object: Arc<Value>,
+}
+
+impl fmt::Debug for SourceObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceObject")
+            .field("key", &self.key)
+            .field("uid", &self.uid)
+            .field("resource_version", &self.resource_version)
+            .field("generation", &self.generation)
+            .field("deleting", &self.deleting)
+            .field("object", &format_args!("<{} bytes redacted>", self.object.to_string().len()))
+            .finish()
+    }
 }
 
 impl SourceObject {
@@ -222,6 +236,16 @@ mod tests {
         assert!(s.object.pointer("/metadata/managedFields").is_none());
         assert!(s.annotation("kubectl.kubernetes.io/last-applied-configuration").is_none());
         assert_eq!(s.key.to_string(), "default/db");
+    }
+
+    #[test]
+    fn debug_output_never_contains_the_data() {
+        let s = SourceObject::from_object(json!({"metadata": {"name": "db", "namespace": "default", "uid": "u1"},
+            "data": {"password": "c2VjcmV0"}}))
+        .unwrap();
+        let text = format!("{s:?}");
+        assert!(text.contains("default/db") || text.contains("\"db\""), "{text}");
+        assert!(!text.contains("c2VjcmV0") && !text.contains("password"), "{text}");
     }
 
     #[test]
