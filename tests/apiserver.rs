@@ -889,3 +889,42 @@ impl Admin {
         Admin(Api::admin(s))
     }
 }
+
+#[tokio::test]
+async fn hostile_input_gets_errors_not_panics() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let bad = api.raw(Method::POST, CMS, Some(JSON), None, b"{not json".to_vec()).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(api.post(CMS, &json!(["an", "array"])).await.status, 400);
+    assert_eq!(api.post(CMS, &json!({"metadata": {"name": "l", "labels": "x"}})).await.status, 422);
+    assert_eq!(api.post(CMS, &json!({"metadata": {"name": "a", "annotations": {"k": 1}}})).await.status, 422);
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"metadata": {"name": "s"}, "data": "str", "stringData": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["data"], json!({"a": "Yg=="}));
+    api.post("/api/v1/namespaces", &json!({"metadata": {"name": "odd"}})).await;
+    let mut ns = api.get("/api/v1/namespaces/odd").await.json();
+    ns["status"] = json!("weird");
+    assert_eq!(api.put("/api/v1/namespaces/odd/status", &ns).await.status, 200);
+    assert_eq!(api.delete("/api/v1/namespaces/odd").await.status, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async { api.get("/api/v1/namespaces/odd").await.status == 404 }).await
+    );
+    let r = api.patch(&format!("{CMS}/nope"), JSONPATCH, &json!({"op": "add"})).await;
+    assert_eq!(r.status, 404);
+    api.post(CMS, &cm("j")).await;
+    let r =
+        api.patch(&format!("{CMS}/j"), JSONPATCH, &json!([{"op": "replace", "path": "/metadata", "value": "x"}])).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(api.get(&format!("{CMS}?limit=abc")).await.status, 400);
+    assert_eq!(api.get(&format!("{CMS}?watch=true&resourceVersion=abc")).await.status, 422);
+    assert_eq!(api.get("/api/v1/namespaces/default/configmaps/j/scale").await.status, 404);
+    assert_eq!(api.get("/api/v1/namespaces/default/configmaps/a/b/c/d").await.status, 404);
+    // The server still works.
+    assert_eq!(api.get(CMS).await.status, 200);
+}

@@ -191,10 +191,13 @@ pub fn error_response(shared: &Shared, e: ApiError) -> Response<RespBody> {
 }
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
-    Ok(match serve(&shared, req).await {
+    let line = format!("{} {}", req.method(), req.uri());
+    let resp = match serve(&shared, req).await {
         Ok(r) => r,
         Err(e) => error_response(&shared, e),
-    })
+    };
+    log::debug!("testkit: {line} -> {}", resp.status().as_u16());
+    Ok(resp)
 }
 
 struct Ctx {

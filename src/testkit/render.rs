@@ -61,6 +61,24 @@ pub fn negotiate(accept: Option<&str>) -> Option<Format> {
     None
 }
 
+#[derive(serde::Deserialize)]
+struct MetadataOnly<'a> {
+    #[serde(borrow)]
+    metadata: Option<&'a serde_json::value::RawValue>,
+}
+
+/// PartialObjectMetadata straight from stored bytes: the metadata is sliced out, not re-encoded, and
+/// the rest of the object is skipped by the parser (metadata-only lists of 50k objects stay cheap).
+pub fn partial_metadata_bytes(obj: &[u8]) -> Vec<u8> {
+    let meta =
+        serde_json::from_slice::<MetadataOnly>(obj).ok().and_then(|m| m.metadata).map(|r| r.get()).unwrap_or("{}");
+    let mut out = Vec::with_capacity(meta.len() + 80);
+    out.extend_from_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'}');
+    out
+}
+
 pub fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"].clone()})
 }
@@ -159,9 +177,19 @@ pub fn list_body(info: &ResourceInfo, format: Format, items: &[Arc<Obj>], meta: 
             Bytes::from(out)
         }
         Format::Metadata => {
-            let items: Vec<Value> = items.iter().map(|o| partial_metadata(&o.value())).collect();
-            let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
-            Bytes::from(v.to_string())
+            let head = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta});
+            let head = head.to_string();
+            let mut out = Vec::with_capacity(head.len() + items.len() * 256);
+            out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, o) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&partial_metadata_bytes(&o.bytes));
+            }
+            out.extend_from_slice(b"]}");
+            Bytes::from(out)
         }
         Format::Table => {
             let rows = items.iter().map(|o| table_row(&o.value(), include)).collect();
@@ -196,6 +224,14 @@ mod tests {
         let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate(Some(aggregated)), Some(Format::Full));
         assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf")), None);
+    }
+
+    #[test]
+    fn metadata_bytes_match_the_value_form() {
+        let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "dg=="}});
+        let bytes = partial_metadata_bytes(obj.to_string().as_bytes());
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(parsed, partial_metadata(&obj));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use hyper::body::Bytes;
@@ -109,6 +109,8 @@ pub struct Event {
     pub obj: Arc<Obj>,
     pub prev: Option<Arc<Obj>>,
     pub line: Bytes,
+    /// The PartialObjectMetadata frame, built by the first metadata-only watcher that needs it.
+    pub meta_line: OnceLock<Bytes>,
 }
 
 pub fn event_line(etype: &str, object: &[u8]) -> Bytes {
@@ -176,6 +178,19 @@ pub struct Store {
     /// Woken on every commit (the namespace lifecycle task waits on it).
     pub changed: Arc<Notify>,
     rng: Rng,
+}
+
+/// `v.a.b = val`, replacing anything in the way that is not an object. Objects come from outside:
+/// indexing into a string with serde_json's IndexMut would panic.
+fn set_in(v: &mut Value, path: &[&str], val: Value) {
+    let mut cur = v;
+    for seg in path {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = &mut cur[*seg];
+    }
+    *cur = val;
 }
 
 fn now_string() -> String {
@@ -265,6 +280,7 @@ impl Store {
             obj: obj.clone(),
             prev,
             line: event_line(etype.as_str(), &obj.bytes),
+            meta_line: OnceLock::new(),
         });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_cap {
@@ -328,7 +344,7 @@ impl Store {
                 if let Some(sd) = sd.as_object() {
                     for (k, val) in sd {
                         let s = val.as_str().unwrap_or("");
-                        v["data"][k.as_str()] = json!(base64::encode(s.as_bytes()));
+                        set_in(v, &["data", k.as_str()], json!(base64::encode(s.as_bytes())));
                     }
                 }
             }
@@ -459,7 +475,7 @@ impl Store {
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
-            v["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            set_in(&mut v, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
             v["spec"] = json!({"finalizers": ["kubernetes"]});
             v["status"] = json!({"phase": "Active"});
         } else if info.custom && info.has_status {
@@ -562,7 +578,7 @@ impl Store {
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
-            v["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            set_in(&mut v, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
         }
         match old["metadata"].get("managedFields") {
             Some(mf) => v["metadata"]["managedFields"] = mf.clone(),
@@ -729,7 +745,7 @@ impl Store {
                 v["metadata"]["generation"] = json!(g + 1);
             }
             if is_ns {
-                v["status"]["phase"] = json!("Terminating");
+                set_in(&mut v, &["status", "phase"], json!("Terminating"));
             }
             if opts.dry_run {
                 return Ok(DeleteOutcome::Pending(v));
@@ -776,7 +792,7 @@ impl Store {
             if remaining == 0 {
                 let Some(cur) = self.lookup(&nsinfo, "", &ns).cloned() else { continue };
                 let mut v = cur.value();
-                v["spec"]["finalizers"] = json!([]);
+                set_in(&mut v, &["spec", "finalizers"], json!([]));
                 let meta_finalizers = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
                 let etype = if meta_finalizers { EventType::Modified } else { EventType::Deleted };
                 self.commit(&nsinfo, etype, v)?;

@@ -53,6 +53,15 @@ pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
             errs.push(FieldError::invalid("metadata.name", name, &m));
         }
     }
+    for field in ["labels", "annotations"] {
+        if meta.get(field).is_some_and(|m| !m.is_object() && !m.is_null()) {
+            errs.push(FieldError::invalid(
+                &format!("metadata.{field}"),
+                &meta[field].to_string(),
+                "must be a map of strings",
+            ));
+        }
+    }
     if let Some(labels) = meta["labels"].as_object() {
         for (k, v) in labels {
             if let Err(m) = validate_label_key(k) {
@@ -76,7 +85,14 @@ pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
             if let Err(m) = validate_label_key(k) {
                 errs.push(FieldError::invalid("metadata.annotations", k, &m));
             }
-            total += k.len() + v.as_str().map(str::len).unwrap_or(0);
+            match v.as_str() {
+                Some(s) => total += k.len() + s.len(),
+                None => errs.push(FieldError::invalid(
+                    &format!("metadata.annotations.{k}"),
+                    &v.to_string(),
+                    "must be a string",
+                )),
+            }
         }
         if total > TOTAL_ANNOTATION_SIZE_LIMIT {
             errs.push(FieldError::too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT));
@@ -106,5 +122,6 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "metadata.annotations");
         assert!(object_meta(&json!({"metadata": {"name": "ok", "labels": {"a": "b"}}}), false).is_empty());
+        assert_eq!(object_meta(&json!({"metadata": {"name": "ok", "labels": "x"}}), false).len(), 1);
     }
 }

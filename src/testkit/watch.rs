@@ -107,8 +107,17 @@ impl WatchSpec {
             (false, true) => EventType::Deleted,
             (false, false) => return None,
         };
-        if etype == ev.etype && self.format == Format::Full {
-            return Some(ev.line.clone());
+        if etype == ev.etype {
+            match self.format {
+                Format::Full => return Some(ev.line.clone()),
+                Format::Metadata => {
+                    let line = ev
+                        .meta_line
+                        .get_or_init(|| event_line(etype.as_str(), &render::partial_metadata_bytes(&ev.obj.bytes)));
+                    return Some(line.clone());
+                }
+                Format::Table => {}
+            }
         }
         let mut obj = if etype == EventType::Deleted && ev.etype != EventType::Deleted {
             // Left the selector: the previous state, at this event's resourceVersion.
@@ -169,10 +178,10 @@ pub fn spawn(
                     if !spec.passes(&o) {
                         continue;
                     }
-                    let frame = if spec.format == Format::Full {
-                        event_line("ADDED", &o.bytes)
-                    } else {
-                        spec.frame("ADDED", &o.value())
+                    let frame = match spec.format {
+                        Format::Full => event_line("ADDED", &o.bytes),
+                        Format::Metadata => event_line("ADDED", &render::partial_metadata_bytes(&o.bytes)),
+                        Format::Table => spec.frame("ADDED", &o.value()),
                     };
                     if !send(frame).await {
                         ok = false;
