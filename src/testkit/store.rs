@@ -1022,15 +1022,32 @@ impl Snapshot<'_> {
     }
 }
 
-/// The etcd3 store's continue token: base64 of {"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}.
+/// The etcd3 store's continue token (storage.EncodeContinue): unpadded URL-safe base64 of
+/// {"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}, safe in a query string without escaping.
 fn encode_continue(rv: u64, last_key: &str) -> String {
     let body = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key}\u{0}")});
     base64::encode(body.to_string().as_bytes())
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 fn decode_continue(tok: &str) -> Result<(u64, String), ApiError> {
     let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
-    let raw = base64::decode(tok.as_bytes()).map_err(|_| bad("illegal base64 data"))?;
+    let std_alphabet: String = tok
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let raw = base64::decode(std_alphabet.as_bytes()).map_err(|_| bad("illegal base64 data"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not a JSON continue token"))?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad("server does not recognize this encoded version"));
@@ -1107,6 +1124,7 @@ mod tests {
         // A write after the first page is not visible in the next pages.
         s.create(&cm, "a", json!({"metadata": {"name": "c9"}}), &opts()).unwrap();
         let tok: &'static str = Box::leak(first.continue_token.unwrap().into_boxed_str());
+        assert!(tok.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{tok}");
         let second = s.list(&cm, Some("a"), &p(Some(tok))).unwrap();
         let names: Vec<&str> = second.items.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["c2", "c3"]);
