@@ -767,6 +767,17 @@ async fn fault_injection() {
     s.release();
     assert_eq!(hung.await.unwrap(), 200);
 
+    // Open watches stall during a partition and deliver once it heals.
+    let mut stalled = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
+    s.hang(Matcher::new(Some("watch"), Some("configmaps")));
+    s.create_object(cm("during")).unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(200), stalled.next()).await;
+    assert!(early.is_err(), "no event crosses the partition: {early:?}");
+    s.release();
+    assert_eq!(stalled.next().await.unwrap()["object"]["metadata"]["name"], "during");
+    drop(stalled);
+    assert!(eventually(Duration::from_secs(5), || async { s.open_watches() == 0 }).await);
+
     let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
     assert!(eventually(Duration::from_secs(5), || async { s.open_watches() == 1 }).await);
     s.close_watches();
@@ -927,4 +938,39 @@ async fn hostile_input_gets_errors_not_panics() {
     assert_eq!(api.get("/api/v1/namespaces/default/configmaps/a/b/c/d").await.status, 404);
     // The server still works.
     assert_eq!(api.get(CMS).await.status, 200);
+}
+
+#[tokio::test]
+async fn delete_collection_and_the_examples() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    // Every manifest under examples/ applies cleanly (the sandbox depends on it).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = String::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            text.push_str(&std::fs::read_to_string(&p).unwrap());
+            text.push_str("\n---\n");
+        }
+    }
+    let applied = s.apply_yaml(&text).unwrap();
+    assert!(applied.len() >= 10);
+    let sources = api.get("/api/v1/secrets?labelSelector=kubemirror.raczylo.com%2Fenabled%3Dtrue").await.json();
+    assert_eq!(sources["items"].as_array().unwrap().len(), 3);
+    assert_eq!(api.get("/apis/traefik.io/v1alpha1/namespaces/default/middlewares/compression").await.status, 200);
+    let es = s.get_object("v1", "Secret", Some("external-secrets"), "multi-registry-secret").unwrap();
+    assert_eq!(es["metadata"]["ownerReferences"][0]["kind"], "ExternalSecret");
+    // Applying twice is idempotent (no new resourceVersion for unchanged objects).
+    let rv = s.resource_version();
+    s.apply_yaml(&text).unwrap();
+    assert_eq!(s.resource_version(), rv);
+
+    for i in 0..3 {
+        api.post(CMS, &labelled(&format!("dc{i}"), json!({"batch": "1"}))).await;
+    }
+    let r = api.delete(&format!("{CMS}?labelSelector=batch%3D1")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 3);
+    assert_eq!(api.get(&format!("{CMS}?labelSelector=batch%3D1")).await.json()["items"], json!([]));
 }

@@ -624,7 +624,8 @@ fn watch_request(
         }
     };
     drop(st);
-    let body = watch::spawn(spec, start, rx, shared.close_watches.subscribe(), shared.stats.clone());
+    let body =
+        watch::spawn(spec, start, rx, shared.close_watches.subscribe(), shared.stats.clone(), shared.faults.clone());
     let mut r = Response::new(body.boxed());
     let ct = match ctx.format {
         Format::Full => "application/json",

@@ -88,7 +88,7 @@ impl Default for ServerOptions {
 pub struct Shared {
     pub(crate) store: Mutex<Store>,
     pub(crate) stats: Arc<Stats>,
-    pub(crate) faults: Faults,
+    pub(crate) faults: Arc<Faults>,
     pub(crate) users: Vec<User>,
     pub(crate) opts: ServerOptions,
     pub(crate) addr: SocketAddr,
@@ -125,7 +125,7 @@ impl ApiServer {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             stats: Arc::new(Stats::default()),
-            faults: Faults::default(),
+            faults: Arc::new(Faults::default()),
             users: opts.users.clone(),
             opts,
             addr,
@@ -330,7 +330,8 @@ impl ApiServer {
         self.shared.faults.set_latency(matcher, latency);
     }
 
-    /// Matching requests hang until [`ApiServer::release`] (a network partition, seen from clients).
+    /// Matching requests hang until [`ApiServer::release`] (a network partition, seen from clients);
+    /// open watches matching verb `watch` stop delivering events until then.
     pub fn hang(&self, matcher: Matcher) {
         self.shared.faults.hang(matcher);
     }

@@ -335,7 +335,7 @@ impl Store {
     }
 
     /// Defaults and kind-specific rules shared by create and update.
-    fn normalize(&self, info: &ResourceInfo, v: &mut Value) -> Result<(), ApiError> {
+    fn normalize(&self, info: &ResourceInfo, v: &mut Value, creating: bool) -> Result<(), ApiError> {
         v["apiVersion"] = json!(info.api_version());
         v["kind"] = json!(info.kind);
         if info.group.is_empty() && info.plural == "secrets" {
@@ -363,6 +363,9 @@ impl Store {
                     &name,
                     &[FieldError::invalid("metadata.name", &name, "must be spec.names.plural+\".\"+spec.group")],
                 ));
+            }
+            if !creating {
+                return Ok(());
             }
             let names = v["spec"]["names"].clone();
             let storage: Vec<Value> = v["spec"]["versions"]
@@ -450,7 +453,7 @@ impl Store {
                 v["metadata"]["name"] = json!(name);
             }
         }
-        self.normalize(info, &mut v)?;
+        self.normalize(info, &mut v, true)?;
         self.validate(info, &v)?;
         let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
         self.check_namespace(info, ns, &name)?;
@@ -564,7 +567,7 @@ impl Store {
                 }
             }
         }
-        self.normalize(info, &mut v)?;
+        self.normalize(info, &mut v, false)?;
         self.validate(info, &v)?;
         // Immutable and server-owned metadata comes from the stored object.
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
@@ -578,7 +581,9 @@ impl Store {
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
+            // The namespace strategy keeps spec.finalizers from the stored object on update.
             set_in(&mut v, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
+            set_in(&mut v, &["spec", "finalizers"], old.pointer("/spec/finalizers").cloned().unwrap_or(json!([])));
         }
         match old["metadata"].get("managedFields") {
             Some(mf) => v["metadata"]["managedFields"] = mf.clone(),
@@ -668,7 +673,7 @@ impl Store {
                 }
             }
         }
-        self.normalize(info, &mut v)?;
+        self.normalize(info, &mut v, false)?;
         self.validate(info, &v)?;
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old["metadata"].get(k) {

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::discovery::ResourceInfo;
 use super::errors::ApiError;
+use super::faults::Faults;
 use super::render::{self, Format};
 use super::stats::Stats;
 use super::store::{Event, EventType, Obj, event_line};
@@ -141,14 +142,26 @@ pub fn spawn(
     mut events: broadcast::Receiver<Arc<Event>>,
     mut closer: watch::Receiver<u64>,
     stats: Arc<Stats>,
+    faults: Arc<Faults>,
 ) -> ChannelBody {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     stats.watch_opened();
     tokio::spawn(async move {
+        let resource = spec.info.plural.clone();
         let send = |b: Bytes| {
             let tx = tx.clone();
             let stats = stats.clone();
+            let partition = faults.hang_for("watch", &resource);
             async move {
+                if let Some(mut rx) = partition {
+                    // A partitioned stream delivers nothing until healed (or the client gives up).
+                    while !*rx.borrow() {
+                        tokio::select! {
+                            r = rx.changed() => if r.is_err() { break },
+                            _ = tx.closed() => return false,
+                        }
+                    }
+                }
                 stats.sent(b.len());
                 tx.send(b).await.is_ok()
             }
