@@ -210,6 +210,26 @@ async fn create_update_conflicts_and_status_shapes() {
         "Operation cannot be fulfilled on configmaps \"a\": the object has been modified; please apply your changes to the latest version and try again"
     );
     assert_eq!(r.json()["reason"], "Conflict");
+    // A uid that is not the stored object's is a failed precondition.
+    let mut other = b.clone();
+    other["metadata"]["uid"] = json!("00000000-0000-4000-a000-000000000000");
+    let r = api.put(&format!("{CMS}/a"), &other).await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: 00000000-0000-4000-a000-000000000000")
+    );
+    // Creating with a resourceVersion is refused by storage (a 500, as kubectl users know it).
+    let mut copy = cm("copy");
+    copy["metadata"]["resourceVersion"] = json!("12");
+    let r = api.post(CMS, &copy).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json()["message"],
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
     // A no-op update stores nothing and keeps the resourceVersion.
     let same = api.put(&format!("{CMS}/a"), &b).await.json();
     assert_eq!(rv_of(&same), rv_of(&b));
@@ -451,6 +471,17 @@ async fn list_resource_version_semantics() {
     let r = api.get(&format!("{CMS}?resourceVersion=999999")).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "ResourceVersionTooLarge");
+    // ListOptions validation.
+    let r = api.get(&format!("{CMS}?resourceVersionMatch=NotOlderThan")).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+    assert_eq!(api.get(&format!("{CMS}?resourceVersion=0&resourceVersionMatch=Exact")).await.status, 422);
+    let page = api.get(&format!("{CMS}?limit=1")).await.json();
+    let tok = page["metadata"]["continue"].as_str().unwrap().to_string();
+    assert_eq!(api.get(&format!("{CMS}?limit=1&continue={tok}&resourceVersion={at}")).await.status, 400);
     s.compact();
     api.post(CMS, &cm("c")).await;
     let r = api.get(&format!("{CMS}?resourceVersion={at}&resourceVersionMatch=Exact")).await;

@@ -446,6 +446,10 @@ impl Store {
         } else if let Some(m) = v["metadata"].as_object_mut() {
             m.remove("namespace");
         }
+        // etcd3 store.Create refuses a set resourceVersion; the handler turns that into a 500.
+        if v["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r != 0) {
+            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+        }
         let name_empty = v["metadata"]["name"].as_str().unwrap_or("").is_empty();
         if name_empty {
             if let Some(prefix) = v["metadata"]["generateName"].as_str().filter(|p| !p.is_empty()) {
@@ -533,6 +537,14 @@ impl Store {
         }
         let cur = self.get(info, ns, name)?;
         let old = cur.value();
+        if let Some(uid) = v["metadata"]["uid"].as_str().filter(|u| !u.is_empty() && *u != cur.uid) {
+            return Err(ApiError::conflict(
+                &info.group,
+                &info.plural,
+                name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
+            ));
+        }
         match v["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
             Some(rv) if rv != cur.rv.to_string() => return Err(ApiError::modified(&info.group, &info.plural, name)),
             Some(_) => {}
@@ -817,6 +829,7 @@ impl Store {
     }
 
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, p: &ListParams) -> Result<ListResult, ApiError> {
+        validate_list_options(p)?;
         let (at, start) = match p.continue_token {
             Some(tok) if !tok.is_empty() => {
                 let (rv, start) = decode_continue(tok)?;
@@ -952,6 +965,47 @@ impl Store {
         let items = Snapshot::Live(self.tables.get(&info.key()), ns).iter_from(None).cloned().collect();
         (items, self.tx.subscribe())
     }
+}
+
+/// ListOptions validation (apimachinery's internalversion validation) and the etcd3 store's
+/// refusal of a resourceVersion together with a continue token.
+fn validate_list_options(p: &ListParams) -> Result<(), ApiError> {
+    let rv = p.resource_version.unwrap_or("");
+    let has_continue = p.continue_token.is_some_and(|c| !c.is_empty());
+    let mut errs = Vec::new();
+    match p.rv_match.unwrap_or("") {
+        "" => {}
+        m @ ("NotOlderThan" | "Exact") => {
+            if has_continue {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            } else if rv.is_empty() {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            } else if m == "Exact" && rv == "0" {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        other => errs.push(FieldError {
+            field: "resourceVersionMatch".into(),
+            reason: "FieldValueNotSupported",
+            detail: format!("Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""),
+        }),
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &errs));
+    }
+    if has_continue && !rv.is_empty() && rv != "0" {
+        return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+    }
+    Ok(())
 }
 
 fn is_namespace_pending(info: &ResourceInfo, v: &Value) -> bool {
