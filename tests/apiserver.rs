@@ -150,6 +150,17 @@ async fn crds_appear_in_discovery_and_become_servable() {
     let r2 = api.put("/apis/example.com/v1/namespaces/default/widgets/w1/status", &st).await.json();
     assert_eq!(r2["status"]["ready"], 1);
     assert_eq!(r2["metadata"]["generation"], 2);
+    let st_apply = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "status": {"phase": "Ready"}});
+    let r3 = api
+        .patch("/apis/example.com/v1/namespaces/default/widgets/w1/status?fieldManager=st", APPLY, &st_apply)
+        .await
+        .json();
+    assert_eq!(r3["status"]["phase"], "Ready");
+    assert_eq!(r3["spec"]["size"], 2);
+    let r = api
+        .patch("/apis/example.com/v1/namespaces/default/widgets/none/status?fieldManager=st", APPLY, &st_apply)
+        .await;
+    assert_eq!(r.status, 404);
     // Strategic merge patch is not for custom resources.
     let r = api.patch("/apis/example.com/v1/namespaces/default/widgets/w1", STRATEGIC, &json!({})).await;
     assert_eq!(r.status, 415);

@@ -491,7 +491,7 @@ impl Store {
             }
         }
         if v["metadata"].get("managedFields").is_none() {
-            apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now);
+            apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now, apply::Scope::Main);
         }
         if opts.dry_run {
             v["metadata"]["resourceVersion"] = json!("");
@@ -614,7 +614,8 @@ impl Store {
             // A no-op write: nothing stored, no new resourceVersion, no event (as the apiserver does).
             return Ok(old);
         }
-        apply::record_update(Some(&old), &mut v, &opts.manager, &info.api_version(), &now_string());
+        let scope = if status_only { apply::Scope::Status } else { apply::Scope::Main };
+        apply::record_update(Some(&old), &mut v, &opts.manager, &info.api_version(), &now_string(), scope);
         let finalizers_left = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
         if cur.deleting && !finalizers_left && !is_namespace_pending(info, &v) {
             if opts.dry_run {
@@ -648,7 +649,12 @@ impl Store {
     ) -> Result<(Value, bool), ApiError> {
         let now = now_string();
         let current = self.lookup(info, ns, name).map(|o| o.value());
-        let mut merged = apply::apply(current.as_ref(), config, &opts.manager, force, &info.api_version(), &now)?;
+        if status_only && current.is_none() {
+            return Err(ApiError::not_found(&info.group, &info.plural, name));
+        }
+        let scope = if status_only { apply::Scope::Status } else { apply::Scope::Main };
+        let mut merged =
+            apply::apply(current.as_ref(), config, &opts.manager, force, &info.api_version(), &now, scope)?;
         if merged["metadata"]["name"].as_str().unwrap_or("").is_empty() {
             merged["metadata"]["name"] = json!(name);
         }
