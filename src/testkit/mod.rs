@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod errors;
 pub mod faults;
 pub mod http;
+pub mod namespaces;
 pub mod openapi;
 pub mod patch;
 pub mod render;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod tls;
 pub mod validate;
 pub mod watch;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -142,7 +144,7 @@ impl ApiServer {
         let server = ApiServer {
             tasks: vec![
                 tokio::spawn(accept_loop(listener, tls, Arc::downgrade(&shared))),
-                tokio::spawn(namespace_controller(Arc::downgrade(&shared), changed)),
+                tokio::spawn(namespaces::controller(Arc::downgrade(&shared), changed)),
             ],
             shared,
             certs,
@@ -405,22 +407,5 @@ async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: 
     tokio::select! {
         _ = async { tokio::join!(conn, pump) } => {}
         _ = restart.changed() => {}
-    }
-}
-
-/// The namespace controller: finishes the deletion of terminating namespaces after each change.
-async fn namespace_controller(shared: Weak<Shared>, changed: Arc<tokio::sync::Notify>) {
-    loop {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let Some(s) = shared.upgrade() else { return };
-            let mut st = s.store.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = st.sweep_namespaces() {
-                log::warn!("testkit namespace controller: {}", e.message());
-            }
-        }
-        notified.await;
     }
 }

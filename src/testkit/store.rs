@@ -15,12 +15,12 @@ use hyper::body::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
-use super::apply;
 use super::discovery::{Registry, ResourceInfo};
-use super::errors::{ApiError, FieldError, qualified};
-use super::validate;
+use super::errors::{ApiError, FieldError};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::util::{base64, rand::Rng, time};
+
+pub use super::writes::{DeleteOpts, DeleteOutcome, WriteOpts};
 
 /// A stored object: its serialization and what filtering needs.
 #[derive(Debug)]
@@ -125,27 +125,7 @@ pub fn event_line(etype: &str, object: &[u8]) -> Bytes {
 
 pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
 
-type Table = BTreeMap<String, BTreeMap<String, Arc<Obj>>>;
-
-#[derive(Debug, Clone, Default)]
-pub struct WriteOpts {
-    pub dry_run: bool,
-    pub manager: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOpts {
-    pub dry_run: bool,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-}
-
-pub enum DeleteOutcome {
-    /// Removed; the last state of the object.
-    Gone(Value),
-    /// Finalizers keep it; deletionTimestamp is set.
-    Pending(Value),
-}
+pub(super) type Table = BTreeMap<String, BTreeMap<String, Arc<Obj>>>;
 
 pub struct ListParams<'a> {
     pub labels: &'a LabelSelector,
@@ -169,7 +149,7 @@ const INCONSISTENT_CONTINUE: &str = "The provided continue parameter is too old 
 pub struct Store {
     pub registry: Registry,
     rv: u64,
-    tables: HashMap<(String, String), Table>,
+    pub(super) tables: HashMap<(String, String), Table>,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
     /// Every event with a revision above this is still in `history`.
@@ -177,27 +157,14 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Event>>,
     /// Woken on every commit (the namespace lifecycle task waits on it).
     pub changed: Arc<Notify>,
-    rng: Rng,
+    pub(super) rng: Rng,
 }
 
-/// `v.a.b = val`, replacing anything in the way that is not an object. Objects come from outside:
-/// indexing into a string with serde_json's IndexMut would panic.
-fn set_in(v: &mut Value, path: &[&str], val: Value) {
-    let mut cur = v;
-    for seg in path {
-        if !cur.is_object() {
-            *cur = json!({});
-        }
-        cur = &mut cur[*seg];
-    }
-    *cur = val;
-}
-
-fn now_string() -> String {
+pub(super) fn now_string() -> String {
     time::format_rfc3339(SystemTime::now())
 }
 
-fn ns_key(info: &ResourceInfo, ns: &str) -> String {
+pub(super) fn ns_key(info: &ResourceInfo, ns: &str) -> String {
     if info.namespaced { ns.to_string() } else { String::new() }
 }
 
@@ -239,7 +206,7 @@ impl Store {
         self.tables.values().flat_map(|t| t.values()).map(BTreeMap::len).sum()
     }
 
-    fn uid(&mut self) -> String {
+    pub(super) fn uid(&mut self) -> String {
         let a = self.rng.next_u64();
         let b = self.rng.next_u64();
         let hex = format!("{a:016x}{b:016x}");
@@ -247,7 +214,7 @@ impl Store {
         format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
     }
 
-    fn lookup(&self, info: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Obj>> {
+    pub(super) fn lookup(&self, info: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Obj>> {
         self.tables.get(&info.key())?.get(&ns_key(info, ns))?.get(name)
     }
 
@@ -256,7 +223,7 @@ impl Store {
     }
 
     /// Writes `v` (resourceVersion assigned here) and records the event.
-    fn commit(&mut self, info: &ResourceInfo, etype: EventType, mut v: Value) -> Result<Arc<Obj>, ApiError> {
+    pub(super) fn commit(&mut self, info: &ResourceInfo, etype: EventType, mut v: Value) -> Result<Arc<Obj>, ApiError> {
         let rv = self.rv + 1;
         v["metadata"]["resourceVersion"] = json!(rv.to_string());
         let obj = Arc::new(Obj::from_value(&v, rv)?);
@@ -294,31 +261,6 @@ impl Store {
         Ok(obj)
     }
 
-    fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
-        if !info.namespaced {
-            return Ok(());
-        }
-        let nsinfo = self.namespaces_info();
-        match self.lookup(&nsinfo, "", ns) {
-            None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(n) if n.deleting => {
-                let mut e = ApiError::forbidden(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
-                );
-                e.body["details"]["causes"] = json!([{
-                    "reason": "NamespaceTerminating",
-                    "message": format!("namespace {ns} is being terminated"),
-                    "field": "metadata.namespace"
-                }]);
-                Err(e)
-            }
-            Some(_) => Ok(()),
-        }
-    }
-
     pub fn namespaces_info(&self) -> ResourceInfo {
         self.registry.lookup("", "v1", "namespaces").map(|i| (*i).clone()).unwrap_or(ResourceInfo {
             group: String::new(),
@@ -332,506 +274,6 @@ impl Store {
             generation: false,
             custom: false,
         })
-    }
-
-    /// Defaults and kind-specific rules shared by create and update.
-    fn normalize(&self, info: &ResourceInfo, v: &mut Value, creating: bool) -> Result<(), ApiError> {
-        v["apiVersion"] = json!(info.api_version());
-        v["kind"] = json!(info.kind);
-        if info.group.is_empty() && info.plural == "secrets" {
-            // stringData is write-only: merged into data, never stored.
-            if let Some(sd) = v.as_object_mut().and_then(|m| m.remove("stringData")) {
-                if let Some(sd) = sd.as_object() {
-                    for (k, val) in sd {
-                        let s = val.as_str().unwrap_or("");
-                        set_in(v, &["data", k.as_str()], json!(base64::encode(s.as_bytes())));
-                    }
-                }
-            }
-            if v.get("type").is_none_or(Value::is_null) {
-                v["type"] = json!("Opaque");
-            }
-        }
-        if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let plural = v.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
-            let group = v.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-            if name != format!("{plural}.{group}") {
-                return Err(ApiError::invalid(
-                    &info.group,
-                    &info.kind,
-                    &name,
-                    &[FieldError::invalid("metadata.name", &name, "must be spec.names.plural+\".\"+spec.group")],
-                ));
-            }
-            if !creating {
-                return Ok(());
-            }
-            let names = v["spec"]["names"].clone();
-            let storage: Vec<Value> = v["spec"]["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|x| x["storage"].as_bool() == Some(true))
-                .map(|x| x["name"].clone())
-                .collect();
-            let now = now_string();
-            v["status"] = json!({
-                "conditions": [
-                    {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
-                    {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
-                ],
-                "acceptedNames": names,
-                "storedVersions": storage,
-            });
-        }
-        Ok(())
-    }
-
-    fn validate(&self, info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
-        let is_ns = info.group.is_empty() && info.plural == "namespaces";
-        let errs = validate::object_meta(v, is_ns);
-        if errs.is_empty() {
-            return Ok(());
-        }
-        let name = v["metadata"]["name"].as_str().unwrap_or("");
-        Err(ApiError::invalid(&info.group, &info.kind, name, &errs))
-    }
-
-    fn after_write(&mut self, info: &ResourceInfo, v: &Value, deleted: bool) -> Result<(), ApiError> {
-        if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            if deleted {
-                self.drop_custom_resources(v)?;
-                self.registry.remove_crd(&name);
-            } else {
-                self.registry.install_crd(v).map_err(|e| ApiError::internal(&e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A CRD going away takes its objects with it (the real server does it in a finalizer).
-    fn drop_custom_resources(&mut self, crd: &Value) -> Result<(), ApiError> {
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
-        let Some(info) = self.registry.lookup_any(group, plural) else { return Ok(()) };
-        let all: Vec<Arc<Obj>> = self
-            .tables
-            .get(&info.key())
-            .map(|t| t.values().flat_map(|m| m.values().cloned()).collect())
-            .unwrap_or_default();
-        for o in all {
-            self.commit(&info, EventType::Deleted, o.value())?;
-        }
-        Ok(())
-    }
-
-    pub fn create(&mut self, info: &ResourceInfo, ns: &str, mut v: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
-        if !v.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
-        }
-        if !v["metadata"].is_object() {
-            v["metadata"] = json!({});
-        }
-        if info.namespaced {
-            match v["metadata"]["namespace"].as_str() {
-                Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => v["metadata"]["namespace"] = json!(ns),
-            }
-        } else if let Some(m) = v["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
-        // etcd3 store.Create refuses a set resourceVersion; the handler turns that into a 500.
-        if v["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r != 0) {
-            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
-        }
-        let name_empty = v["metadata"]["name"].as_str().unwrap_or("").is_empty();
-        if name_empty {
-            if let Some(prefix) = v["metadata"]["generateName"].as_str().filter(|p| !p.is_empty()) {
-                let name = format!("{prefix}{}", self.rng.suffix(5));
-                v["metadata"]["name"] = json!(name);
-            }
-        }
-        self.normalize(info, &mut v, true)?;
-        self.validate(info, &v)?;
-        let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-        self.check_namespace(info, ns, &name)?;
-        if self.lookup(info, ns, &name).is_some() {
-            return Err(ApiError::already_exists(&info.group, &info.plural, &name));
-        }
-        let now = now_string();
-        let uid = self.uid();
-        {
-            let meta = &mut v["metadata"];
-            meta["uid"] = json!(uid);
-            meta["creationTimestamp"] = json!(now);
-            if let Some(m) = meta.as_object_mut() {
-                m.remove("deletionTimestamp");
-                m.remove("deletionGracePeriodSeconds");
-                m.remove("resourceVersion");
-                if info.generation {
-                    m.insert("generation".into(), json!(1));
-                } else {
-                    m.remove("generation");
-                }
-            }
-        }
-        if info.group.is_empty() && info.plural == "namespaces" {
-            set_in(&mut v, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
-            v["spec"] = json!({"finalizers": ["kubernetes"]});
-            v["status"] = json!({"phase": "Active"});
-        } else if info.custom && info.has_status {
-            if let Some(m) = v.as_object_mut() {
-                m.remove("status");
-            }
-        }
-        if v["metadata"].get("managedFields").is_none() {
-            apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now, apply::Scope::Main);
-        }
-        if opts.dry_run {
-            v["metadata"]["resourceVersion"] = json!("");
-            return Ok(v);
-        }
-        let obj = self.commit(info, EventType::Added, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, false)?;
-        Ok(out)
-    }
-
-    /// PUT (and the tail of PATCH/apply). `status_only`: the /status subresource.
-    /// `require_rv`: the body's resourceVersion must be present (custom resources, plain PUT).
-    #[allow(clippy::too_many_arguments)]
-    pub fn update(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        mut v: Value,
-        opts: &WriteOpts,
-        status_only: bool,
-        is_patch: bool,
-    ) -> Result<Value, ApiError> {
-        if !v.is_object() || !v["metadata"].is_object() {
-            return Err(ApiError::bad_request("the request body must be an object with metadata"));
-        }
-        let body_name = v["metadata"]["name"].as_str().unwrap_or("");
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        if info.namespaced {
-            match v["metadata"]["namespace"].as_str() {
-                Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => v["metadata"]["namespace"] = json!(ns),
-            }
-        }
-        let cur = self.get(info, ns, name)?;
-        let old = cur.value();
-        if let Some(uid) = v["metadata"]["uid"].as_str().filter(|u| !u.is_empty() && *u != cur.uid) {
-            return Err(ApiError::conflict(
-                &info.group,
-                &info.plural,
-                name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
-            ));
-        }
-        match v["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
-            Some(rv) if rv != cur.rv.to_string() => return Err(ApiError::modified(&info.group, &info.plural, name)),
-            Some(_) => {}
-            None if info.custom && !is_patch => {
-                return Err(ApiError::invalid(
-                    &info.group,
-                    &info.kind,
-                    name,
-                    &[FieldError::invalid("metadata.resourceVersion", "0x0", "must be specified for an update")],
-                ));
-            }
-            None => {}
-        }
-        if status_only {
-            let status = v.get("status").cloned();
-            v = old.clone();
-            match status {
-                Some(s) => v["status"] = s,
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        } else if info.has_status {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
-        self.normalize(info, &mut v, false)?;
-        self.validate(info, &v)?;
-        // Immutable and server-owned metadata comes from the stored object.
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
-        }
-        if info.group.is_empty() && info.plural == "namespaces" {
-            // The namespace strategy keeps spec.finalizers from the stored object on update.
-            set_in(&mut v, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
-            set_in(&mut v, &["spec", "finalizers"], old.pointer("/spec/finalizers").cloned().unwrap_or(json!([])));
-        }
-        match old["metadata"].get("managedFields") {
-            Some(mf) => v["metadata"]["managedFields"] = mf.clone(),
-            None => {
-                if let Some(m) = v["metadata"].as_object_mut() {
-                    m.remove("managedFields");
-                }
-            }
-        }
-        v["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if info.generation && spec_changed(&old, &v) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-            v["metadata"]["generation"] = json!(g + 1);
-        }
-        if strip_managed(&old) == strip_managed(&v) {
-            // A no-op write: nothing stored, no new resourceVersion, no event (as the apiserver does).
-            return Ok(old);
-        }
-        let scope = if status_only { apply::Scope::Status } else { apply::Scope::Main };
-        apply::record_update(Some(&old), &mut v, &opts.manager, &info.api_version(), &now_string(), scope);
-        let finalizers_left = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        if cur.deleting && !finalizers_left && !is_namespace_pending(info, &v) {
-            if opts.dry_run {
-                return Ok(v);
-            }
-            let obj = self.commit(info, EventType::Deleted, v)?;
-            let out = obj.value();
-            self.after_write(info, &out, true)?;
-            return Ok(out);
-        }
-        if opts.dry_run {
-            return Ok(v);
-        }
-        let obj = self.commit(info, EventType::Modified, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, false)?;
-        Ok(out)
-    }
-
-    /// Server-side apply: merges with managed-field tracking, creating when absent.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        config: &Value,
-        opts: &WriteOpts,
-        force: bool,
-        status_only: bool,
-    ) -> Result<(Value, bool), ApiError> {
-        let now = now_string();
-        let current = self.lookup(info, ns, name).map(|o| o.value());
-        if status_only && current.is_none() {
-            return Err(ApiError::not_found(&info.group, &info.plural, name));
-        }
-        let scope = if status_only { apply::Scope::Status } else { apply::Scope::Main };
-        let mut merged =
-            apply::apply(current.as_ref(), config, &opts.manager, force, &info.api_version(), &now, scope)?;
-        if merged["metadata"]["name"].as_str().unwrap_or("").is_empty() {
-            merged["metadata"]["name"] = json!(name);
-        }
-        match current {
-            // The merged object carries the applier's managedFields, which create() keeps.
-            None => Ok((self.create(info, ns, merged, opts)?, true)),
-            Some(old) => {
-                merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-                Ok((self.update_prepared(info, ns, name, merged, opts, status_only)?, false))
-            }
-        }
-    }
-
-    /// update() for apply: ownership was computed already, so the stored managedFields are replaced.
-    fn update_prepared(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        merged: Value,
-        opts: &WriteOpts,
-        status_only: bool,
-    ) -> Result<Value, ApiError> {
-        let cur = self.get(info, ns, name)?;
-        let old = cur.value();
-        let mut v = merged;
-        if info.has_status && !status_only {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
-        self.normalize(info, &mut v, false)?;
-        self.validate(info, &v)?;
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
-        }
-        if info.generation && spec_changed(&old, &v) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-            v["metadata"]["generation"] = json!(g + 1);
-        }
-        v["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if strip_managed(&old) == strip_managed(&v)
-            && old["metadata"]["managedFields"] == v["metadata"]["managedFields"]
-        {
-            return Ok(old);
-        }
-        if opts.dry_run {
-            return Ok(v);
-        }
-        let finalizers_left = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let etype = if cur.deleting && !finalizers_left { EventType::Deleted } else { EventType::Modified };
-        let obj = self.commit(info, etype, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, etype == EventType::Deleted)?;
-        Ok(out)
-    }
-
-    pub fn delete(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<DeleteOutcome, ApiError> {
-        let cur = self.get(info, ns, name)?;
-        if let Some(uid) = &opts.uid {
-            if *uid != cur.uid {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.resource_version {
-            if *rv != cur.rv.to_string() {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        cur.rv
-                    ),
-                ));
-            }
-        }
-        let mut v = cur.value();
-        let has_finalizers = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let is_ns = info.group.is_empty() && info.plural == "namespaces";
-        if has_finalizers || is_ns {
-            if cur.deleting {
-                return Ok(DeleteOutcome::Pending(v));
-            }
-            v["metadata"]["deletionTimestamp"] = json!(now_string());
-            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            if let Some(g) = v["metadata"]["generation"].as_i64() {
-                v["metadata"]["generation"] = json!(g + 1);
-            }
-            if is_ns {
-                set_in(&mut v, &["status", "phase"], json!("Terminating"));
-            }
-            if opts.dry_run {
-                return Ok(DeleteOutcome::Pending(v));
-            }
-            let obj = self.commit(info, EventType::Modified, v)?;
-            return Ok(DeleteOutcome::Pending(obj.value()));
-        }
-        if opts.dry_run {
-            return Ok(DeleteOutcome::Gone(v));
-        }
-        let obj = self.commit(info, EventType::Deleted, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, true)?;
-        Ok(DeleteOutcome::Gone(out))
-    }
-
-    /// The namespace controller's pass: empties terminating namespaces and removes the empty ones.
-    /// Returns true when something changed.
-    pub fn sweep_namespaces(&mut self) -> Result<bool, ApiError> {
-        let nsinfo = self.namespaces_info();
-        let terminating: Vec<String> = self
-            .tables
-            .get(&nsinfo.key())
-            .map(|t| t.values().flat_map(|m| m.values()).filter(|o| o.deleting).map(|o| o.name.clone()).collect())
-            .unwrap_or_default();
-        let mut changed = false;
-        for ns in terminating {
-            let mut content: Vec<(Arc<ResourceInfo>, Arc<Obj>)> = Vec::new();
-            for (key, table) in &self.tables {
-                let Some(objs) = table.get(&ns) else { continue };
-                let Some(info) = self.registry.lookup_any(&key.0, &key.1).filter(|i| i.namespaced) else { continue };
-                content.extend(objs.values().map(|o| (info.clone(), o.clone())));
-            }
-            let mut remaining = 0;
-            for (info, o) in content {
-                remaining += 1;
-                if !o.deleting {
-                    self.delete(&info, &ns, &o.name, &DeleteOpts::default())?;
-                    changed = true;
-                }
-            }
-            // Recount: objects without finalizers are gone now.
-            remaining = remaining.min(self.count_in_namespace(&ns));
-            if remaining == 0 {
-                let Some(cur) = self.lookup(&nsinfo, "", &ns).cloned() else { continue };
-                let mut v = cur.value();
-                set_in(&mut v, &["spec", "finalizers"], json!([]));
-                let meta_finalizers = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-                let etype = if meta_finalizers { EventType::Modified } else { EventType::Deleted };
-                self.commit(&nsinfo, etype, v)?;
-                changed = true;
-            }
-        }
-        Ok(changed)
-    }
-
-    fn count_in_namespace(&self, ns: &str) -> usize {
-        self.tables
-            .iter()
-            .filter(|(k, _)| !(k.0.is_empty() && k.1 == "namespaces"))
-            .filter_map(|(_, t)| t.get(ns))
-            .map(BTreeMap::len)
-            .sum()
     }
 
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, p: &ListParams) -> Result<ListResult, ApiError> {
@@ -1014,32 +456,6 @@ fn validate_list_options(p: &ListParams) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn is_namespace_pending(info: &ResourceInfo, v: &Value) -> bool {
-    info.group.is_empty()
-        && info.plural == "namespaces"
-        && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
-}
-
-fn strip_managed(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c["metadata"].as_object_mut() {
-        m.remove("managedFields");
-    }
-    c
-}
-
-/// Whether anything but metadata and status differs: what bumps metadata.generation.
-fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut m = v.as_object().cloned().unwrap_or_default();
-        for k in ["metadata", "status", "apiVersion", "kind"] {
-            m.remove(k);
-        }
-        m
-    };
-    strip(old) != strip(new)
-}
-
 enum Snapshot<'a> {
     Live(Option<&'a Table>, Option<String>),
     Rebuilt(BTreeMap<(String, String), Arc<Obj>>),
@@ -1120,11 +536,6 @@ fn decode_continue(tok: &str) -> Result<(u64, String), ApiError> {
     let rv = v["rv"].as_u64().ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     let start = v["start"].as_str().ok_or_else(|| bad("encoded start key missing"))?;
     Ok((rv, start.trim_end_matches('\u{0}').to_string()))
-}
-
-/// The qualified resource for log lines and messages.
-pub fn describe(info: &ResourceInfo) -> String {
-    qualified(&info.group, &info.plural)
 }
 
 #[cfg(test)]
