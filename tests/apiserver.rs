@@ -321,6 +321,40 @@ async fn secrets_merge_string_data() {
     assert_eq!(r["data"]["u"], "YWRtaW4=");
     assert_eq!(r["type"], "Opaque");
     assert!(r.get("stringData").is_none());
+    // Type is immutable; immutable Secrets keep their data (what kubemirror's W-6 is about).
+    let mut tls = r.clone();
+    tls["type"] = json!("kubernetes.io/tls");
+    let e = api.put("/api/v1/namespaces/default/secrets/s", &tls).await;
+    assert_eq!(e.status, 422);
+    assert_eq!(
+        e.json()["message"],
+        "Secret \"s\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+    );
+    let frozen = api
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"metadata": {"name": "f"}, "immutable": true, "data": {"a": "YQ=="}}),
+        )
+        .await
+        .json();
+    let r = api.patch("/api/v1/namespaces/default/secrets/f", MERGE, &json!({"data": {"a": "Yg=="}})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Secret \"f\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+    assert_eq!(
+        api.patch("/api/v1/namespaces/default/secrets/f", MERGE, &json!({"metadata": {"labels": {"a": "b"}}}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(api.delete("/api/v1/namespaces/default/secrets/f").await.status, 200);
+    let _ = frozen;
+    let big = json!({"metadata": {"name": "big"}, "stringData": {"k": "x".repeat(1024 * 1024)}});
+    let r = api.post("/api/v1/namespaces/default/secrets", &big).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["message"], "Secret \"big\" is invalid: data: Too long: must have at most 1048576 bytes");
 }
 
 #[tokio::test]
@@ -978,6 +1012,12 @@ async fn hostile_input_gets_errors_not_panics() {
     assert_eq!(api.get(&format!("{CMS}?watch=true&resourceVersion=abc")).await.status, 422);
     assert_eq!(api.get("/api/v1/namespaces/default/configmaps/j/scale").await.status, 404);
     assert_eq!(api.get("/api/v1/namespaces/default/configmaps/a/b/c/d").await.status, 404);
+    let huge = api.raw(Method::POST, CMS, Some(JSON), None, vec![b' '; 3 * 1024 * 1024 + 1]).await;
+    assert_eq!(huge.status, 413);
+    assert_eq!(huge.json()["message"], "Request entity too large: limit is 3145728");
+    // The all-namespaces path of a namespaced resource only lists and watches.
+    assert_eq!(api.post("/api/v1/configmaps", &cm("x")).await.status, 405);
+    assert_eq!(api.get("/api/v1/configmaps/x").await.status, 404);
     // The server still works.
     assert_eq!(api.get(CMS).await.status, 200);
 }

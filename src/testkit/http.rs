@@ -8,7 +8,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Response, StatusCode};
@@ -27,6 +27,9 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::util::yaml;
 
 pub type RespBody = BoxBody<Bytes, Infallible>;
+
+/// The apiserver's limit for JSON/YAML request bodies (3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,14 +296,30 @@ async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                     return Err(ApiError::no_route());
                 }
             }
+            if info.namespaced && p.namespace.is_none() {
+                // The all-namespaces path only lists and watches.
+                match verb {
+                    "list" | "watch" if p.name.is_none() => {}
+                    "create" | "deletecollection" => return Err(ApiError::method_not_allowed()),
+                    _ => return Err(ApiError::no_route()),
+                }
+            }
             let method = req.method().clone();
             let body = match method {
-                Method::POST | Method::PUT | Method::PATCH | Method::DELETE => req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-                    .to_bytes(),
+                Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                        Ok(b) => b.to_bytes(),
+                        Err(e) if e.is::<LengthLimitError>() => {
+                            return Err(ApiError::new(
+                                413,
+                                "RequestEntityTooLarge",
+                                format!("Request entity too large: limit is {MAX_BODY}"),
+                                None,
+                            ));
+                        }
+                        Err(e) => return Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+                    }
+                }
                 _ => Bytes::new(),
             };
             resource_verb(shared, verb, &info, &p, &ctx, &body)

@@ -126,9 +126,11 @@ impl Store {
         Ok(())
     }
 
-    fn validate(&self, info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
+    /// Metadata and kind rules; `old`: the stored object, for the rules that only apply to updates.
+    fn validate(&self, info: &ResourceInfo, v: &Value, old: Option<&Value>) -> Result<(), ApiError> {
         let is_ns = info.group.is_empty() && info.plural == "namespaces";
-        let errs = validate::object_meta(v, is_ns);
+        let mut errs = validate::object_meta(v, is_ns);
+        errs.extend(validate::kind_rules(&info.group, &info.plural, v, old));
         if errs.is_empty() {
             return Ok(());
         }
@@ -196,7 +198,7 @@ impl Store {
             }
         }
         self.normalize(info, &mut v, true)?;
-        self.validate(info, &v)?;
+        self.validate(info, &v, None)?;
         let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
         self.check_namespace(info, ns, &name)?;
         if self.lookup(info, ns, &name).is_some() {
@@ -318,7 +320,7 @@ impl Store {
             }
         }
         self.normalize(info, &mut v, false)?;
-        self.validate(info, &v)?;
+        self.validate(info, &v, Some(&old))?;
         // Immutable and server-owned metadata comes from the stored object.
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old["metadata"].get(k) {
@@ -430,7 +432,7 @@ impl Store {
             }
         }
         self.normalize(info, &mut v, false)?;
-        self.validate(info, &v)?;
+        self.validate(info, &v, Some(&old))?;
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old["metadata"].get(k) {
                 Some(x) => v["metadata"][k] = x.clone(),
