@@ -1056,3 +1056,51 @@ async fn delete_collection_and_the_examples() {
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 3);
     assert_eq!(api.get(&format!("{CMS}?labelSelector=batch%3D1")).await.json()["items"], json!([]));
 }
+
+#[tokio::test]
+async fn services_get_cluster_ips_like_a_cluster() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}});
+    let created = api.post("/api/v1/namespaces/default/services", &svc).await.json();
+    let ip = created["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.9"), "{ip}");
+    assert_eq!(created["spec"]["clusterIPs"], json!([ip]));
+    let node_port = created["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    // A verbatim copy into another namespace collides, as a naive mirror would (BEHAVIOR.md W-5).
+    let mut copy = created.clone();
+    for k in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+        copy["metadata"].as_object_mut().unwrap().remove(k);
+    }
+    copy["metadata"]["namespace"] = json!("kube-public");
+    let r = api.post("/api/v1/namespaces/kube-public/services", &copy).await;
+    assert_eq!(r.status, 422);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.starts_with(&format!("Service \"web\" is invalid: [spec.clusterIPs: Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated")),
+        "{msg}"
+    );
+    assert!(msg.contains("provided port is already allocated"), "{msg}");
+    // Updates that omit the allocated values keep them; changing the clusterIP is refused.
+    let mut upd = created.clone();
+    upd["spec"].as_object_mut().unwrap().remove("clusterIP");
+    upd["spec"].as_object_mut().unwrap().remove("clusterIPs");
+    upd["spec"]["ports"][0].as_object_mut().unwrap().remove("nodePort");
+    upd["spec"]["selector"] = json!({"app": "web2"});
+    let kept = api.put("/api/v1/namespaces/default/services/web", &upd).await.json();
+    assert_eq!(kept["spec"]["clusterIP"], json!(ip));
+    assert_eq!(kept["spec"]["ports"][0]["nodePort"], json!(node_port));
+    let r = api
+        .patch("/api/v1/namespaces/default/services/web", MERGE, &json!({"spec": {"clusterIP": "10.96.200.200"}}))
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"].as_str().unwrap().contains("may not change once set"));
+    // Headless copies work; deleting frees the address.
+    let headless = json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
+    assert_eq!(api.post("/api/v1/namespaces/default/services", &headless).await.status, 201);
+    assert_eq!(api.post("/api/v1/namespaces/kube-public/services", &headless).await.status, 201);
+    api.delete("/api/v1/namespaces/default/services/web").await;
+    assert_eq!(api.post("/api/v1/namespaces/kube-public/services", &copy).await.status, 201);
+}

@@ -22,6 +22,7 @@ pub mod namespaces;
 pub mod openapi;
 pub mod patch;
 pub mod render;
+pub mod services;
 pub mod stats;
 pub mod store;
 pub mod tls;

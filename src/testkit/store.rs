@@ -17,6 +17,7 @@ use tokio::sync::{Notify, broadcast};
 
 use super::discovery::{Registry, ResourceInfo};
 use super::errors::{ApiError, FieldError};
+use super::services::Allocations;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::util::{base64, rand::Rng, time};
 
@@ -158,6 +159,7 @@ pub struct Store {
     /// Woken on every commit (the namespace lifecycle task waits on it).
     pub changed: Arc<Notify>,
     pub(super) rng: Rng,
+    pub(super) allocations: Allocations,
 }
 
 pub(super) fn now_string() -> String {
@@ -181,6 +183,7 @@ impl Store {
             tx,
             changed: Arc::new(Notify::new()),
             rng: seed.map(Rng::seeded).unwrap_or_else(Rng::from_os),
+            allocations: Allocations::default(),
         }
     }
 

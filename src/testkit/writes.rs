@@ -138,7 +138,33 @@ impl Store {
         Err(ApiError::invalid(&info.group, &info.kind, name, &errs))
     }
 
+    /// Service defaults and clusterIP/nodePort allocation (see services.rs).
+    fn admit_service(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<&Value>,
+        v: &mut Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        if !(info.group.is_empty() && info.plural == "services") {
+            return Ok(());
+        }
+        self.allocations
+            .admit(&format!("{ns}/{name}"), old, v, dry_run)
+            .map_err(|errs| ApiError::invalid("", &info.kind, name, &errs))
+    }
+
     fn after_write(&mut self, info: &ResourceInfo, v: &Value, deleted: bool) -> Result<(), ApiError> {
+        if deleted && info.group.is_empty() && info.plural == "services" {
+            let key = format!(
+                "{}/{}",
+                v["metadata"]["namespace"].as_str().unwrap_or(""),
+                v["metadata"]["name"].as_str().unwrap_or("")
+            );
+            self.allocations.release(&key);
+        }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
             if deleted {
@@ -204,6 +230,7 @@ impl Store {
         if self.lookup(info, ns, &name).is_some() {
             return Err(ApiError::already_exists(&info.group, &info.plural, &name));
         }
+        self.admit_service(info, ns, &name, None, &mut v, opts.dry_run)?;
         let now = now_string();
         let uid = self.uid();
         {
@@ -346,6 +373,9 @@ impl Store {
             }
         }
         v["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if !status_only {
+            self.admit_service(info, ns, name, Some(&old), &mut v, opts.dry_run)?;
+        }
         if info.generation && spec_changed(&old, &v) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
             v["metadata"]["generation"] = json!(g + 1);
@@ -442,6 +472,9 @@ impl Store {
                     }
                 }
             }
+        }
+        if !status_only {
+            self.admit_service(info, ns, name, Some(&old), &mut v, opts.dry_run)?;
         }
         if info.generation && spec_changed(&old, &v) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
