@@ -1104,3 +1104,24 @@ async fn services_get_cluster_ips_like_a_cluster() {
     api.delete("/api/v1/namespaces/default/services/web").await;
     assert_eq!(api.post("/api/v1/namespaces/kube-public/services", &copy).await.status, 201);
 }
+
+#[tokio::test]
+async fn cluster_defaults_seed_each_namespace() {
+    let s = server_with(ServerOptions { cluster_defaults: true, ..Default::default() }).await;
+    let api = Api::admin(&s);
+    api.post("/api/v1/namespaces", &json!({"metadata": {"name": "fresh"}})).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            api.get("/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt").await.status == 200
+                && api.get("/api/v1/namespaces/fresh/serviceaccounts/default").await.status == 200
+        })
+        .await
+    );
+    let ca = api.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt").await.json();
+    assert_eq!(ca["data"]["ca.crt"], s.ca_pem());
+    // Namespace deletion still completes (the defaults are not recreated in a terminating namespace).
+    api.delete("/api/v1/namespaces/fresh").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { api.get("/api/v1/namespaces/fresh").await.status == 404 }).await
+    );
+}

@@ -606,7 +606,8 @@ fn watch_request(
             return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &errs));
         }
     }
-    let timeout = match q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()) {
+    // timeoutSeconds=0 means "the server's default", as in the apiserver's watch handler.
+    let timeout = match q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).filter(|t| *t > 0) {
         Some(t) => Duration::from_secs(t),
         None => shared.opts.default_watch_timeout,
     };

@@ -71,6 +71,9 @@ pub struct ServerOptions {
     pub seed: Option<u64>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Emulate kube-controller-manager's per-namespace objects (`kube-root-ca.crt` ConfigMap,
+    /// `default` ServiceAccount). Off by default so tests see only what they create.
+    pub cluster_defaults: bool,
 }
 
 impl Default for ServerOptions {
@@ -83,6 +86,7 @@ impl Default for ServerOptions {
             namespaces: ["default", "kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec(),
             seed: None,
             port: 0,
+            cluster_defaults: false,
         }
     }
 }
@@ -125,6 +129,7 @@ impl ApiServer {
             store.create(&ns_info, "", json!({"metadata": {"name": ns}}), &wo).map_err(|e| e.message().to_string())?;
         }
         let changed = store.changed.clone();
+        let defaults_ca = opts.cluster_defaults.then(|| certs.ca_pem.clone());
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             stats: Arc::new(Stats::default()),
@@ -145,7 +150,7 @@ impl ApiServer {
         let server = ApiServer {
             tasks: vec![
                 tokio::spawn(accept_loop(listener, tls, Arc::downgrade(&shared))),
-                tokio::spawn(namespaces::controller(Arc::downgrade(&shared), changed)),
+                tokio::spawn(namespaces::controller(Arc::downgrade(&shared), changed, defaults_ca)),
             ],
             shared,
             certs,
