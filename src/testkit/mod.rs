@@ -17,6 +17,7 @@ pub mod certs;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
+pub mod handlers;
 pub mod http;
 pub mod namespaces;
 pub mod openapi;
