@@ -69,6 +69,16 @@ async fn unauthenticated_and_forbidden_bodies() {
     );
     let r = bob.delete(&format!("{CMS}/x")).await;
     assert_eq!(r.json()["details"], json!({"name": "x", "kind": "configmaps"}));
+    // Client certificates authenticate too (CommonName = user); RBAC applies the same way.
+    let by_cert = Api::with_client_cert(&s, "bob");
+    assert_eq!(by_cert.get(CMS).await.status, 200);
+    assert_eq!(
+        by_cert.get("/api/v1/namespaces/kube-system/secrets").await.json()["message"],
+        "secrets is forbidden: User \"bob\" cannot list resource \"secrets\" in API group \"\" in the namespace \"kube-system\""
+    );
+    assert_eq!(Api::with_client_cert(&s, "admin").get("/api/v1/namespaces/kube-system/secrets").await.status, 200);
+    let kc = std::fs::read_to_string(s.kubeconfig_cert_path("bob")).unwrap();
+    assert!(kc.contains("client-certificate-data:") && kc.contains("client-key-data:") && !kc.contains("token:"));
     // A kubeconfig is written for each user.
     let kc = std::fs::read_to_string(s.kubeconfig_path("bob")).unwrap();
     assert!(kc.contains("token: bob-token") && kc.contains(&s.url()) && kc.contains("certificate-authority-data:"));

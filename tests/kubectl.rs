@@ -79,11 +79,14 @@ async fn setup() -> Option<(ApiServer, Kubectl)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_resources_and_discovery() {
-    let Some((_s, k)) = setup().await else { return };
+    let Some((s, k)) = setup().await else { return };
     let out = k.ok(&["api-resources"]).await;
     for needle in ["secrets", "configmaps", "namespaces", "leases", "customresourcedefinitions", "deployments"] {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
+    // The client-certificate kubeconfig works as well.
+    let by_cert = Kubectl { kubeconfig: s.kubeconfig_cert_path("admin"), home: k.home.clone() };
+    assert!(by_cert.ok(&["get", "namespaces", "-o", "name"]).await.contains("namespace/kc"));
     let v = k.ok(&["version", "-o", "json"]).await;
     assert!(v.contains("\"gitVersion\": \"v1.31.0\""), "{v}");
 }

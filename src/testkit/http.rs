@@ -189,9 +189,14 @@ pub fn error_response(shared: &Shared, e: ApiError) -> Response<RespBody> {
     r
 }
 
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
+/// Serves one request; `cert_user` is the user named by the connection's client certificate.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    cert_user: Option<Arc<str>>,
+) -> Result<Response<RespBody>, Infallible> {
     let line = format!("{} {}", req.method(), req.uri());
-    let resp = match serve(&shared, req).await {
+    let resp = match serve(&shared, req, cert_user.as_deref()).await {
         Ok(r) => r,
         Err(e) => error_response(&shared, e),
     };
@@ -207,9 +212,13 @@ pub(super) struct Ctx {
     pub(super) content_type: String,
 }
 
-async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, ApiError> {
+async fn serve(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    cert_user: Option<&str>,
+) -> Result<Response<RespBody>, ApiError> {
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
-    let user = auth::authenticate(&shared.users, header(AUTHORIZATION).as_deref())?.clone();
+    let user = auth::authenticate(&shared.users, header(AUTHORIZATION).as_deref(), cert_user)?.clone();
     let q = parse_query(req.uri().query());
     let path = req.uri().path().to_string();
     let r = route(&path);

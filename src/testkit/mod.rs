@@ -104,6 +104,8 @@ pub struct Shared {
     pub(crate) close_watches: tokio_watch::Sender<u64>,
     /// Bumped to drop every connection (restart).
     pub(crate) connections: tokio_watch::Sender<u64>,
+    /// One client certificate per user, for kubeconfigs that authenticate with certificates.
+    pub(crate) client_certs: Vec<certs::ClientCert>,
 }
 
 /// A running server. Dropping it stops the server and removes its kubeconfig directory.
@@ -129,6 +131,7 @@ impl ApiServer {
             let wo = WriteOpts { dry_run: false, manager: "kube-apiserver".into() };
             store.create(&ns_info, "", json!({"metadata": {"name": ns}}), &wo).map_err(|e| e.message().to_string())?;
         }
+        let client_certs = opts.users.iter().map(|u| certs.issue_client(&u.name)).collect::<Result<Vec<_>, _>>()?;
         let changed = store.changed.clone();
         let defaults_ca = opts.cluster_defaults.then(|| certs.ca_pem.clone());
         let shared = Arc::new(Shared {
@@ -140,6 +143,7 @@ impl ApiServer {
             addr,
             close_watches: tokio_watch::channel(0).0,
             connections: tokio_watch::channel(0).0,
+            client_certs,
         });
         let dir = std::env::temp_dir().join(format!(
             "kubemirror-testkit-{}-{}-{}",
@@ -186,6 +190,16 @@ impl ApiServer {
         self.dir.join(format!("kubeconfig-{user}.yaml"))
     }
 
+    /// A kubeconfig for `user` that authenticates with its client certificate instead of a token.
+    pub fn kubeconfig_cert_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("kubeconfig-{user}-cert.yaml"))
+    }
+
+    /// The client certificate issued to `user` (PEM certificate, PKCS#8 PEM key).
+    pub fn client_cert(&self, user: &str) -> Option<&certs::ClientCert> {
+        self.shared.client_certs.iter().find(|c| c.user == user)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -201,6 +215,18 @@ impl ApiServer {
             );
             let path = self.kubeconfig_path(&u.name);
             std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            if let Some(c) = self.client_cert(&u.name) {
+                let b64 = |s: &str| crate::util::base64::encode(s.as_bytes());
+                let text = format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {user}@testkit\n  context:\n    cluster: testkit\n    user: {user}\n    namespace: default\ncurrent-context: {user}@testkit\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
+                    url = self.url(),
+                    user = u.name,
+                    cert = b64(&c.cert_pem),
+                    key = b64(&c.key_pem),
+                );
+                let path = self.kubeconfig_cert_path(&u.name);
+                std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
         }
         std::fs::write(self.dir.join("ca.crt"), &self.certs.ca_pem).map_err(|e| format!("writing ca.crt: {e}"))
     }
@@ -399,9 +425,12 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shar
 async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: Arc<rustls::ServerConfig>) {
     let _ = tcp.set_nodelay(true);
     let mut restart = shared.connections.subscribe();
-    let Ok((io, h2, pump)) = tls::accept(tcp, tls).await else { return };
+    let Ok(tls::Accepted { io, h2, client_cert, pump }) = tls::accept(tcp, tls).await else { return };
+    // The verifier checked the chain; the CommonName of certificates we issued names the user.
+    let cert_user: Option<Arc<str>> = client_cert
+        .and_then(|der| shared.client_certs.iter().find(|c| c.der == der).map(|c| Arc::from(c.user.as_str())));
     let svc_shared = shared.clone();
-    let svc = service_fn(move |req| http::handle(svc_shared.clone(), req));
+    let svc = service_fn(move |req| http::handle(svc_shared.clone(), req, cert_user.clone()));
     let io = TokioIo::new(io);
     let conn = async move {
         if h2 {
