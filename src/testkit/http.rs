@@ -218,7 +218,10 @@ async fn serve(
     cert_user: Option<&str>,
 ) -> Result<Response<RespBody>, ApiError> {
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
-    let user = auth::authenticate(&shared.users, header(AUTHORIZATION).as_deref(), cert_user)?.clone();
+    let user = {
+        let users = shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+        auth::authenticate(&users, header(AUTHORIZATION).as_deref(), cert_user)?.clone()
+    };
     let q = parse_query(req.uri().query());
     let path = req.uri().path().to_string();
     let r = route(&path);

@@ -97,7 +97,8 @@ pub struct Shared {
     pub(crate) store: Mutex<Store>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) faults: Arc<Faults>,
-    pub(crate) users: Vec<User>,
+    /// Mutable so tests can rotate tokens.
+    pub(crate) users: Mutex<Vec<User>>,
     pub(crate) opts: ServerOptions,
     pub(crate) addr: SocketAddr,
     /// Bumped to end every open watch.
@@ -138,7 +139,7 @@ impl ApiServer {
             store: Mutex::new(store),
             stats: Arc::new(Stats::default()),
             faults: Arc::new(Faults::default()),
-            users: opts.users.clone(),
+            users: Mutex::new(opts.users.clone()),
             opts,
             addr,
             close_watches: tokio_watch::channel(0).0,
@@ -181,8 +182,29 @@ impl ApiServer {
         &self.certs.ca_der
     }
 
-    pub fn token(&self, user: &str) -> Option<&str> {
-        self.shared.users.iter().find(|u| u.name == user).map(|u| u.token.as_str())
+    fn users(&self) -> Vec<User> {
+        self.shared.users.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn token(&self, user: &str) -> Option<String> {
+        self.users().into_iter().find(|u| u.name == user).map(|u| u.token)
+    }
+
+    /// Rotates `user`'s bearer token (as a bound service-account token rotates): the old one gets 401
+    /// from now on. The user's token file (`token_path`) is rewritten; its kubeconfig is not.
+    pub fn set_token(&self, user: &str, token: &str) -> Result<(), String> {
+        {
+            let mut users = self.shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+            let u = users.iter_mut().find(|u| u.name == user).ok_or_else(|| format!("no user {user}"))?;
+            u.token = token.to_string();
+        }
+        let path = self.token_path(user);
+        std::fs::write(&path, token).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// A file holding `user`'s current token (for kubeconfig `tokenFile` tests).
+    pub fn token_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("token-{user}"))
     }
 
     /// The kubeconfig written for `user` (cluster CA embedded, bearer token, namespace default).
@@ -206,7 +228,9 @@ impl ApiServer {
 
     fn write_kubeconfigs(&self) -> Result<(), String> {
         let ca = crate::util::base64::encode(self.certs.ca_pem.as_bytes());
-        for u in &self.shared.users {
+        for u in &self.users() {
+            let tp = self.token_path(&u.name);
+            std::fs::write(&tp, &u.token).map_err(|e| format!("writing {}: {e}", tp.display()))?;
             let text = format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {user}@testkit\n  context:\n    cluster: testkit\n    user: {user}\n    namespace: default\ncurrent-context: {user}@testkit\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
                 url = self.url(),

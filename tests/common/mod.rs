@@ -81,7 +81,7 @@ fn tls_config(server: &ApiServer, cert_user: Option<&str>) -> rustls::ClientConf
 impl Api {
     /// As `user` (its token), over HTTP/2 when offered.
     pub fn new(server: &ApiServer, user: &str) -> Api {
-        Api::build(server, server.token(user).map(String::from), true)
+        Api::build(server, server.token(user), true)
     }
 
     pub fn admin(server: &ApiServer) -> Api {
@@ -93,7 +93,7 @@ impl Api {
     }
 
     pub fn http1(server: &ApiServer) -> Api {
-        Api::build(server, server.token("admin").map(String::from), false)
+        Api::build(server, server.token("admin"), false)
     }
 
     /// Authenticated by `user`'s client certificate, no token.
