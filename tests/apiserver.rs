@@ -40,7 +40,10 @@ async fn unauthenticated_and_forbidden_bodies() {
             User {
                 name: "bob".into(),
                 token: "bob-token".into(),
-                rules: vec![Rule::new(&["get", "list"], &[""], &["configmaps"]).in_namespaces(&["default"])],
+                rules: vec![
+                    Rule::new(&["get", "list"], &[""], &["configmaps"]).in_namespaces(&["default"]),
+                    Rule::new(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews"]),
+                ],
             },
         ],
         ..Default::default()
@@ -79,6 +82,19 @@ async fn unauthenticated_and_forbidden_bodies() {
     assert_eq!(Api::with_client_cert(&s, "admin").get("/api/v1/namespaces/kube-system/secrets").await.status, 200);
     let kc = std::fs::read_to_string(s.kubeconfig_cert_path("bob")).unwrap();
     assert!(kc.contains("client-certificate-data:") && kc.contains("client-key-data:") && !kc.contains("token:"));
+    // Access reviews answer from the same allow-lists.
+    let review = |verb: &str, ns: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "resource": "configmaps", "namespace": ns}}})
+    };
+    let ssar = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    assert_eq!(bob.post(ssar, &review("list", "default")).await.json()["status"]["allowed"], true);
+    assert_eq!(bob.post(ssar, &review("delete", "default")).await.json()["status"]["allowed"], false);
+    let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "bob", "resourceAttributes": {"verb": "get", "resource": "configmaps", "namespace": "other"}}});
+    let r = Api::admin(&s).post("/apis/authorization.k8s.io/v1/subjectaccessreviews", &sar).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["status"]["allowed"], false);
     // Token rotation: the old token stops working at once.
     let before = Api::new(&s, "bob");
     s.set_token("bob", "bob-token-2").unwrap();

@@ -84,6 +84,7 @@ async fn api_resources_and_discovery() {
     for needle in ["secrets", "configmaps", "namespaces", "leases", "customresourcedefinitions", "deployments"] {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
+    assert_eq!(k.ok(&["auth", "can-i", "list", "secrets"]).await.trim(), "yes");
     // The client-certificate kubeconfig works as well.
     let by_cert = Kubectl { kubeconfig: s.kubeconfig_cert_path("admin"), home: k.home.clone() };
     assert!(by_cert.ok(&["get", "namespaces", "-o", "name"]).await.contains("namespace/kc"));

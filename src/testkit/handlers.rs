@@ -13,6 +13,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::auth;
 use super::discovery::ResourceInfo;
 use super::errors::{ApiError, FieldError};
 use super::http::{Ctx, ResPath, RespBody, lock, respond, respond_json};
@@ -82,6 +83,9 @@ pub(super) fn resource_verb(
                 return Err(ApiError::method_not_allowed());
             }
             let obj = decode_object(ctx, body)?;
+            if info.group == "authorization.k8s.io" && info.plural.ends_with("subjectaccessreviews") {
+                return Ok(ok_object(shared, ctx, 201, &access_review(shared, ctx, info, obj)));
+            }
             let out = lock(shared).create(info, ns, obj, &opts)?;
             Ok(ok_object(shared, ctx, 201, &out))
         }
@@ -127,6 +131,46 @@ pub(super) fn resource_verb(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// SelfSubjectAccessReview / SubjectAccessReview (what `kubectl auth can-i` sends): never stored,
+/// answered with status.allowed from the same allow-lists that authorize requests.
+fn access_review(shared: &Shared, ctx: &Ctx, info: &ResourceInfo, mut review: Value) -> Value {
+    let spec = &review["spec"];
+    let user = if info.plural == "selfsubjectaccessreviews" {
+        Some(ctx.user.clone())
+    } else {
+        let name = spec["user"].as_str().unwrap_or("");
+        let users = shared.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        users.iter().find(|u| u.name == name).cloned()
+    };
+    let allowed = match (&user, spec.get("resourceAttributes")) {
+        (None, _) => false,
+        // Non-resource URLs (/healthz, /api, ...) are open to every authenticated user here.
+        (Some(_), None) => true,
+        (Some(u), Some(ra)) => {
+            let s = |k: &str| ra[k].as_str().unwrap_or("").to_string();
+            let attrs = auth::Attributes {
+                verb: s("verb"),
+                group: s("group"),
+                resource: s("resource"),
+                subresource: s("subresource"),
+                namespace: s("namespace"),
+                name: s("name"),
+            };
+            auth::authorize(u, &attrs).is_ok()
+        }
+    };
+    if !review.is_object() {
+        review = json!({});
+    }
+    review["apiVersion"] = json!(info.api_version());
+    review["kind"] = json!(info.kind);
+    if !review["metadata"].is_object() {
+        review["metadata"] = json!({});
+    }
+    review["status"] = json!({"allowed": allowed});
+    review
 }
 
 /// What `finalizeDelete` returns when the object is gone (ReturnDeletedObject=false).

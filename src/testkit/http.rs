@@ -206,6 +206,7 @@ pub async fn handle(
 
 /// What the handlers need from the request besides the path and body.
 pub(super) struct Ctx {
+    pub(super) user: auth::User,
     pub(super) q: HashMap<String, String>,
     pub(super) format: Format,
     pub(super) manager: String,
@@ -261,6 +262,7 @@ async fn serve(
     let ua = header(USER_AGENT).unwrap_or_default();
     let default_manager = ua.split('/').next().unwrap_or("").to_string();
     let ctx = Ctx {
+        user: user.clone(),
         manager: q.get("fieldManager").cloned().filter(|m| !m.is_empty()).unwrap_or(default_manager),
         content_type: header(CONTENT_TYPE).unwrap_or_default(),
         q,
