@@ -88,26 +88,34 @@ pub fn get_path<'v>(v: &'v Value, p: &Path) -> Option<&'v Value> {
 }
 
 fn set_path(v: &mut Value, p: &Path, val: Value) {
+    let Some((last, parents)) = p.split_last() else { return };
     let mut cur = v;
-    for seg in &p[..p.len() - 1] {
+    for seg in parents {
         if !cur.get(seg).is_some_and(Value::is_object) {
+            if !cur.is_object() {
+                *cur = json!({});
+            }
             cur[seg.as_str()] = json!({});
         }
         cur = &mut cur[seg.as_str()];
     }
-    cur[p[p.len() - 1].as_str()] = val;
+    if !cur.is_object() {
+        *cur = json!({});
+    }
+    cur[last.as_str()] = val;
 }
 
 fn remove_path(v: &mut Value, p: &Path) {
+    let Some((last, parents)) = p.split_last() else { return };
     let mut cur = v;
-    for seg in &p[..p.len() - 1] {
+    for seg in parents {
         match cur.get_mut(seg) {
             Some(next) => cur = next,
             None => return,
         }
     }
     if let Some(m) = cur.as_object_mut() {
-        m.remove(&p[p.len() - 1]);
+        m.remove(last);
     }
 }
 
