@@ -1157,3 +1157,33 @@ async fn cluster_defaults_seed_each_namespace() {
         eventually(Duration::from_secs(5), || async { api.get("/api/v1/namespaces/fresh").await.status == 404 }).await
     );
 }
+
+#[tokio::test]
+async fn multi_version_crds_share_objects() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let mut c = crd("example.com", "things", "Thing", "Namespaced");
+    c["spec"]["versions"] = json!([
+        {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+        {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+    ]);
+    assert_eq!(api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &c).await.status, 201);
+    let g = api.get("/apis/example.com").await.json();
+    assert_eq!(g["versions"].as_array().unwrap().len(), 2);
+    let t = json!({"apiVersion": "example.com/v1beta1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"x": 1}});
+    assert_eq!(api.post("/apis/example.com/v1beta1/namespaces/default/things", &t).await.status, 201);
+    let mut w = api.watch("/apis/example.com/v1/namespaces/default/things?watch=true").await;
+    assert_eq!(w.next().await.unwrap()["object"]["apiVersion"], "example.com/v1");
+    assert_eq!(
+        api.get("/apis/example.com/v1/namespaces/default/things/t").await.json()["apiVersion"],
+        "example.com/v1"
+    );
+    assert_eq!(api.get("/apis/example.com/v1/things").await.json()["items"][0]["apiVersion"], "example.com/v1");
+    assert_eq!(
+        api.get("/apis/example.com/v1beta1/things").await.json()["items"][0]["apiVersion"],
+        "example.com/v1beta1"
+    );
+    api.patch("/apis/example.com/v1beta1/namespaces/default/things/t", MERGE, &json!({"spec": {"x": 2}})).await;
+    let e = w.next().await.unwrap();
+    assert_eq!((e["type"].as_str(), e["object"]["apiVersion"].as_str()), (Some("MODIFIED"), Some("example.com/v1")));
+}

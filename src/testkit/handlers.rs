@@ -74,7 +74,7 @@ pub(super) fn resource_verb(
     match verb {
         "get" => {
             let obj = lock(shared).get(info, ns, name)?;
-            Ok(ok_object(shared, ctx, 200, &obj.value()))
+            Ok(ok_object(shared, ctx, 200, &obj.value_as(&info.api_version())))
         }
         "list" => list(shared, info, p, ctx),
         "watch" => watch_request(shared, info, p, ctx),

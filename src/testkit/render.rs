@@ -164,6 +164,7 @@ pub fn list_body(info: &ResourceInfo, format: Format, items: &[Arc<Obj>], meta: 
                 json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": meta});
             let head = head.to_string();
             // `{"kind":..,"metadata":..}` -> `{"kind":..,"metadata":..,"items":[...]}` without re-encoding items.
+            let api_version = info.api_version();
             let mut out = Vec::with_capacity(head.len() + items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 16);
             out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
@@ -171,7 +172,7 @@ pub fn list_body(info: &ResourceInfo, format: Format, items: &[Arc<Obj>], meta: 
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&o.bytes);
+                out.extend_from_slice(&o.bytes_as(&api_version));
             }
             out.extend_from_slice(b"]}");
             Bytes::from(out)

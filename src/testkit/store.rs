@@ -33,6 +33,8 @@ pub struct Obj {
     pub uid: String,
     pub labels: BTreeMap<String, String>,
     pub deleting: bool,
+    /// The apiVersion it was written with; CRD versions share storage (conversion strategy None).
+    pub api_version: String,
 }
 
 impl Obj {
@@ -52,12 +54,30 @@ impl Obj {
             uid: s("uid"),
             labels,
             deleting: meta.get("deletionTimestamp").is_some_and(|d| !d.is_null()),
+            api_version: v["apiVersion"].as_str().unwrap_or("").to_string(),
         })
     }
 
     pub fn value(&self) -> Value {
         // Only ever parses bytes this module serialized itself.
         serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    /// The object as served through `api_version`: only apiVersion differs between a CRD's versions.
+    pub fn value_as(&self, api_version: &str) -> Value {
+        let mut v = self.value();
+        if self.api_version != api_version {
+            v["apiVersion"] = json!(api_version);
+        }
+        v
+    }
+
+    /// Serialized as served through `api_version`; the stored bytes when nothing changes.
+    pub fn bytes_as(&self, api_version: &str) -> Bytes {
+        if self.api_version == api_version {
+            return self.bytes.clone();
+        }
+        Bytes::from(self.value_as(api_version).to_string())
     }
 
     pub fn matches(&self, labels: &LabelSelector, fields: &FieldSelector) -> bool {

@@ -108,9 +108,11 @@ impl WatchSpec {
             (false, true) => EventType::Deleted,
             (false, false) => return None,
         };
+        let api_version = self.info.api_version();
         if etype == ev.etype {
             match self.format {
-                Format::Full => return Some(ev.line.clone()),
+                Format::Full if ev.obj.api_version == api_version => return Some(ev.line.clone()),
+                Format::Full => {}
                 Format::Metadata => {
                     let line = ev
                         .meta_line
@@ -122,11 +124,12 @@ impl WatchSpec {
         }
         let mut obj = if etype == EventType::Deleted && ev.etype != EventType::Deleted {
             // Left the selector: the previous state, at this event's resourceVersion.
-            let mut prev = ev.prev.as_ref().map(|p| p.value()).unwrap_or_else(|| ev.obj.value());
+            let mut prev =
+                ev.prev.as_ref().map(|p| p.value_as(&api_version)).unwrap_or_else(|| ev.obj.value_as(&api_version));
             prev["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
             prev
         } else {
-            ev.obj.value()
+            ev.obj.value_as(&api_version)
         };
         if obj.is_null() {
             obj = json!({});
@@ -192,7 +195,7 @@ pub fn spawn(
                         continue;
                     }
                     let frame = match spec.format {
-                        Format::Full => event_line("ADDED", &o.bytes),
+                        Format::Full => event_line("ADDED", &o.bytes_as(&spec.info.api_version())),
                         Format::Metadata => event_line("ADDED", &render::partial_metadata_bytes(&o.bytes)),
                         Format::Table => spec.frame("ADDED", &o.value()),
                     };
