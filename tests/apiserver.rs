@@ -712,6 +712,18 @@ async fn metadata_only_and_table_representations() {
     assert_eq!(t["columnDefinitions"][0]["name"], "Name");
     assert_eq!(t["rows"][0]["cells"][0], "a");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    // Built-in printers for Secrets, ConfigMaps and Namespaces; Name/Age elsewhere.
+    let cols = |t: &Value| -> Vec<String> {
+        t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(cols(&t), ["Name", "Data", "Age"]);
+    assert_eq!(t["rows"][0]["cells"][1], 1);
+    let secrets = api.get_as("/api/v1/namespaces/kube-system/secrets", TABLE).await.json();
+    assert_eq!(cols(&secrets), ["Name", "Type", "Data", "Age"]);
+    let ns = api.get_as("/api/v1/namespaces/default", TABLE).await.json();
+    assert_eq!(ns["rows"][0]["cells"][1], "Active");
+    let leases = api.get_as("/apis/coordination.k8s.io/v1/leases", TABLE).await.json();
+    assert_eq!(cols(&leases), ["Name", "Age"]);
     let r = api.get_as(CMS, "application/vnd.kubernetes.protobuf").await;
     assert_eq!(r.status, 406);
 }

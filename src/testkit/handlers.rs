@@ -53,9 +53,9 @@ fn dry_run(q: &HashMap<String, String>) -> bool {
     q.get("dryRun").is_some_and(|d| !d.is_empty())
 }
 
-fn ok_object(shared: &Shared, ctx: &Ctx, code: u16, obj: &Value) -> Response<RespBody> {
+fn ok_object(shared: &Shared, ctx: &Ctx, info: &ResourceInfo, code: u16, obj: &Value) -> Response<RespBody> {
     let include = ctx.q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-    let body = render::object_body(ctx.format, obj, include);
+    let body = render::object_body(info, ctx.format, obj, include);
     respond(shared, code, ctx.format.content_type(), Bytes::from(body.to_string()))
 }
 
@@ -74,7 +74,7 @@ pub(super) fn resource_verb(
     match verb {
         "get" => {
             let obj = lock(shared).get(info, ns, name)?;
-            Ok(ok_object(shared, ctx, 200, &obj.value_as(&info.api_version())))
+            Ok(ok_object(shared, ctx, info, 200, &obj.value_as(&info.api_version())))
         }
         "list" => list(shared, info, p, ctx),
         "watch" => watch_request(shared, info, p, ctx),
@@ -84,21 +84,21 @@ pub(super) fn resource_verb(
             }
             let obj = decode_object(ctx, body)?;
             if info.group == "authorization.k8s.io" && info.plural.ends_with("subjectaccessreviews") {
-                return Ok(ok_object(shared, ctx, 201, &access_review(shared, ctx, info, obj)));
+                return Ok(ok_object(shared, ctx, info, 201, &access_review(shared, ctx, info, obj)));
             }
             let out = lock(shared).create(info, ns, obj, &opts)?;
-            Ok(ok_object(shared, ctx, 201, &out))
+            Ok(ok_object(shared, ctx, info, 201, &out))
         }
         "update" => {
             let obj = decode_object(ctx, body)?;
             let out = lock(shared).update(info, ns, name, obj, &opts, status_only, false)?;
-            Ok(ok_object(shared, ctx, 200, &out))
+            Ok(ok_object(shared, ctx, info, 200, &out))
         }
         "patch" => patch_request(shared, info, ns, name, ctx, body, &opts, status_only),
         "delete" => {
             let dopts = delete_options(ctx, body)?;
             match lock(shared).delete(info, ns, name, &dopts)? {
-                DeleteOutcome::Pending(v) => Ok(ok_object(shared, ctx, 200, &v)),
+                DeleteOutcome::Pending(v) => Ok(ok_object(shared, ctx, info, 200, &v)),
                 DeleteOutcome::Gone(v) => Ok(respond_json(shared, 200, &deleted_status(info, &v))),
             }
         }
@@ -255,7 +255,7 @@ fn patch_request(
         }
         let force = ctx.q.get("force").is_some_and(|f| f == "true");
         let (out, created) = lock(shared).apply(info, ns, name, &patch_doc, opts, force, status_only)?;
-        return Ok(ok_object(shared, ctx, if created { 201 } else { 200 }, &out));
+        return Ok(ok_object(shared, ctx, info, if created { 201 } else { 200 }, &out));
     }
     let mut st = lock(shared);
     let current = st.get(info, ns, name)?.value();
@@ -280,7 +280,7 @@ fn patch_request(
     }
     let out = st.update(info, ns, name, next, opts, status_only, true)?;
     drop(st);
-    Ok(ok_object(shared, ctx, 200, &out))
+    Ok(ok_object(shared, ctx, info, 200, &out))
 }
 
 fn list(

@@ -72,7 +72,12 @@ impl WatchSpec {
             Format::Metadata => render::partial_metadata(obj),
             Format::Table => {
                 let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                render::table(vec![render::table_row(obj, &self.include)], json!({"resourceVersion": rv}))
+                let columns = render::Columns::for_resource(&self.info.group, &self.info.plural);
+                render::table(
+                    columns,
+                    vec![render::table_row(columns, obj, &self.include)],
+                    json!({"resourceVersion": rv}),
+                )
             }
         };
         event_line(etype, body.to_string().as_bytes())
