@@ -469,3 +469,26 @@ async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: 
         _ = restart.changed() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ApiServer>();
+        send_sync::<StatsSnapshot>();
+    }
+
+    #[tokio::test]
+    async fn start_writes_kubeconfigs_and_seeds_namespaces() {
+        let s = ApiServer::start(ServerOptions { seed: Some(1), ..Default::default() }).await.unwrap();
+        assert!(s.url().starts_with("https://127.0.0.1:"));
+        assert!(s.kubeconfig_path("admin").exists() && s.kubeconfig_cert_path("admin").exists());
+        assert_eq!(s.list_objects("v1", "Namespace", None).len(), 4);
+        let dir = s.dir().to_path_buf();
+        drop(s);
+        assert!(!dir.exists(), "the kubeconfig directory goes with the server");
+    }
+}
