@@ -42,10 +42,11 @@ fn decode_object(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         "application/yaml" => {
             yaml::load_one(text).map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
         }
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
-        )),
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ])),
     }
 }
 
@@ -234,7 +235,7 @@ fn patch_request(
     }
     accepted.push("application/apply-patch+yaml");
     if !accepted.contains(&media.as_str()) {
-        return Err(ApiError::unsupported_media_type(&media, &accepted));
+        return Err(ApiError::unsupported_media_type(&accepted));
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
     let patch_doc: Value = if media == "application/apply-patch+yaml" {
