@@ -423,6 +423,13 @@ async fn finalizers_and_delete_preconditions() {
     assert!(pending["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(w.next().await.unwrap()["type"], "MODIFIED");
     assert_eq!(api.get(&format!("{CMS}/f")).await.status, 200);
+    // No new finalizers on an object being deleted.
+    let r = api.patch(&format!("{CMS}/f"), STRATEGIC, &json!({"metadata": {"finalizers": ["example.com/late"]}})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ConfigMap \"f\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"example.com/late\"}"
+    );
     // Removing the last finalizer completes the deletion.
     let r = api.patch(&format!("{CMS}/f"), MERGE, &json!({"metadata": {"finalizers": null}})).await;
     assert_eq!(r.status, 200);

@@ -270,8 +270,8 @@ impl Store {
         Ok(out)
     }
 
-    /// PUT (and the tail of PATCH/apply). `status_only`: the /status subresource.
-    /// `require_rv`: the body's resourceVersion must be present (custom resources, plain PUT).
+    /// PUT (and the tail of PATCH). `status_only`: the /status subresource. `is_patch`: the write need
+    /// not carry a resourceVersion (a PUT of a custom resource must: AllowUnconditionalUpdate is false).
     #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
@@ -348,6 +348,9 @@ impl Store {
         }
         self.normalize(info, &mut v, false)?;
         self.validate(info, &v, Some(&old))?;
+        if cur.deleting {
+            refuse_new_finalizers(info, name, &old, &v)?;
+        }
         // Immutable and server-owned metadata comes from the stored object.
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old["metadata"].get(k) {
@@ -463,6 +466,9 @@ impl Store {
         }
         self.normalize(info, &mut v, false)?;
         self.validate(info, &v, Some(&old))?;
+        if cur.deleting {
+            refuse_new_finalizers(info, name, &old, &v)?;
+        }
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old["metadata"].get(k) {
                 Some(x) => v["metadata"][k] = x.clone(),
@@ -557,6 +563,27 @@ impl Store {
         self.after_write(info, &out, true)?;
         Ok(DeleteOutcome::Gone(out))
     }
+}
+
+/// ValidateObjectMetaUpdate: an object being deleted may lose finalizers but not gain new ones.
+fn refuse_new_finalizers(info: &ResourceInfo, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let list = |v: &Value| -> Vec<String> {
+        v.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let before = list(old);
+    let added: Vec<String> = list(new).into_iter().filter(|f| !before.contains(f)).collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+    let detail = format!(
+        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+        quoted.join(", ")
+    );
+    Err(ApiError::invalid(&info.group, &info.kind, name, &[FieldError::forbidden("metadata.finalizers", &detail)]))
 }
 
 fn is_namespace_pending(info: &ResourceInfo, v: &Value) -> bool {
