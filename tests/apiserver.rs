@@ -954,11 +954,14 @@ async fn accounting() {
     assert_eq!(st.count("create", "configmaps"), 1);
     assert_eq!(st.verb("get"), 1);
     assert!(st.bytes_sent > 0);
-    let _w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
+    let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
     assert!(eventually(Duration::from_secs(5), || async { s.stats().open_watches == 1 }).await);
+    api.post(CMS, &cm("b")).await;
+    assert_eq!(w.next().await.unwrap()["object"]["metadata"]["name"], "b");
+    assert_eq!(s.stats().watch_events, 1);
     s.reset_stats();
     let st = s.stats();
-    assert_eq!((st.total(), st.bytes_sent, st.open_watches), (0, 0, 1));
+    assert_eq!((st.total(), st.bytes_sent, st.watch_events, st.open_watches), (0, 0, 0, 1));
 }
 
 #[tokio::test]

@@ -170,7 +170,7 @@ pub fn spawn(
                         }
                     }
                 }
-                stats.sent(b.len());
+                stats.watch_event(b.len());
                 tx.send(b).await.is_ok()
             }
         };
