@@ -118,6 +118,16 @@ async fn create_apply_and_server_side_apply() {
     let mw = "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: compress\n  namespace: kc\nspec:\n  compress: {}\n";
     k.ok(&["apply", "--server-side", "-f", &write(s.dir(), "mw.yaml", mw)]).await;
     assert!(k.ok(&["get", "middlewares", "-n", "kc"]).await.contains("compress"));
+    // Client-side apply of a custom resource goes through a JSON merge patch.
+    let mw2 =
+        mw.replace("name: compress", "name: strip").replace("compress: {}", "stripPrefix:\n    prefixes: [\"/a\"]");
+    let f = write(s.dir(), "mw2.yaml", &mw2);
+    k.ok(&["apply", "-f", &f]).await;
+    let f = write(s.dir(), "mw2.yaml", &mw2.replace("/a", "/b"));
+    assert!(k.ok(&["apply", "-f", &f]).await.contains("configured"));
+    let got = s.get_object("traefik.io/v1alpha1", "Middleware", Some("kc"), "strip").unwrap();
+    assert_eq!(got["spec"]["stripPrefix"]["prefixes"], json!(["/b"]));
+    assert_eq!(got["metadata"]["generation"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
