@@ -1209,3 +1209,26 @@ async fn multi_version_crds_share_objects() {
     let e = w.next().await.unwrap();
     assert_eq!((e["type"].as_str(), e["object"]["apiVersion"].as_str()), (Some("MODIFIED"), Some("example.com/v1")));
 }
+
+#[tokio::test]
+async fn the_watch_window_is_per_resource() {
+    let s = server_with(ServerOptions { watch_history: 3, ..Default::default() }).await;
+    let api = Api::admin(&s);
+    let start = api.post(CMS, &cm("first")).await.json();
+    let from = rv_of(&start);
+    // Heavy traffic on another resource does not expire this one's window.
+    for i in 0..10 {
+        s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("s{i}")}})).unwrap();
+    }
+    let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={from}")).await;
+    api.post(CMS, &cm("second")).await;
+    assert_eq!(w.next().await.unwrap()["object"]["metadata"]["name"], "second");
+    // Its own traffic does.
+    for i in 0..4 {
+        api.post(CMS, &cm(&format!("more{i}"))).await;
+    }
+    let mut old = api.watch(&format!("{CMS}?watch=true&resourceVersion={from}")).await;
+    let e = old.next().await.unwrap();
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(e["object"]["code"], 410);
+}

@@ -368,7 +368,7 @@ fn watch_request(
         let (items, rx) = st.watch_initial(info, p.namespace.as_deref());
         (Start::Initial { items, rv: st.current_rv(), end_bookmark: initial == Some(true) }, rx)
     } else if rv.is_empty() || rv == "0" {
-        let (evs, rx) = st.watch_from(st.current_rv())?;
+        let (evs, rx) = st.watch_from(info, st.current_rv())?;
         (Start::Replay(evs, st.current_rv()), rx)
     } else {
         let n: u64 = rv.parse().map_err(|_| {
@@ -379,7 +379,7 @@ fn watch_request(
                 &[FieldError::invalid("resourceVersion", &rv, "must be a valid resource version")],
             )
         })?;
-        match st.watch_from(n) {
+        match st.watch_from(info, n) {
             Ok((evs, rx)) => (Start::Replay(evs, n), rx),
             Err(e) => (Start::Expired(e), st.subscribe()),
         }

@@ -62,7 +62,8 @@ pub struct ServerOptions {
     pub users: Vec<User>,
     /// How often watches with allowWatchBookmarks get a BOOKMARK (a real server: about a minute).
     pub bookmark_interval: Duration,
-    /// Watch events kept for resumption; older resourceVersions get 410.
+    /// Watch events kept per resource for resumption (the watch cache's window); resuming from an
+    /// older resourceVersion gets 410.
     pub watch_history: usize,
     /// Watch length when the client sends no timeoutSeconds (a real server: 30-60 minutes).
     pub default_watch_timeout: Duration,

@@ -171,8 +171,11 @@ pub struct Store {
     pub registry: Registry,
     rv: u64,
     pub(super) tables: HashMap<(String, String), Table>,
-    history: VecDeque<Arc<Event>>,
+    /// Recent events per group/resource, like the apiserver's per-type watch caches.
+    history: HashMap<(String, String), VecDeque<Arc<Event>>>,
     history_cap: usize,
+    /// Per resource: every event above this revision is still in its history.
+    floors: HashMap<(String, String), u64>,
     /// Every event with a revision above this is still in `history`.
     compacted: u64,
     tx: broadcast::Sender<Arc<Event>>,
@@ -197,8 +200,9 @@ impl Store {
             registry,
             rv: 1,
             tables: HashMap::new(),
-            history: VecDeque::new(),
+            history: HashMap::new(),
             history_cap: history_cap.max(1),
+            floors: HashMap::new(),
             compacted: 1,
             tx,
             changed: Arc::new(Notify::new()),
@@ -211,8 +215,9 @@ impl Store {
         self.rv
     }
 
-    pub fn compacted_rv(&self) -> u64 {
-        self.compacted
+    /// The oldest revision a watch or consistent list of this resource can start from.
+    pub fn floor(&self, info: &ResourceInfo) -> u64 {
+        self.floors.get(&info.key()).copied().unwrap_or(0).max(self.compacted)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -272,10 +277,11 @@ impl Store {
             line: event_line(etype.as_str(), &obj.bytes),
             meta_line: OnceLock::new(),
         });
-        self.history.push_back(event.clone());
-        while self.history.len() > self.history_cap {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.rv;
+        let history = self.history.entry(info.key()).or_default();
+        history.push_back(event.clone());
+        while history.len() > self.history_cap {
+            if let Some(old) = history.pop_front() {
+                self.floors.insert(info.key(), old.rv);
             }
         }
         // No receivers is fine: nobody is watching.
@@ -305,12 +311,12 @@ impl Store {
             Some(tok) if !tok.is_empty() => {
                 let (rv, start) = decode_continue(tok)?;
                 // As etcd: a token older than the last compaction cannot be served consistently.
-                if rv < self.compacted {
+                if rv < self.floor(info) {
                     return Err(ApiError::expired(INCONSISTENT_CONTINUE));
                 }
                 (rv, Some(start))
             }
-            _ => (self.list_rv(p)?, None),
+            _ => (self.list_rv(info, p)?, None),
         };
         let snapshot = self.snapshot(info, ns, at)?;
         let after = start.as_deref().map(|s| s.split_once('/').unwrap_or(("", s)));
@@ -342,7 +348,7 @@ impl Store {
     }
 
     /// The revision a list is served at, per its resourceVersion/resourceVersionMatch.
-    fn list_rv(&self, p: &ListParams) -> Result<u64, ApiError> {
+    fn list_rv(&self, info: &ResourceInfo, p: &ListParams) -> Result<u64, ApiError> {
         let rv = match p.resource_version.filter(|r| !r.is_empty()) {
             None => return Ok(self.rv),
             Some(r) => r,
@@ -359,7 +365,7 @@ impl Store {
             Some("Exact") => {
                 if n > self.rv {
                     Err(ApiError::too_large_rv(n, self.rv))
-                } else if n < self.compacted {
+                } else if n < self.floor(info) {
                     Err(ApiError::expired("The resourceVersion for the provided list is too old."))
                 } else {
                     Ok(n)
@@ -372,8 +378,8 @@ impl Store {
     }
 
     fn touched_since(&self, info: &ResourceInfo, rv: u64) -> bool {
-        let key = info.key();
-        self.rv > rv && (rv < self.compacted || self.history.iter().any(|e| e.rv > rv && e.key == key))
+        let newest = self.history.get(&info.key()).and_then(|h| h.back()).map_or(0, |e| e.rv);
+        self.rv > rv && (rv < self.floor(info) || newest > rv)
     }
 
     /// The resource's objects as they were at revision `at`, undoing newer history.
@@ -383,7 +389,7 @@ impl Store {
         if !self.touched_since(info, at) {
             return Ok(Snapshot::Live(table, ns));
         }
-        if at < self.compacted {
+        if at < self.floor(info) {
             return Err(ApiError::expired("The resourceVersion for the provided list is too old."));
         }
         let mut map: BTreeMap<(String, String), Arc<Obj>> = BTreeMap::new();
@@ -397,9 +403,9 @@ impl Store {
                 }
             }
         }
-        let key = info.key();
-        for e in self.history.iter().rev().take_while(|e| e.rv > at) {
-            if e.key != key || ns.as_ref().is_some_and(|want| *want != ns_key(info, &e.obj.namespace)) {
+        let history = self.history.get(&info.key()).into_iter().flatten();
+        for e in history.rev().take_while(|e| e.rv > at) {
+            if ns.as_ref().is_some_and(|want| *want != ns_key(info, &e.obj.namespace)) {
                 continue;
             }
             let k = (ns_key(info, &e.obj.namespace), e.obj.name.clone());
@@ -418,11 +424,13 @@ impl Store {
 
     /// For a watch starting at `rv`: the history to replay and a receiver for what follows, taken
     /// under the same lock so nothing falls between them.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), ApiError> {
-        if rv < self.compacted {
-            return Err(ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted)));
+    pub fn watch_from(&self, info: &ResourceInfo, rv: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), ApiError> {
+        let floor = self.floor(info);
+        if rv < floor {
+            return Err(ApiError::expired(format!("too old resource version: {rv} ({floor})")));
         }
-        let replay = self.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        let history = self.history.get(&info.key()).into_iter().flatten();
+        let replay = history.filter(|e| e.rv > rv).cloned().collect();
         Ok((replay, self.tx.subscribe()))
     }
 
