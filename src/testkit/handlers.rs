@@ -321,7 +321,7 @@ fn watch_request(
     ctx: &Ctx,
 ) -> Result<Response<RespBody>, ApiError> {
     let q = &ctx.q;
-    let (mut labels, mut fields) = selectors(q)?;
+    let (labels, mut fields) = selectors(q)?;
     if let Some(name) = &p.name {
         // GET .../NAME?watch=true is the deprecated single-object watch: a name field selector.
         fields.requirements.push(("metadata.name".into(), false, name.clone()));
@@ -355,8 +355,8 @@ fn watch_request(
     let spec = WatchSpec {
         info: info.clone(),
         namespace: p.namespace.clone(),
-        labels: std::mem::take(&mut labels),
-        fields: std::mem::take(&mut fields),
+        labels,
+        fields,
         format: ctx.format,
         include: q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into()),
         bookmarks,
