@@ -217,6 +217,8 @@ pub fn spawn(
         let deadline = tokio::time::sleep(spec.timeout);
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(spec.bookmark_interval.max(Duration::from_millis(10)));
+        // After a stall (partition, slow client) one bookmark, not a burst of missed ones.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         while ok {
             tokio::select! {
