@@ -369,14 +369,7 @@ impl Store {
                 }
             }
         } else if info.has_status {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
+            carry_over(&mut v, &old, "status");
         }
         self.normalize(info, &mut v, false)?;
         self.validate(info, &v, Some(&old))?;
@@ -385,14 +378,7 @@ impl Store {
         }
         // Immutable and server-owned metadata comes from the stored object.
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
+            carry_over(&mut v["metadata"], &old["metadata"], k);
         }
         if info.group.is_empty() && info.plural == "namespaces" {
             // The namespace strategy keeps spec.finalizers from the stored object on update.
@@ -487,14 +473,7 @@ impl Store {
         let old = cur.value();
         let mut v = merged;
         if info.has_status && !status_only {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
+            carry_over(&mut v, &old, "status");
         }
         self.normalize(info, &mut v, false)?;
         self.validate(info, &v, Some(&old))?;
@@ -502,14 +481,7 @@ impl Store {
             refuse_new_finalizers(info, name, &old, &v)?;
         }
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
+            carry_over(&mut v["metadata"], &old["metadata"], k);
         }
         if !status_only {
             self.admit_service(info, ns, name, Some(&old), &mut v, opts.dry_run)?;
@@ -660,4 +632,17 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         m
     };
     strip(old) != strip(new)
+}
+
+/// Server-owned fields come from the stored object whatever the request says: copied when the
+/// stored object has them, removed when it does not.
+fn carry_over(dst: &mut Value, stored: &Value, key: &str) {
+    match stored.get(key) {
+        Some(x) => dst[key] = x.clone(),
+        None => {
+            if let Some(m) = dst.as_object_mut() {
+                m.remove(key);
+            }
+        }
+    }
 }
