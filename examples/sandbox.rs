@@ -37,7 +37,8 @@ fn start_controller(_kubeconfig: &Path) -> Option<tokio::task::JoinHandle<()>> {
 }
 
 async fn run() -> Result<(), String> {
-    let server = ApiServer::start(ServerOptions::default()).await?;
+    // Like a real cluster: every namespace gets kube-root-ca.crt and the default ServiceAccount.
+    let server = ApiServer::start(ServerOptions { cluster_defaults: true, ..Default::default() }).await?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let n = apply_examples(&server, &dir)?;
     let kubeconfig = server.kubeconfig_path("admin");

@@ -40,7 +40,10 @@ async fn unauthenticated_and_forbidden_bodies() {
             User {
                 name: "bob".into(),
                 token: "bob-token".into(),
-                rules: vec![Rule::new(&["get", "list"], &[""], &["configmaps"]).in_namespaces(&["default"])],
+                rules: vec![
+                    Rule::new(&["get", "list"], &[""], &["configmaps"]).in_namespaces(&["default"]),
+                    Rule::new(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews"]),
+                ],
             },
         ],
         ..Default::default()
@@ -69,6 +72,35 @@ async fn unauthenticated_and_forbidden_bodies() {
     );
     let r = bob.delete(&format!("{CMS}/x")).await;
     assert_eq!(r.json()["details"], json!({"name": "x", "kind": "configmaps"}));
+    // Client certificates authenticate too (CommonName = user); RBAC applies the same way.
+    let by_cert = Api::with_client_cert(&s, "bob");
+    assert_eq!(by_cert.get(CMS).await.status, 200);
+    assert_eq!(
+        by_cert.get("/api/v1/namespaces/kube-system/secrets").await.json()["message"],
+        "secrets is forbidden: User \"bob\" cannot list resource \"secrets\" in API group \"\" in the namespace \"kube-system\""
+    );
+    assert_eq!(Api::with_client_cert(&s, "admin").get("/api/v1/namespaces/kube-system/secrets").await.status, 200);
+    let kc = std::fs::read_to_string(s.kubeconfig_cert_path("bob")).unwrap();
+    assert!(kc.contains("client-certificate-data:") && kc.contains("client-key-data:") && !kc.contains("token:"));
+    // Access reviews answer from the same allow-lists.
+    let review = |verb: &str, ns: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "resource": "configmaps", "namespace": ns}}})
+    };
+    let ssar = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    assert_eq!(bob.post(ssar, &review("list", "default")).await.json()["status"]["allowed"], true);
+    assert_eq!(bob.post(ssar, &review("delete", "default")).await.json()["status"]["allowed"], false);
+    let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "bob", "resourceAttributes": {"verb": "get", "resource": "configmaps", "namespace": "other"}}});
+    let r = Api::admin(&s).post("/apis/authorization.k8s.io/v1/subjectaccessreviews", &sar).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["status"]["allowed"], false);
+    // Token rotation: the old token stops working at once.
+    let before = Api::new(&s, "bob");
+    s.set_token("bob", "bob-token-2").unwrap();
+    assert_eq!(before.get(CMS).await.status, 401);
+    assert_eq!(Api::new(&s, "bob").get(CMS).await.status, 200);
+    assert_eq!(std::fs::read_to_string(s.token_path("bob")).unwrap(), "bob-token-2");
     // A kubeconfig is written for each user.
     let kc = std::fs::read_to_string(s.kubeconfig_path("bob")).unwrap();
     assert!(kc.contains("token: bob-token") && kc.contains(&s.url()) && kc.contains("certificate-authority-data:"));
@@ -150,6 +182,17 @@ async fn crds_appear_in_discovery_and_become_servable() {
     let r2 = api.put("/apis/example.com/v1/namespaces/default/widgets/w1/status", &st).await.json();
     assert_eq!(r2["status"]["ready"], 1);
     assert_eq!(r2["metadata"]["generation"], 2);
+    let st_apply = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "status": {"phase": "Ready"}});
+    let r3 = api
+        .patch("/apis/example.com/v1/namespaces/default/widgets/w1/status?fieldManager=st", APPLY, &st_apply)
+        .await
+        .json();
+    assert_eq!(r3["status"]["phase"], "Ready");
+    assert_eq!(r3["spec"]["size"], 2);
+    let r = api
+        .patch("/apis/example.com/v1/namespaces/default/widgets/none/status?fieldManager=st", APPLY, &st_apply)
+        .await;
+    assert_eq!(r.status, 404);
     // Strategic merge patch is not for custom resources.
     let r = api.patch("/apis/example.com/v1/namespaces/default/widgets/w1", STRATEGIC, &json!({})).await;
     assert_eq!(r.status, 415);
@@ -210,6 +253,26 @@ async fn create_update_conflicts_and_status_shapes() {
         "Operation cannot be fulfilled on configmaps \"a\": the object has been modified; please apply your changes to the latest version and try again"
     );
     assert_eq!(r.json()["reason"], "Conflict");
+    // A uid that is not the stored object's is a failed precondition.
+    let mut other = b.clone();
+    other["metadata"]["uid"] = json!("00000000-0000-4000-a000-000000000000");
+    let r = api.put(&format!("{CMS}/a"), &other).await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: 00000000-0000-4000-a000-000000000000")
+    );
+    // Creating with a resourceVersion is refused by storage (a 500, as kubectl users know it).
+    let mut copy = cm("copy");
+    copy["metadata"]["resourceVersion"] = json!("12");
+    let r = api.post(CMS, &copy).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json()["message"],
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
     // A no-op update stores nothing and keeps the resourceVersion.
     let same = api.put(&format!("{CMS}/a"), &b).await.json();
     assert_eq!(rv_of(&same), rv_of(&b));
@@ -290,6 +353,40 @@ async fn secrets_merge_string_data() {
     assert_eq!(r["data"]["u"], "YWRtaW4=");
     assert_eq!(r["type"], "Opaque");
     assert!(r.get("stringData").is_none());
+    // Type is immutable; immutable Secrets keep their data (what kubemirror's W-6 is about).
+    let mut tls = r.clone();
+    tls["type"] = json!("kubernetes.io/tls");
+    let e = api.put("/api/v1/namespaces/default/secrets/s", &tls).await;
+    assert_eq!(e.status, 422);
+    assert_eq!(
+        e.json()["message"],
+        "Secret \"s\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+    );
+    let frozen = api
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"metadata": {"name": "f"}, "immutable": true, "data": {"a": "YQ=="}}),
+        )
+        .await
+        .json();
+    let r = api.patch("/api/v1/namespaces/default/secrets/f", MERGE, &json!({"data": {"a": "Yg=="}})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Secret \"f\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+    assert_eq!(
+        api.patch("/api/v1/namespaces/default/secrets/f", MERGE, &json!({"metadata": {"labels": {"a": "b"}}}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(api.delete("/api/v1/namespaces/default/secrets/f").await.status, 200);
+    let _ = frozen;
+    let big = json!({"metadata": {"name": "big"}, "stringData": {"k": "x".repeat(1024 * 1024)}});
+    let r = api.post("/api/v1/namespaces/default/secrets", &big).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["message"], "Secret \"big\" is invalid: data: Too long: must have at most 1048576 bytes");
 }
 
 #[tokio::test]
@@ -326,6 +423,13 @@ async fn finalizers_and_delete_preconditions() {
     assert!(pending["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(w.next().await.unwrap()["type"], "MODIFIED");
     assert_eq!(api.get(&format!("{CMS}/f")).await.status, 200);
+    // No new finalizers on an object being deleted.
+    let r = api.patch(&format!("{CMS}/f"), STRATEGIC, &json!({"metadata": {"finalizers": ["example.com/late"]}})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ConfigMap \"f\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"example.com/late\"}"
+    );
     // Removing the last finalizer completes the deletion.
     let r = api.patch(&format!("{CMS}/f"), MERGE, &json!({"metadata": {"finalizers": null}})).await;
     assert_eq!(r.status, 200);
@@ -451,6 +555,17 @@ async fn list_resource_version_semantics() {
     let r = api.get(&format!("{CMS}?resourceVersion=999999")).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "ResourceVersionTooLarge");
+    // ListOptions validation.
+    let r = api.get(&format!("{CMS}?resourceVersionMatch=NotOlderThan")).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+    assert_eq!(api.get(&format!("{CMS}?resourceVersion=0&resourceVersionMatch=Exact")).await.status, 422);
+    let page = api.get(&format!("{CMS}?limit=1")).await.json();
+    let tok = page["metadata"]["continue"].as_str().unwrap().to_string();
+    assert_eq!(api.get(&format!("{CMS}?limit=1&continue={tok}&resourceVersion={at}")).await.status, 400);
     s.compact();
     api.post(CMS, &cm("c")).await;
     let r = api.get(&format!("{CMS}?resourceVersion={at}&resourceVersionMatch=Exact")).await;
@@ -514,7 +629,7 @@ async fn watch_bookmarks_and_timeout() {
     assert_eq!(advanced["object"]["metadata"]["resourceVersion"], s.resource_version().to_string());
     let started = Instant::now();
     assert!(w.ends_within(Duration::from_secs(5)).await, "timeoutSeconds closes the stream");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(10), "not the 30-minute default");
     // No bookmarks unless asked.
     let mut quiet = api.watch(&format!("{CMS}?watch=true&resourceVersion={rv}&timeoutSeconds=1")).await;
     assert!(quiet.next_within(Duration::from_secs(5)).await.is_none());
@@ -604,6 +719,18 @@ async fn metadata_only_and_table_representations() {
     assert_eq!(t["columnDefinitions"][0]["name"], "Name");
     assert_eq!(t["rows"][0]["cells"][0], "a");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    // Built-in printers for Secrets, ConfigMaps and Namespaces; Name/Age elsewhere.
+    let cols = |t: &Value| -> Vec<String> {
+        t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(cols(&t), ["Name", "Data", "Age"]);
+    assert_eq!(t["rows"][0]["cells"][1], 1);
+    let secrets = api.get_as("/api/v1/namespaces/kube-system/secrets", TABLE).await.json();
+    assert_eq!(cols(&secrets), ["Name", "Type", "Data", "Age"]);
+    let ns = api.get_as("/api/v1/namespaces/default", TABLE).await.json();
+    assert_eq!(ns["rows"][0]["cells"][1], "Active");
+    let leases = api.get_as("/apis/coordination.k8s.io/v1/leases", TABLE).await.json();
+    assert_eq!(cols(&leases), ["Name", "Age"]);
     let r = api.get_as(CMS, "application/vnd.kubernetes.protobuf").await;
     assert_eq!(r.status, 406);
 }
@@ -767,6 +894,17 @@ async fn fault_injection() {
     s.release();
     assert_eq!(hung.await.unwrap(), 200);
 
+    // Open watches stall during a partition and deliver once it heals.
+    let mut stalled = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
+    s.hang(Matcher::new(Some("watch"), Some("configmaps")));
+    s.create_object(cm("during")).unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(200), stalled.next()).await;
+    assert!(early.is_err(), "no event crosses the partition: {early:?}");
+    s.release();
+    assert_eq!(stalled.next().await.unwrap()["object"]["metadata"]["name"], "during");
+    drop(stalled);
+    assert!(eventually(Duration::from_secs(5), || async { s.open_watches() == 0 }).await);
+
     let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
     assert!(eventually(Duration::from_secs(5), || async { s.open_watches() == 1 }).await);
     s.close_watches();
@@ -816,11 +954,14 @@ async fn accounting() {
     assert_eq!(st.count("create", "configmaps"), 1);
     assert_eq!(st.verb("get"), 1);
     assert!(st.bytes_sent > 0);
-    let _w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
+    let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={}", s.resource_version())).await;
     assert!(eventually(Duration::from_secs(5), || async { s.stats().open_watches == 1 }).await);
+    api.post(CMS, &cm("b")).await;
+    assert_eq!(w.next().await.unwrap()["object"]["metadata"]["name"], "b");
+    assert_eq!(s.stats().watch_events, 1);
     s.reset_stats();
     let st = s.stats();
-    assert_eq!((st.total(), st.bytes_sent, st.open_watches), (0, 0, 1));
+    assert_eq!((st.total(), st.bytes_sent, st.watch_events, st.open_watches), (0, 0, 0, 1));
 }
 
 #[tokio::test]
@@ -888,4 +1029,206 @@ impl Admin {
     fn new(s: &kubemirror::testkit::ApiServer) -> Self {
         Admin(Api::admin(s))
     }
+}
+
+#[tokio::test]
+async fn hostile_input_gets_errors_not_panics() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let bad = api.raw(Method::POST, CMS, Some(JSON), None, b"{not json".to_vec()).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(api.post(CMS, &json!(["an", "array"])).await.status, 400);
+    assert_eq!(api.post(CMS, &json!({"metadata": {"name": "l", "labels": "x"}})).await.status, 422);
+    assert_eq!(api.post(CMS, &json!({"metadata": {"name": "a", "annotations": {"k": 1}}})).await.status, 422);
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"metadata": {"name": "s"}, "data": "str", "stringData": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["data"], json!({"a": "Yg=="}));
+    api.post("/api/v1/namespaces", &json!({"metadata": {"name": "odd"}})).await;
+    let mut ns = api.get("/api/v1/namespaces/odd").await.json();
+    ns["status"] = json!("weird");
+    assert_eq!(api.put("/api/v1/namespaces/odd/status", &ns).await.status, 200);
+    assert_eq!(api.delete("/api/v1/namespaces/odd").await.status, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async { api.get("/api/v1/namespaces/odd").await.status == 404 }).await
+    );
+    let r = api.patch(&format!("{CMS}/nope"), JSONPATCH, &json!({"op": "add"})).await;
+    assert_eq!(r.status, 404);
+    api.post(CMS, &cm("j")).await;
+    let r =
+        api.patch(&format!("{CMS}/j"), JSONPATCH, &json!([{"op": "replace", "path": "/metadata", "value": "x"}])).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(api.get(&format!("{CMS}?limit=abc")).await.status, 400);
+    assert_eq!(api.get(&format!("{CMS}?watch=true&resourceVersion=abc")).await.status, 422);
+    assert_eq!(api.get("/api/v1/namespaces/default/configmaps/j/scale").await.status, 404);
+    assert_eq!(api.get("/api/v1/namespaces/default/configmaps/a/b/c/d").await.status, 404);
+    let huge = api.raw(Method::POST, CMS, Some(JSON), None, vec![b' '; 3 * 1024 * 1024 + 1]).await;
+    assert_eq!(huge.status, 413);
+    assert_eq!(huge.json()["message"], "Request entity too large: limit is 3145728");
+    // The all-namespaces path of a namespaced resource only lists and watches.
+    assert_eq!(api.post("/api/v1/configmaps", &cm("x")).await.status, 405);
+    assert_eq!(api.get("/api/v1/configmaps/x").await.status, 404);
+    // The server still works.
+    assert_eq!(api.get(CMS).await.status, 200);
+}
+
+#[tokio::test]
+async fn delete_collection_and_the_examples() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    // Every manifest under examples/ applies cleanly (the sandbox depends on it).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = String::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            text.push_str(&std::fs::read_to_string(&p).unwrap());
+            text.push_str("\n---\n");
+        }
+    }
+    let applied = s.apply_yaml(&text).unwrap();
+    assert!(applied.len() >= 10);
+    let sources = api.get("/api/v1/secrets?labelSelector=kubemirror.raczylo.com%2Fenabled%3Dtrue").await.json();
+    assert_eq!(sources["items"].as_array().unwrap().len(), 3);
+    assert_eq!(api.get("/apis/traefik.io/v1alpha1/namespaces/default/middlewares/compression").await.status, 200);
+    let es = s.get_object("v1", "Secret", Some("external-secrets"), "multi-registry-secret").unwrap();
+    assert_eq!(es["metadata"]["ownerReferences"][0]["kind"], "ExternalSecret");
+    // Applying twice is idempotent (no new resourceVersion for unchanged objects).
+    let rv = s.resource_version();
+    s.apply_yaml(&text).unwrap();
+    assert_eq!(s.resource_version(), rv);
+
+    for i in 0..3 {
+        api.post(CMS, &labelled(&format!("dc{i}"), json!({"batch": "1"}))).await;
+    }
+    let r = api.delete(&format!("{CMS}?labelSelector=batch%3D1")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 3);
+    assert_eq!(api.get(&format!("{CMS}?labelSelector=batch%3D1")).await.json()["items"], json!([]));
+}
+
+#[tokio::test]
+async fn services_get_cluster_ips_like_a_cluster() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}});
+    let created = api.post("/api/v1/namespaces/default/services", &svc).await.json();
+    let ip = created["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.9"), "{ip}");
+    assert_eq!(created["spec"]["clusterIPs"], json!([ip]));
+    let node_port = created["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    // A verbatim copy into another namespace collides, as a naive mirror would (BEHAVIOR.md W-5).
+    let mut copy = created.clone();
+    for k in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+        copy["metadata"].as_object_mut().unwrap().remove(k);
+    }
+    copy["metadata"]["namespace"] = json!("kube-public");
+    let r = api.post("/api/v1/namespaces/kube-public/services", &copy).await;
+    assert_eq!(r.status, 422);
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.starts_with(&format!("Service \"web\" is invalid: [spec.clusterIPs: Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated")),
+        "{msg}"
+    );
+    assert!(msg.contains("provided port is already allocated"), "{msg}");
+    // Updates that omit the allocated values keep them; changing the clusterIP is refused.
+    let mut upd = created.clone();
+    upd["spec"].as_object_mut().unwrap().remove("clusterIP");
+    upd["spec"].as_object_mut().unwrap().remove("clusterIPs");
+    upd["spec"]["ports"][0].as_object_mut().unwrap().remove("nodePort");
+    upd["spec"]["selector"] = json!({"app": "web2"});
+    let kept = api.put("/api/v1/namespaces/default/services/web", &upd).await.json();
+    assert_eq!(kept["spec"]["clusterIP"], json!(ip));
+    assert_eq!(kept["spec"]["ports"][0]["nodePort"], json!(node_port));
+    let r = api
+        .patch("/api/v1/namespaces/default/services/web", MERGE, &json!({"spec": {"clusterIP": "10.96.200.200"}}))
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"].as_str().unwrap().contains("may not change once set"));
+    // Headless copies work; deleting frees the address.
+    let headless = json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
+    assert_eq!(api.post("/api/v1/namespaces/default/services", &headless).await.status, 201);
+    assert_eq!(api.post("/api/v1/namespaces/kube-public/services", &headless).await.status, 201);
+    api.delete("/api/v1/namespaces/default/services/web").await;
+    assert_eq!(api.post("/api/v1/namespaces/kube-public/services", &copy).await.status, 201);
+}
+
+#[tokio::test]
+async fn cluster_defaults_seed_each_namespace() {
+    let s = server_with(ServerOptions { cluster_defaults: true, ..Default::default() }).await;
+    let api = Api::admin(&s);
+    api.post("/api/v1/namespaces", &json!({"metadata": {"name": "fresh"}})).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            api.get("/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt").await.status == 200
+                && api.get("/api/v1/namespaces/fresh/serviceaccounts/default").await.status == 200
+        })
+        .await
+    );
+    let ca = api.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt").await.json();
+    assert_eq!(ca["data"]["ca.crt"], s.ca_pem());
+    // Namespace deletion still completes (the defaults are not recreated in a terminating namespace).
+    api.delete("/api/v1/namespaces/fresh").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { api.get("/api/v1/namespaces/fresh").await.status == 404 }).await
+    );
+}
+
+#[tokio::test]
+async fn multi_version_crds_share_objects() {
+    let s = server().await;
+    let api = Api::admin(&s);
+    let mut c = crd("example.com", "things", "Thing", "Namespaced");
+    c["spec"]["versions"] = json!([
+        {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+        {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+    ]);
+    assert_eq!(api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &c).await.status, 201);
+    let g = api.get("/apis/example.com").await.json();
+    assert_eq!(g["versions"].as_array().unwrap().len(), 2);
+    let t = json!({"apiVersion": "example.com/v1beta1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"x": 1}});
+    assert_eq!(api.post("/apis/example.com/v1beta1/namespaces/default/things", &t).await.status, 201);
+    let mut w = api.watch("/apis/example.com/v1/namespaces/default/things?watch=true").await;
+    assert_eq!(w.next().await.unwrap()["object"]["apiVersion"], "example.com/v1");
+    assert_eq!(
+        api.get("/apis/example.com/v1/namespaces/default/things/t").await.json()["apiVersion"],
+        "example.com/v1"
+    );
+    assert_eq!(api.get("/apis/example.com/v1/things").await.json()["items"][0]["apiVersion"], "example.com/v1");
+    assert_eq!(
+        api.get("/apis/example.com/v1beta1/things").await.json()["items"][0]["apiVersion"],
+        "example.com/v1beta1"
+    );
+    api.patch("/apis/example.com/v1beta1/namespaces/default/things/t", MERGE, &json!({"spec": {"x": 2}})).await;
+    let e = w.next().await.unwrap();
+    assert_eq!((e["type"].as_str(), e["object"]["apiVersion"].as_str()), (Some("MODIFIED"), Some("example.com/v1")));
+}
+
+#[tokio::test]
+async fn the_watch_window_is_per_resource() {
+    let s = server_with(ServerOptions { watch_history: 3, ..Default::default() }).await;
+    let api = Api::admin(&s);
+    let start = api.post(CMS, &cm("first")).await.json();
+    let from = rv_of(&start);
+    // Heavy traffic on another resource does not expire this one's window.
+    for i in 0..10 {
+        s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("s{i}")}})).unwrap();
+    }
+    let mut w = api.watch(&format!("{CMS}?watch=true&resourceVersion={from}")).await;
+    api.post(CMS, &cm("second")).await;
+    assert_eq!(w.next().await.unwrap()["object"]["metadata"]["name"], "second");
+    // Its own traffic does.
+    for i in 0..4 {
+        api.post(CMS, &cm(&format!("more{i}"))).await;
+    }
+    let mut old = api.watch(&format!("{CMS}?watch=true&resourceVersion={from}")).await;
+    let e = old.next().await.unwrap();
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(e["object"]["code"], 410);
 }

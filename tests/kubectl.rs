@@ -79,11 +79,15 @@ async fn setup() -> Option<(ApiServer, Kubectl)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_resources_and_discovery() {
-    let Some((_s, k)) = setup().await else { return };
+    let Some((s, k)) = setup().await else { return };
     let out = k.ok(&["api-resources"]).await;
     for needle in ["secrets", "configmaps", "namespaces", "leases", "customresourcedefinitions", "deployments"] {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
+    assert_eq!(k.ok(&["auth", "can-i", "list", "secrets"]).await.trim(), "yes");
+    // The client-certificate kubeconfig works as well.
+    let by_cert = Kubectl { kubeconfig: s.kubeconfig_cert_path("admin"), home: k.home.clone() };
+    assert!(by_cert.ok(&["get", "namespaces", "-o", "name"]).await.contains("namespace/kc"));
     let v = k.ok(&["version", "-o", "json"]).await;
     assert!(v.contains("\"gitVersion\": \"v1.31.0\""), "{v}");
 }
@@ -114,6 +118,16 @@ async fn create_apply_and_server_side_apply() {
     let mw = "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: compress\n  namespace: kc\nspec:\n  compress: {}\n";
     k.ok(&["apply", "--server-side", "-f", &write(s.dir(), "mw.yaml", mw)]).await;
     assert!(k.ok(&["get", "middlewares", "-n", "kc"]).await.contains("compress"));
+    // Client-side apply of a custom resource goes through a JSON merge patch.
+    let mw2 =
+        mw.replace("name: compress", "name: strip").replace("compress: {}", "stripPrefix:\n    prefixes: [\"/a\"]");
+    let f = write(s.dir(), "mw2.yaml", &mw2);
+    k.ok(&["apply", "-f", &f]).await;
+    let f = write(s.dir(), "mw2.yaml", &mw2.replace("/a", "/b"));
+    assert!(k.ok(&["apply", "-f", &f]).await.contains("configured"));
+    let got = s.get_object("traefik.io/v1alpha1", "Middleware", Some("kc"), "strip").unwrap();
+    assert_eq!(got["spec"]["stripPrefix"]["prefixes"], json!(["/b"]));
+    assert_eq!(got["metadata"]["generation"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

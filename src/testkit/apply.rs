@@ -16,6 +16,37 @@ use super::errors::ApiError;
 
 pub type Path = Vec<String>;
 
+/// Which part of the object a write manages: the main resource or its status subresource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Main,
+    Status,
+}
+
+impl Scope {
+    fn subresource(self) -> Option<String> {
+        match self {
+            Scope::Main => None,
+            Scope::Status => Some("status".into()),
+        }
+    }
+
+    fn contains(self, p: &Path) -> bool {
+        (p.first().map(String::as_str) == Some("status")) == (self == Scope::Status)
+    }
+
+    pub fn paths(self, v: &Value) -> BTreeSet<Path> {
+        match self {
+            Scope::Main => leaf_paths(v),
+            Scope::Status => match v.get("status").and_then(Value::as_object) {
+                Some(m) if !m.is_empty() => m.keys().map(|k| vec!["status".to_string(), k.clone()]).collect(),
+                _ if v.get("status").is_some_and(|s| !s.is_null()) => BTreeSet::from([vec!["status".to_string()]]),
+                _ => BTreeSet::new(),
+            },
+        }
+    }
+}
+
 /// Fields owned at our granularity. `status` belongs to the status subresource and is left out.
 pub fn leaf_paths(v: &Value) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
@@ -57,26 +88,34 @@ pub fn get_path<'v>(v: &'v Value, p: &Path) -> Option<&'v Value> {
 }
 
 fn set_path(v: &mut Value, p: &Path, val: Value) {
+    let Some((last, parents)) = p.split_last() else { return };
     let mut cur = v;
-    for seg in &p[..p.len() - 1] {
+    for seg in parents {
         if !cur.get(seg).is_some_and(Value::is_object) {
+            if !cur.is_object() {
+                *cur = json!({});
+            }
             cur[seg.as_str()] = json!({});
         }
         cur = &mut cur[seg.as_str()];
     }
-    cur[p[p.len() - 1].as_str()] = val;
+    if !cur.is_object() {
+        *cur = json!({});
+    }
+    cur[last.as_str()] = val;
 }
 
 fn remove_path(v: &mut Value, p: &Path) {
+    let Some((last, parents)) = p.split_last() else { return };
     let mut cur = v;
-    for seg in &p[..p.len() - 1] {
+    for seg in parents {
         match cur.get_mut(seg) {
             Some(next) => cur = next,
             None => return,
         }
     }
     if let Some(m) = cur.as_object_mut() {
-        m.remove(&p[p.len() - 1]);
+        m.remove(last);
     }
 }
 
@@ -171,8 +210,15 @@ fn write_entries(obj: &mut Value, entries: &[Entry]) {
     }
 }
 
-fn entry_mut<'e>(entries: &'e mut Vec<Entry>, manager: &str, operation: &str, api_version: &str) -> &'e mut Entry {
-    let idx = entries.iter().position(|e| e.manager == manager && e.operation == operation && e.subresource.is_none());
+fn entry_mut<'e>(
+    entries: &'e mut Vec<Entry>,
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    scope: Scope,
+) -> &'e mut Entry {
+    let sub = scope.subresource();
+    let idx = entries.iter().position(|e| e.manager == manager && e.operation == operation && e.subresource == sub);
     let idx = match idx {
         Some(i) => i,
         None => {
@@ -181,7 +227,7 @@ fn entry_mut<'e>(entries: &'e mut Vec<Entry>, manager: &str, operation: &str, ap
                 operation: operation.to_string(),
                 api_version: api_version.to_string(),
                 time: String::new(),
-                subresource: None,
+                subresource: sub,
                 fields: BTreeSet::new(),
             });
             entries.len() - 1
@@ -191,19 +237,19 @@ fn entry_mut<'e>(entries: &'e mut Vec<Entry>, manager: &str, operation: &str, ap
 }
 
 /// A non-apply write by `manager`: it owns what it changed; fields that disappeared are owned by nobody.
-/// `new` carries over `old`'s managedFields on entry.
-pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, api_version: &str, now: &str) {
+/// `new` carries over `old`'s managedFields on entry. Only fields of `scope` are considered.
+pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, api_version: &str, now: &str, scope: Scope) {
     let mut entries = read_entries(old.unwrap_or(&Value::Null));
-    let new_paths = leaf_paths(new);
-    let old_paths = old.map(leaf_paths).unwrap_or_default();
+    let new_paths = scope.paths(new);
     let changed: BTreeSet<Path> =
         new_paths.iter().filter(|p| old.and_then(|o| get_path(o, p)) != get_path(new, p)).cloned().collect();
     for e in entries.iter_mut() {
-        e.fields.retain(|p| new_paths.contains(p) && !(changed.contains(p) && e.manager != manager));
+        e.fields.retain(|p| {
+            !scope.contains(p) || (new_paths.contains(p) && !(changed.contains(p) && e.manager != manager))
+        });
     }
-    let _ = old_paths;
     if !changed.is_empty() {
-        let e = entry_mut(&mut entries, manager, "Update", api_version);
+        let e = entry_mut(&mut entries, manager, "Update", api_version, scope);
         e.fields.extend(changed);
         e.time = now.to_string();
         e.api_version = api_version.to_string();
@@ -221,6 +267,7 @@ fn print_manager(e: &Entry) -> String {
 
 /// Server-side apply of `config` by `manager` onto `current` (None: the object does not exist yet).
 /// Returns the merged object with its managedFields, or the real 409 conflict.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     current: Option<&Value>,
     config: &Value,
@@ -228,9 +275,11 @@ pub fn apply(
     force: bool,
     api_version: &str,
     now: &str,
+    scope: Scope,
 ) -> Result<Value, ApiError> {
     let mut entries = current.map(read_entries).unwrap_or_default();
-    let applied = leaf_paths(config);
+    let applied = scope.paths(config);
+    let sub = scope.subresource();
     let base = current.cloned().unwrap_or_else(|| json!({}));
 
     let mut conflicts: Vec<(String, Path)> = Vec::new();
@@ -254,11 +303,13 @@ pub fn apply(
     // Fields this manager applied before but no longer does are removed unless someone else owns them.
     let previous: BTreeSet<Path> = entries
         .iter()
-        .filter(|e| e.manager == manager && e.operation == "Apply")
+        .filter(|e| e.manager == manager && e.operation == "Apply" && e.subresource == sub)
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     for p in previous.difference(&applied) {
-        let others = entries.iter().any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.contains(p));
+        let others = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub) && e.fields.contains(p));
         if !others {
             remove_path(&mut out, p);
         }
@@ -280,7 +331,7 @@ pub fn apply(
             }
         }
     }
-    let e = entry_mut(&mut entries, manager, "Apply", api_version);
+    let e = entry_mut(&mut entries, manager, "Apply", api_version, scope);
     e.fields = applied;
     e.time = now.to_string();
     e.api_version = api_version.to_string();
@@ -319,28 +370,57 @@ mod tests {
     fn apply_conflicts_and_force() {
         let mut created =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        record_update(None, &mut created, "kubectl-create", "v1", "t0");
+        record_update(None, &mut created, "kubectl-create", "v1", "t0", Scope::Main);
         let cfg =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2", "b": "x"}});
-        let err = apply(Some(&created), &cfg, "mgr", false, "v1", "t1").unwrap_err();
+        let err = apply(Some(&created), &cfg, "mgr", false, "v1", "t1", Scope::Main).unwrap_err();
         assert_eq!(err.code, 409);
         assert_eq!(err.message(), r#"Apply failed with 1 conflict: conflict with "kubectl-create" using v1: .data.a"#);
         assert_eq!(err.body["details"]["causes"][0]["field"], ".data.a");
-        let merged = apply(Some(&created), &cfg, "mgr", true, "v1", "t1").unwrap();
+        let merged = apply(Some(&created), &cfg, "mgr", true, "v1", "t1", Scope::Main).unwrap();
         assert_eq!(merged["data"], json!({"a": "2", "b": "x"}));
         // Same value: shared ownership, no conflict.
         let same = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        assert!(apply(Some(&created), &same, "other", false, "v1", "t1").is_ok());
+        assert!(apply(Some(&created), &same, "other", false, "v1", "t1", Scope::Main).is_ok());
     }
 
     #[test]
     fn fields_dropped_from_config_are_removed() {
         let cfg1 = json!({"metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
-        let first = apply(None, &cfg1, "m", false, "v1", "t").unwrap();
+        let first = apply(None, &cfg1, "m", false, "v1", "t", Scope::Main).unwrap();
         let cfg2 = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
-        let second = apply(Some(&first), &cfg2, "m", false, "v1", "t").unwrap();
+        let second = apply(Some(&first), &cfg2, "m", false, "v1", "t", Scope::Main).unwrap();
         assert_eq!(second["data"], json!({"a": "1"}));
         assert!(second["metadata"]["labels"].get("x").is_none());
         assert_eq!(second["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:data": {"f:a": {}}}));
+    }
+
+    #[test]
+    fn status_is_managed_separately() {
+        let obj =
+            apply(None, &json!({"metadata": {"name": "c"}, "spec": {"a": 1}}), "m", false, "v1", "t", Scope::Main)
+                .unwrap();
+        let with_status = apply(
+            Some(&obj),
+            &json!({"metadata": {"name": "c"}, "status": {"ready": true}}),
+            "s",
+            false,
+            "v1",
+            "t",
+            Scope::Status,
+        )
+        .unwrap();
+        assert_eq!(with_status["status"]["ready"], true);
+        assert_eq!(with_status["spec"]["a"], 1);
+        let entries = with_status["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries[1]["subresource"], "status");
+        // A main-resource update does not drop status ownership.
+        let mut next = with_status.clone();
+        next["spec"]["a"] = json!(2);
+        record_update(Some(&with_status), &mut next, "u", "v1", "t", Scope::Main);
+        let mf = next["metadata"]["managedFields"].as_array().unwrap();
+        assert!(
+            mf.iter().any(|e| e["subresource"] == "status" && e["fieldsV1"] == json!({"f:status": {"f:ready": {}}}))
+        );
     }
 }

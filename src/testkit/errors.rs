@@ -141,8 +141,7 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> Self {
-        let _ = content_type;
+    pub fn unsupported_media_type(accepted: &[&str]) -> Self {
         let msg = format!(
             "the body of the request was in an unknown format - accepted media types include: {}",
             accepted.join(", ")

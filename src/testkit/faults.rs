@@ -82,6 +82,12 @@ impl Faults {
         }
     }
 
+    /// The pending partition for this verb/resource, if any (open watches stall on it too).
+    pub fn hang_for(&self, verb: &str, resource: &str) -> Option<watch::Receiver<bool>> {
+        let guard = self.hang.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().filter(|(m, _)| m.hits(verb, resource)).map(|(_, tx)| tx.subscribe())
+    }
+
     pub fn decide(&self, verb: &str, resource: &str) -> Decision {
         let mut d = Decision::default();
         {
@@ -97,11 +103,7 @@ impl Faults {
                 d.latency = Some(*lat);
             }
         }
-        if let Some((m, tx)) = &*self.hang.lock().unwrap_or_else(|p| p.into_inner()) {
-            if m.hits(verb, resource) {
-                d.hang = Some(tx.subscribe());
-            }
-        }
+        d.hang = self.hang_for(verb, resource);
         d
     }
 }

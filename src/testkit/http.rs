@@ -5,28 +5,27 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Shared;
 use super::auth::{self, Attributes};
-use super::discovery::{Registry, ResourceInfo};
-use super::errors::{ApiError, FieldError};
+use super::discovery::Registry;
+use super::errors::ApiError;
+use super::handlers;
 use super::openapi;
-use super::patch;
 use super::render::{self, Format};
-use super::store::{DeleteOpts, DeleteOutcome, ListParams, Store, WriteOpts};
-use super::watch::{self, Start, WatchSpec};
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::util::yaml;
+use super::store::Store;
 
 pub type RespBody = BoxBody<Bytes, Infallible>;
+
+/// The apiserver's limit for JSON/YAML request bodies (3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +43,13 @@ enum Route {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct ResPath {
-    group: String,
-    version: String,
-    plural: String,
-    namespace: Option<String>,
-    name: Option<String>,
-    sub: Option<String>,
+pub(super) struct ResPath {
+    pub(super) group: String,
+    pub(super) version: String,
+    pub(super) plural: String,
+    pub(super) namespace: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) sub: Option<String>,
 }
 
 fn route(path: &str) -> Route {
@@ -160,7 +159,7 @@ fn verb_for(method: &Method, p: &ResPath, q: &HashMap<String, String>) -> &'stat
     }
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Store> {
+pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, Store> {
     shared.store.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -168,7 +167,7 @@ pub fn full(bytes: impl Into<Bytes>) -> RespBody {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
-fn respond(shared: &Shared, code: u16, content_type: &str, body: Bytes) -> Response<RespBody> {
+pub(super) fn respond(shared: &Shared, code: u16, content_type: &str, body: Bytes) -> Response<RespBody> {
     shared.stats.sent(body.len());
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -178,7 +177,7 @@ fn respond(shared: &Shared, code: u16, content_type: &str, body: Bytes) -> Respo
     r
 }
 
-fn respond_json(shared: &Shared, code: u16, v: &Value) -> Response<RespBody> {
+pub(super) fn respond_json(shared: &Shared, code: u16, v: &Value) -> Response<RespBody> {
     respond(shared, code, "application/json", Bytes::from(v.to_string()))
 }
 
@@ -190,23 +189,40 @@ pub fn error_response(shared: &Shared, e: ApiError) -> Response<RespBody> {
     r
 }
 
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
-    Ok(match serve(&shared, req).await {
+/// Serves one request; `cert_user` is the user named by the connection's client certificate.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    cert_user: Option<Arc<str>>,
+) -> Result<Response<RespBody>, Infallible> {
+    let line = format!("{} {}", req.method(), req.uri());
+    let resp = match serve(&shared, req, cert_user.as_deref()).await {
         Ok(r) => r,
         Err(e) => error_response(&shared, e),
-    })
+    };
+    log::debug!("testkit: {line} -> {}", resp.status().as_u16());
+    Ok(resp)
 }
 
-struct Ctx {
-    q: HashMap<String, String>,
-    format: Format,
-    manager: String,
-    content_type: String,
+/// What the handlers need from the request besides the path and body.
+pub(super) struct Ctx {
+    pub(super) user: auth::User,
+    pub(super) q: HashMap<String, String>,
+    pub(super) format: Format,
+    pub(super) manager: String,
+    pub(super) content_type: String,
 }
 
-async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, ApiError> {
+async fn serve(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    cert_user: Option<&str>,
+) -> Result<Response<RespBody>, ApiError> {
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
-    let user = auth::authenticate(&shared.users, header(AUTHORIZATION).as_deref())?.clone();
+    let user = {
+        let users = shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+        auth::authenticate(&users, header(AUTHORIZATION).as_deref(), cert_user)?.clone()
+    };
     let q = parse_query(req.uri().query());
     let path = req.uri().path().to_string();
     let r = route(&path);
@@ -246,6 +262,7 @@ async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let ua = header(USER_AGENT).unwrap_or_default();
     let default_manager = ua.split('/').next().unwrap_or("").to_string();
     let ctx = Ctx {
+        user: user.clone(),
         manager: q.get("fieldManager").cloned().filter(|m| !m.is_empty()).unwrap_or(default_manager),
         content_type: header(CONTENT_TYPE).unwrap_or_default(),
         q,
@@ -290,345 +307,35 @@ async fn serve(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                     return Err(ApiError::no_route());
                 }
             }
-            let method = req.method().clone();
-            let body = match method {
-                Method::POST | Method::PUT | Method::PATCH | Method::DELETE => req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-                    .to_bytes(),
-                _ => Bytes::new(),
-            };
-            resource_verb(shared, verb, &info, &p, &ctx, &body)
-        }
-    }
-}
-
-fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok((labels, fields))
-}
-
-/// JSON or YAML request bodies for create and update; anything else is 415.
-fn decode_object(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
-    let media = ctx.content_type.split(';').next().unwrap_or("").trim();
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-    match media {
-        "application/json" | "" => serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
-        "application/yaml" => {
-            yaml::load_one(text).map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
-        }
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
-        )),
-    }
-}
-
-fn dry_run(q: &HashMap<String, String>) -> bool {
-    q.get("dryRun").is_some_and(|d| !d.is_empty())
-}
-
-fn ok_object(shared: &Shared, ctx: &Ctx, code: u16, obj: &Value) -> Response<RespBody> {
-    let include = ctx.q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-    let body = render::object_body(ctx.format, obj, include);
-    respond(shared, code, ctx.format.content_type(), Bytes::from(body.to_string()))
-}
-
-fn resource_verb(
-    shared: &Arc<Shared>,
-    verb: &str,
-    info: &Arc<ResourceInfo>,
-    p: &ResPath,
-    ctx: &Ctx,
-    body: &[u8],
-) -> Result<Response<RespBody>, ApiError> {
-    let ns = p.namespace.as_deref().unwrap_or("");
-    let name = p.name.as_deref().unwrap_or("");
-    let status_only = p.sub.as_deref() == Some("status");
-    let opts = WriteOpts { dry_run: dry_run(&ctx.q), manager: ctx.manager.clone() };
-    match verb {
-        "get" => {
-            let obj = lock(shared).get(info, ns, name)?;
-            Ok(ok_object(shared, ctx, 200, &obj.value()))
-        }
-        "list" => list(shared, info, p, ctx),
-        "watch" => watch_request(shared, info, p, ctx),
-        "create" => {
-            if p.name.is_some() {
-                return Err(ApiError::method_not_allowed());
-            }
-            let obj = decode_object(ctx, body)?;
-            let out = lock(shared).create(info, ns, obj, &opts)?;
-            Ok(ok_object(shared, ctx, 201, &out))
-        }
-        "update" => {
-            let obj = decode_object(ctx, body)?;
-            let out = lock(shared).update(info, ns, name, obj, &opts, status_only, false)?;
-            Ok(ok_object(shared, ctx, 200, &out))
-        }
-        "patch" => patch_request(shared, info, ns, name, ctx, body, &opts, status_only),
-        "delete" => {
-            let dopts = delete_options(ctx, body)?;
-            match lock(shared).delete(info, ns, name, &dopts)? {
-                DeleteOutcome::Pending(v) => Ok(ok_object(shared, ctx, 200, &v)),
-                DeleteOutcome::Gone(v) => Ok(respond_json(shared, 200, &deleted_status(info, &v))),
-            }
-        }
-        "deletecollection" => {
-            let dopts = delete_options(ctx, body)?;
-            let (labels, fields) = selectors(&ctx.q)?;
-            let mut st = lock(shared);
-            let params = ListParams {
-                labels: &labels,
-                fields: &fields,
-                limit: None,
-                continue_token: None,
-                resource_version: None,
-                rv_match: None,
-            };
-            let targets = st.list(info, p.namespace.as_deref(), &params)?;
-            let mut items = Vec::new();
-            for o in targets.items {
-                match st.delete(info, &o.namespace, &o.name, &dopts)? {
-                    DeleteOutcome::Gone(v) | DeleteOutcome::Pending(v) => items.push(v),
+            if info.namespaced && p.namespace.is_none() {
+                // The all-namespaces path only lists and watches.
+                match verb {
+                    "list" | "watch" if p.name.is_none() => {}
+                    "create" | "deletecollection" => return Err(ApiError::method_not_allowed()),
+                    _ => return Err(ApiError::no_route()),
                 }
             }
-            let rv = st.current_rv();
-            drop(st);
-            let list = json!({
-                "kind": format!("{}List", info.kind), "apiVersion": info.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()}, "items": items
-            });
-            Ok(respond_json(shared, 200, &list))
-        }
-        _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-/// What `finalizeDelete` returns when the object is gone (ReturnDeletedObject=false).
-fn deleted_status(info: &ResourceInfo, v: &Value) -> Value {
-    let mut details = json!({"name": v["metadata"]["name"], "kind": info.plural, "uid": v["metadata"]["uid"]});
-    if !info.group.is_empty() {
-        details["group"] = json!(info.group);
-    }
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
-}
-
-fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOpts, ApiError> {
-    let mut o = DeleteOpts { dry_run: dry_run(&ctx.q), ..Default::default() };
-    let trimmed = body.iter().any(|b| !b.is_ascii_whitespace());
-    let mut policy = ctx.q.get("propagationPolicy").cloned();
-    if trimmed {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?;
-        o.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-        o.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
-        if v["dryRun"].as_array().is_some_and(|a| !a.is_empty()) {
-            o.dry_run = true;
-        }
-        if let Some(p) = v["propagationPolicy"].as_str() {
-            policy = Some(p.to_string());
+            let method = req.method().clone();
+            let body = match method {
+                Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                        Ok(b) => b.to_bytes(),
+                        Err(e) if e.is::<LengthLimitError>() => {
+                            return Err(ApiError::new(
+                                413,
+                                "RequestEntityTooLarge",
+                                format!("Request entity too large: limit is {MAX_BODY}"),
+                                None,
+                            ));
+                        }
+                        Err(e) => return Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+                    }
+                }
+                _ => Bytes::new(),
+            };
+            handlers::resource_verb(shared, verb, &info, &p, &ctx, &body)
         }
     }
-    // Accepted for compatibility; there is no garbage collector, so all three behave as Background.
-    if let Some(p) = policy.filter(|p| !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")) {
-        return Err(ApiError::invalid(
-            "meta.k8s.io",
-            "DeleteOptions",
-            "",
-            &[FieldError {
-                field: "propagationPolicy".into(),
-                reason: "FieldValueNotSupported",
-                detail: format!(
-                    "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-                ),
-            }],
-        ));
-    }
-    Ok(o)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn patch_request(
-    shared: &Arc<Shared>,
-    info: &Arc<ResourceInfo>,
-    ns: &str,
-    name: &str,
-    ctx: &Ctx,
-    body: &[u8],
-    opts: &WriteOpts,
-    status_only: bool,
-) -> Result<Response<RespBody>, ApiError> {
-    let media = ctx.content_type.split(';').next().unwrap_or("").trim().to_string();
-    let mut accepted = vec!["application/json-patch+json", "application/merge-patch+json"];
-    if !info.custom {
-        accepted.push("application/strategic-merge-patch+json");
-    }
-    accepted.push("application/apply-patch+yaml");
-    if !accepted.contains(&media.as_str()) {
-        return Err(ApiError::unsupported_media_type(&media, &accepted));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
-    let patch_doc: Value = if media == "application/apply-patch+yaml" {
-        serde_json::from_str(text)
-            .or_else(|_| yaml::load_one(text))
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
-    } else {
-        serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
-    };
-    if media == "application/apply-patch+yaml" {
-        if ctx.q.get("fieldManager").is_none_or(|m| m.is_empty()) {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "PatchOptions",
-                "",
-                &[FieldError::required("fieldManager", "is required for apply patch")],
-            ));
-        }
-        let force = ctx.q.get("force").is_some_and(|f| f == "true");
-        let (out, created) = lock(shared).apply(info, ns, name, &patch_doc, opts, force, status_only)?;
-        return Ok(ok_object(shared, ctx, if created { 201 } else { 200 }, &out));
-    }
-    let mut st = lock(shared);
-    let current = st.get(info, ns, name)?.value();
-    let mut next = current.clone();
-    match media.as_str() {
-        "application/json-patch+json" => patch::json_patch(&mut next, &patch_doc).map_err(|e| {
-            ApiError::new(
-                422,
-                "Invalid",
-                format!("the server rejected our request due to an error in our request: {e}"),
-                None,
-            )
-        })?,
-        "application/merge-patch+json" => patch::merge_patch(&mut next, &patch_doc),
-        _ => patch::strategic_merge_patch(&mut next, &patch_doc),
-    }
-    // A patch only checks resourceVersion when it sets one itself.
-    if next["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"] {
-        if let Some(m) = next["metadata"].as_object_mut() {
-            m.insert("resourceVersion".into(), current["metadata"]["resourceVersion"].clone());
-        }
-    }
-    let out = st.update(info, ns, name, next, opts, status_only, true)?;
-    drop(st);
-    Ok(ok_object(shared, ctx, 200, &out))
-}
-
-fn list(
-    shared: &Arc<Shared>,
-    info: &Arc<ResourceInfo>,
-    p: &ResPath,
-    ctx: &Ctx,
-) -> Result<Response<RespBody>, ApiError> {
-    let (labels, fields) = selectors(&ctx.q)?;
-    let limit = match ctx.q.get("limit").filter(|l| !l.is_empty()) {
-        Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?),
-        None => None,
-    };
-    let params = ListParams {
-        labels: &labels,
-        fields: &fields,
-        limit,
-        continue_token: ctx.q.get("continue").map(String::as_str),
-        resource_version: ctx.q.get("resourceVersion").map(String::as_str),
-        rv_match: ctx.q.get("resourceVersionMatch").map(String::as_str),
-    };
-    let res = lock(shared).list(info, p.namespace.as_deref(), &params)?;
-    let meta = render::list_meta(res.rv, res.continue_token.as_deref(), res.remaining);
-    let include = ctx.q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-    let body = render::list_body(info, ctx.format, &res.items, meta, include);
-    let ct = match ctx.format {
-        Format::Metadata => "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-        f => f.content_type(),
-    };
-    Ok(respond(shared, 200, ct, body))
-}
-
-fn watch_request(
-    shared: &Arc<Shared>,
-    info: &Arc<ResourceInfo>,
-    p: &ResPath,
-    ctx: &Ctx,
-) -> Result<Response<RespBody>, ApiError> {
-    let q = &ctx.q;
-    let (mut labels, mut fields) = selectors(q)?;
-    if let Some(name) = &p.name {
-        // GET .../NAME?watch=true is the deprecated single-object watch: a name field selector.
-        fields.requirements.push(("metadata.name".into(), false, name.clone()));
-    }
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let initial = q.get("sendInitialEvents").map(|s| s == "true");
-    let rv = q.get("resourceVersion").cloned().unwrap_or_default();
-    if initial == Some(true) {
-        let mut errs = Vec::new();
-        if q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
-            errs.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-            ));
-        }
-        if !bookmarks {
-            errs.push(FieldError::forbidden(
-                "allowWatchBookmarks",
-                "sendInitialEvents requires setting allowWatchBookmarks to true",
-            ));
-        }
-        if !errs.is_empty() {
-            return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &errs));
-        }
-    }
-    let timeout = match q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()) {
-        Some(t) => Duration::from_secs(t),
-        None => shared.opts.default_watch_timeout,
-    };
-    let spec = WatchSpec {
-        info: info.clone(),
-        namespace: p.namespace.clone(),
-        labels: std::mem::take(&mut labels),
-        fields: std::mem::take(&mut fields),
-        format: ctx.format,
-        include: q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into()),
-        bookmarks,
-        bookmark_interval: shared.opts.bookmark_interval,
-        timeout,
-    };
-    let st = lock(shared);
-    let (start, rx) = if initial == Some(true) || (initial.is_none() && (rv.is_empty() || rv == "0")) {
-        let (items, rx) = st.watch_initial(info, p.namespace.as_deref());
-        (Start::Initial { items, rv: st.current_rv(), end_bookmark: initial == Some(true) }, rx)
-    } else if rv.is_empty() || rv == "0" {
-        let (evs, rx) = st.watch_from(st.current_rv())?;
-        (Start::Replay(evs, st.current_rv()), rx)
-    } else {
-        let n: u64 = rv.parse().map_err(|_| {
-            ApiError::invalid(
-                "meta.k8s.io",
-                "ListOptions",
-                "",
-                &[FieldError::invalid("resourceVersion", &rv, "must be a valid resource version")],
-            )
-        })?;
-        match st.watch_from(n) {
-            Ok((evs, rx)) => (Start::Replay(evs, n), rx),
-            Err(e) => (Start::Expired(e), st.subscribe()),
-        }
-    };
-    drop(st);
-    let body = watch::spawn(spec, start, rx, shared.close_watches.subscribe(), shared.stats.clone());
-    let mut r = Response::new(body.boxed());
-    let ct = match ctx.format {
-        Format::Full => "application/json",
-        f => f.content_type(),
-    };
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-    Ok(r)
 }
 
 #[cfg(test)]

@@ -17,15 +17,19 @@ pub mod certs;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
+pub mod handlers;
 pub mod http;
+pub mod namespaces;
 pub mod openapi;
 pub mod patch;
 pub mod render;
+pub mod services;
 pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod validate;
 pub mod watch;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,7 +62,8 @@ pub struct ServerOptions {
     pub users: Vec<User>,
     /// How often watches with allowWatchBookmarks get a BOOKMARK (a real server: about a minute).
     pub bookmark_interval: Duration,
-    /// Watch events kept for resumption; older resourceVersions get 410.
+    /// Watch events kept per resource for resumption (the watch cache's window); resuming from an
+    /// older resourceVersion gets 410.
     pub watch_history: usize,
     /// Watch length when the client sends no timeoutSeconds (a real server: 30-60 minutes).
     pub default_watch_timeout: Duration,
@@ -68,6 +73,9 @@ pub struct ServerOptions {
     pub seed: Option<u64>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Emulate kube-controller-manager's per-namespace objects (`kube-root-ca.crt` ConfigMap,
+    /// `default` ServiceAccount). Off by default so tests see only what they create.
+    pub cluster_defaults: bool,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +88,7 @@ impl Default for ServerOptions {
             namespaces: ["default", "kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec(),
             seed: None,
             port: 0,
+            cluster_defaults: false,
         }
     }
 }
@@ -88,14 +97,17 @@ impl Default for ServerOptions {
 pub struct Shared {
     pub(crate) store: Mutex<Store>,
     pub(crate) stats: Arc<Stats>,
-    pub(crate) faults: Faults,
-    pub(crate) users: Vec<User>,
+    pub(crate) faults: Arc<Faults>,
+    /// Mutable so tests can rotate tokens.
+    pub(crate) users: Mutex<Vec<User>>,
     pub(crate) opts: ServerOptions,
     pub(crate) addr: SocketAddr,
     /// Bumped to end every open watch.
     pub(crate) close_watches: tokio_watch::Sender<u64>,
     /// Bumped to drop every connection (restart).
     pub(crate) connections: tokio_watch::Sender<u64>,
+    /// One client certificate per user, for kubeconfigs that authenticate with certificates.
+    pub(crate) client_certs: Vec<certs::ClientCert>,
 }
 
 /// A running server. Dropping it stops the server and removes its kubeconfig directory.
@@ -121,16 +133,19 @@ impl ApiServer {
             let wo = WriteOpts { dry_run: false, manager: "kube-apiserver".into() };
             store.create(&ns_info, "", json!({"metadata": {"name": ns}}), &wo).map_err(|e| e.message().to_string())?;
         }
+        let client_certs = opts.users.iter().map(|u| certs.issue_client(&u.name)).collect::<Result<Vec<_>, _>>()?;
         let changed = store.changed.clone();
+        let defaults_ca = opts.cluster_defaults.then(|| certs.ca_pem.clone());
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             stats: Arc::new(Stats::default()),
-            faults: Faults::default(),
-            users: opts.users.clone(),
+            faults: Arc::new(Faults::default()),
+            users: Mutex::new(opts.users.clone()),
             opts,
             addr,
             close_watches: tokio_watch::channel(0).0,
             connections: tokio_watch::channel(0).0,
+            client_certs,
         });
         let dir = std::env::temp_dir().join(format!(
             "kubemirror-testkit-{}-{}-{}",
@@ -142,7 +157,7 @@ impl ApiServer {
         let server = ApiServer {
             tasks: vec![
                 tokio::spawn(accept_loop(listener, tls, Arc::downgrade(&shared))),
-                tokio::spawn(namespace_controller(Arc::downgrade(&shared), changed)),
+                tokio::spawn(namespaces::controller(Arc::downgrade(&shared), changed, defaults_ca)),
             ],
             shared,
             certs,
@@ -168,13 +183,44 @@ impl ApiServer {
         &self.certs.ca_der
     }
 
-    pub fn token(&self, user: &str) -> Option<&str> {
-        self.shared.users.iter().find(|u| u.name == user).map(|u| u.token.as_str())
+    fn users(&self) -> Vec<User> {
+        self.shared.users.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn token(&self, user: &str) -> Option<String> {
+        self.users().into_iter().find(|u| u.name == user).map(|u| u.token)
+    }
+
+    /// Rotates `user`'s bearer token (as a bound service-account token rotates): the old one gets 401
+    /// from now on. The user's token file (`token_path`) is rewritten; its kubeconfig is not.
+    pub fn set_token(&self, user: &str, token: &str) -> Result<(), String> {
+        {
+            let mut users = self.shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+            let u = users.iter_mut().find(|u| u.name == user).ok_or_else(|| format!("no user {user}"))?;
+            u.token = token.to_string();
+        }
+        let path = self.token_path(user);
+        std::fs::write(&path, token).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// A file holding `user`'s current token (for kubeconfig `tokenFile` tests).
+    pub fn token_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("token-{user}"))
     }
 
     /// The kubeconfig written for `user` (cluster CA embedded, bearer token, namespace default).
     pub fn kubeconfig_path(&self, user: &str) -> PathBuf {
         self.dir.join(format!("kubeconfig-{user}.yaml"))
+    }
+
+    /// A kubeconfig for `user` that authenticates with its client certificate instead of a token.
+    pub fn kubeconfig_cert_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("kubeconfig-{user}-cert.yaml"))
+    }
+
+    /// The client certificate issued to `user` (PEM certificate, PKCS#8 PEM key).
+    pub fn client_cert(&self, user: &str) -> Option<&certs::ClientCert> {
+        self.shared.client_certs.iter().find(|c| c.user == user)
     }
 
     pub fn dir(&self) -> &Path {
@@ -183,7 +229,9 @@ impl ApiServer {
 
     fn write_kubeconfigs(&self) -> Result<(), String> {
         let ca = crate::util::base64::encode(self.certs.ca_pem.as_bytes());
-        for u in &self.shared.users {
+        for u in &self.users() {
+            let tp = self.token_path(&u.name);
+            std::fs::write(&tp, &u.token).map_err(|e| format!("writing {}: {e}", tp.display()))?;
             let text = format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {user}@testkit\n  context:\n    cluster: testkit\n    user: {user}\n    namespace: default\ncurrent-context: {user}@testkit\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
                 url = self.url(),
@@ -192,6 +240,18 @@ impl ApiServer {
             );
             let path = self.kubeconfig_path(&u.name);
             std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            if let Some(c) = self.client_cert(&u.name) {
+                let b64 = |s: &str| crate::util::base64::encode(s.as_bytes());
+                let text = format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {user}@testkit\n  context:\n    cluster: testkit\n    user: {user}\n    namespace: default\ncurrent-context: {user}@testkit\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
+                    url = self.url(),
+                    user = u.name,
+                    cert = b64(&c.cert_pem),
+                    key = b64(&c.key_pem),
+                );
+                let path = self.kubeconfig_cert_path(&u.name);
+                std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
         }
         std::fs::write(self.dir.join("ca.crt"), &self.certs.ca_pem).map_err(|e| format!("writing ca.crt: {e}"))
     }
@@ -330,7 +390,8 @@ impl ApiServer {
         self.shared.faults.set_latency(matcher, latency);
     }
 
-    /// Matching requests hang until [`ApiServer::release`] (a network partition, seen from clients).
+    /// Matching requests hang until [`ApiServer::release`] (a network partition, seen from clients);
+    /// open watches matching verb `watch` stop delivering events until then.
     pub fn hang(&self, matcher: Matcher) {
         self.shared.faults.hang(matcher);
     }
@@ -389,9 +450,12 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shar
 async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: Arc<rustls::ServerConfig>) {
     let _ = tcp.set_nodelay(true);
     let mut restart = shared.connections.subscribe();
-    let Ok((io, h2, pump)) = tls::accept(tcp, tls).await else { return };
+    let Ok(tls::Accepted { io, h2, client_cert, pump }) = tls::accept(tcp, tls).await else { return };
+    // The verifier checked the chain; the CommonName of certificates we issued names the user.
+    let cert_user: Option<Arc<str>> = client_cert
+        .and_then(|der| shared.client_certs.iter().find(|c| c.der == der).map(|c| Arc::from(c.user.as_str())));
     let svc_shared = shared.clone();
-    let svc = service_fn(move |req| http::handle(svc_shared.clone(), req));
+    let svc = service_fn(move |req| http::handle(svc_shared.clone(), req, cert_user.clone()));
     let io = TokioIo::new(io);
     let conn = async move {
         if h2 {
@@ -407,19 +471,25 @@ async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: 
     }
 }
 
-/// The namespace controller: finishes the deletion of terminating namespaces after each change.
-async fn namespace_controller(shared: Weak<Shared>, changed: Arc<tokio::sync::Notify>) {
-    loop {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let Some(s) = shared.upgrade() else { return };
-            let mut st = s.store.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = st.sweep_namespaces() {
-                log::warn!("testkit namespace controller: {}", e.message());
-            }
-        }
-        notified.await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ApiServer>();
+        send_sync::<StatsSnapshot>();
+    }
+
+    #[tokio::test]
+    async fn start_writes_kubeconfigs_and_seeds_namespaces() {
+        let s = ApiServer::start(ServerOptions { seed: Some(1), ..Default::default() }).await.unwrap();
+        assert!(s.url().starts_with("https://127.0.0.1:"));
+        assert!(s.kubeconfig_path("admin").exists() && s.kubeconfig_cert_path("admin").exists());
+        assert_eq!(s.list_objects("v1", "Namespace", None).len(), 4);
+        let dir = s.dir().to_path_buf();
+        drop(s);
+        assert!(!dir.exists(), "the kubeconfig directory goes with the server");
     }
 }

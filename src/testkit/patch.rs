@@ -159,10 +159,10 @@ fn merge_key(items: &[Value]) -> Option<&'static str> {
 }
 
 pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
-    smp(target, patch, "")
+    smp(target, patch)
 }
 
-fn smp(target: &mut Value, patch: &Value, field: &str) {
+fn smp(target: &mut Value, patch: &Value) {
     let Some(p) = patch.as_object() else {
         *target = patch.clone();
         return;
@@ -202,7 +202,7 @@ fn smp(target: &mut Value, patch: &Value, field: &str) {
         match (slot.as_array_mut(), v.as_array()) {
             (Some(cur), Some(new)) => merge_list(cur, new, k),
             _ if v.is_object() => {
-                smp(slot, v, k);
+                smp(slot, v);
                 if slot.is_null() {
                     t.remove(k);
                 }
@@ -210,7 +210,6 @@ fn smp(target: &mut Value, patch: &Value, field: &str) {
             _ => *slot = v.clone(),
         }
     }
-    let _ = field;
 }
 
 fn merge_list(cur: &mut Vec<Value>, new: &[Value], field: &str) {
@@ -234,7 +233,7 @@ fn merge_list(cur: &mut Vec<Value>, new: &[Value], field: &str) {
                 cur.remove(i);
             }
             (None, Some("delete")) => {}
-            (Some(i), _) => smp(&mut cur[i], item, field),
+            (Some(i), _) => smp(&mut cur[i], item),
             (None, _) => cur.push(item.clone()),
         }
     }

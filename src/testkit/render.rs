@@ -61,6 +61,24 @@ pub fn negotiate(accept: Option<&str>) -> Option<Format> {
     None
 }
 
+#[derive(serde::Deserialize)]
+struct MetadataOnly<'a> {
+    #[serde(borrow)]
+    metadata: Option<&'a serde_json::value::RawValue>,
+}
+
+/// PartialObjectMetadata straight from stored bytes: the metadata is sliced out, not re-encoded, and
+/// the rest of the object is skipped by the parser (metadata-only lists of 50k objects stay cheap).
+pub fn partial_metadata_bytes(obj: &[u8]) -> Vec<u8> {
+    let meta =
+        serde_json::from_slice::<MetadataOnly>(obj).ok().and_then(|m| m.metadata).map(|r| r.get()).unwrap_or("{}");
+    let mut out = Vec::with_capacity(meta.len() + 80);
+    out.extend_from_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'}');
+    out
+}
+
 pub fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"].clone()})
 }
@@ -98,17 +116,67 @@ fn age(obj: &Value) -> String {
     }
 }
 
-pub fn table_columns() -> Value {
-    json!([
-        {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0},
-        {"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "priority": 0}
-    ])
+const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const AGE_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// The columns `kubectl get` shows: the built-in printers' for Secrets, ConfigMaps and Namespaces,
+/// the default Name/Age for everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    Default,
+    Secret,
+    ConfigMap,
+    Namespace,
+}
+
+impl Columns {
+    pub fn for_resource(group: &str, plural: &str) -> Self {
+        match (group, plural) {
+            ("", "secrets") => Columns::Secret,
+            ("", "configmaps") => Columns::ConfigMap,
+            ("", "namespaces") => Columns::Namespace,
+            _ => Columns::Default,
+        }
+    }
+
+    fn definitions(self) -> Value {
+        let col = |name: &str, ty: &str, format: &str, desc: &str| json!({"name": name, "type": ty, "format": format, "description": desc, "priority": 0});
+        let mut cols = vec![col("Name", "string", "name", NAME_DESC)];
+        match self {
+            Columns::Secret => {
+                cols.push(col("Type", "string", "", "Used to facilitate programmatic handling of secret data."));
+                cols.push(col("Data", "string", "", "Data contains the secret data."));
+            }
+            Columns::ConfigMap => cols.push(col("Data", "string", "", "Data contains the configuration data.")),
+            Columns::Namespace => {
+                cols.push(col("Status", "string", "", "The status of the namespace"));
+            }
+            Columns::Default => {}
+        }
+        cols.push(col("Age", "date", "", AGE_DESC));
+        Value::Array(cols)
+    }
+
+    fn cells(self, obj: &Value) -> Vec<Value> {
+        let count = |k: &str| obj[k].as_object().map_or(0, |m| m.len());
+        let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+        match self {
+            Columns::Secret => {
+                cells.push(obj["type"].clone());
+                cells.push(json!(count("data")));
+            }
+            Columns::ConfigMap => cells.push(json!(count("data") + count("binaryData"))),
+            Columns::Namespace => cells.push(obj.pointer("/status/phase").cloned().unwrap_or(json!(""))),
+            Columns::Default => {}
+        }
+        cells.push(json!(age(obj)));
+        cells
+    }
 }
 
 /// `includeObject`: None, Metadata (default) or Object.
-pub fn table_row(obj: &Value, include: &str) -> Value {
-    let name = obj.pointer("/metadata/name").cloned().unwrap_or(json!(""));
-    let mut row = json!({"cells": [name, age(obj)]});
+pub fn table_row(columns: Columns, obj: &Value, include: &str) -> Value {
+    let mut row = json!({"cells": columns.cells(obj)});
     match include {
         "None" => {}
         "Object" => row["object"] = obj.clone(),
@@ -117,12 +185,12 @@ pub fn table_row(obj: &Value, include: &str) -> Value {
     row
 }
 
-pub fn table(rows: Vec<Value>, list_meta: Value) -> Value {
+pub fn table(columns: Columns, rows: Vec<Value>, list_meta: Value) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
-        "columnDefinitions": table_columns(),
+        "columnDefinitions": columns.definitions(),
         "rows": rows,
     })
 }
@@ -146,6 +214,7 @@ pub fn list_body(info: &ResourceInfo, format: Format, items: &[Arc<Obj>], meta: 
                 json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": meta});
             let head = head.to_string();
             // `{"kind":..,"metadata":..}` -> `{"kind":..,"metadata":..,"items":[...]}` without re-encoding items.
+            let api_version = info.api_version();
             let mut out = Vec::with_capacity(head.len() + items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 16);
             out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
@@ -153,31 +222,43 @@ pub fn list_body(info: &ResourceInfo, format: Format, items: &[Arc<Obj>], meta: 
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&o.bytes);
+                out.extend_from_slice(&o.bytes_as(&api_version));
             }
             out.extend_from_slice(b"]}");
             Bytes::from(out)
         }
         Format::Metadata => {
-            let items: Vec<Value> = items.iter().map(|o| partial_metadata(&o.value())).collect();
-            let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
-            Bytes::from(v.to_string())
+            let head = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta});
+            let head = head.to_string();
+            let mut out = Vec::with_capacity(head.len() + items.len() * 256);
+            out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, o) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&partial_metadata_bytes(&o.bytes));
+            }
+            out.extend_from_slice(b"]}");
+            Bytes::from(out)
         }
         Format::Table => {
-            let rows = items.iter().map(|o| table_row(&o.value(), include)).collect();
-            Bytes::from(table(rows, meta).to_string())
+            let columns = Columns::for_resource(&info.group, &info.plural);
+            let rows = items.iter().map(|o| table_row(columns, &o.value(), include)).collect();
+            Bytes::from(table(columns, rows, meta).to_string())
         }
     }
 }
 
 /// A single object in the requested representation.
-pub fn object_body(format: Format, obj: &Value, include: &str) -> Value {
+pub fn object_body(info: &ResourceInfo, format: Format, obj: &Value, include: &str) -> Value {
     match format {
         Format::Full => obj.clone(),
         Format::Metadata => partial_metadata(obj),
         Format::Table => {
             let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-            table(vec![table_row(obj, include)], json!({"resourceVersion": rv}))
+            let columns = Columns::for_resource(&info.group, &info.plural);
+            table(columns, vec![table_row(columns, obj, include)], json!({"resourceVersion": rv}))
         }
     }
 }
@@ -196,6 +277,14 @@ mod tests {
         let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate(Some(aggregated)), Some(Format::Full));
         assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf")), None);
+    }
+
+    #[test]
+    fn metadata_bytes_match_the_value_form() {
+        let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "dg=="}});
+        let bytes = partial_metadata_bytes(obj.to_string().as_bytes());
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(parsed, partial_metadata(&obj));
     }
 
     #[test]

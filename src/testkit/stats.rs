@@ -11,6 +11,8 @@ pub struct StatsSnapshot {
     pub requests: BTreeMap<(String, String, String), u64>,
     pub open_watches: i64,
     pub bytes_sent: u64,
+    /// Frames written to watch streams (events, bookmarks, errors).
+    pub watch_events: u64,
 }
 
 impl StatsSnapshot {
@@ -34,6 +36,7 @@ pub struct Stats {
     requests: Mutex<BTreeMap<(String, String, String), u64>>,
     open_watches: AtomicI64,
     bytes_sent: AtomicU64,
+    watch_events: AtomicU64,
 }
 
 impl Stats {
@@ -44,6 +47,11 @@ impl Stats {
 
     pub fn sent(&self, n: usize) {
         self.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn watch_event(&self, bytes: usize) {
+        self.watch_events.fetch_add(1, Ordering::Relaxed);
+        self.sent(bytes);
     }
 
     pub fn watch_opened(&self) {
@@ -63,6 +71,7 @@ impl Stats {
             requests: self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             open_watches: self.open_watches(),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            watch_events: self.watch_events.load(Ordering::Relaxed),
         }
     }
 
@@ -70,6 +79,7 @@ impl Stats {
     pub fn reset(&self) {
         self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.bytes_sent.store(0, Ordering::Relaxed);
+        self.watch_events.store(0, Ordering::Relaxed);
     }
 }
 

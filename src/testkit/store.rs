@@ -8,19 +8,20 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
-use super::apply;
 use super::discovery::{Registry, ResourceInfo};
-use super::errors::{ApiError, FieldError, qualified};
-use super::validate;
+use super::errors::{ApiError, FieldError};
+use super::services::Allocations;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::util::{base64, rand::Rng, time};
+
+pub use super::writes::{DeleteOpts, DeleteOutcome, WriteOpts};
 
 /// A stored object: its serialization and what filtering needs.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct Obj {
     pub uid: String,
     pub labels: BTreeMap<String, String>,
     pub deleting: bool,
+    /// The apiVersion it was written with; CRD versions share storage (conversion strategy None).
+    pub api_version: String,
 }
 
 impl Obj {
@@ -51,12 +54,30 @@ impl Obj {
             uid: s("uid"),
             labels,
             deleting: meta.get("deletionTimestamp").is_some_and(|d| !d.is_null()),
+            api_version: v["apiVersion"].as_str().unwrap_or("").to_string(),
         })
     }
 
     pub fn value(&self) -> Value {
         // Only ever parses bytes this module serialized itself.
         serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    /// The object as served through `api_version`: only apiVersion differs between a CRD's versions.
+    pub fn value_as(&self, api_version: &str) -> Value {
+        let mut v = self.value();
+        if self.api_version != api_version {
+            v["apiVersion"] = json!(api_version);
+        }
+        v
+    }
+
+    /// Serialized as served through `api_version`; the stored bytes when nothing changes.
+    pub fn bytes_as(&self, api_version: &str) -> Bytes {
+        if self.api_version == api_version {
+            return self.bytes.clone();
+        }
+        Bytes::from(self.value_as(api_version).to_string())
     }
 
     pub fn matches(&self, labels: &LabelSelector, fields: &FieldSelector) -> bool {
@@ -109,6 +130,8 @@ pub struct Event {
     pub obj: Arc<Obj>,
     pub prev: Option<Arc<Obj>>,
     pub line: Bytes,
+    /// The PartialObjectMetadata frame, built by the first metadata-only watcher that needs it.
+    pub meta_line: OnceLock<Bytes>,
 }
 
 pub fn event_line(etype: &str, object: &[u8]) -> Bytes {
@@ -123,27 +146,7 @@ pub fn event_line(etype: &str, object: &[u8]) -> Bytes {
 
 pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
 
-type Table = BTreeMap<String, BTreeMap<String, Arc<Obj>>>;
-
-#[derive(Debug, Clone, Default)]
-pub struct WriteOpts {
-    pub dry_run: bool,
-    pub manager: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOpts {
-    pub dry_run: bool,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-}
-
-pub enum DeleteOutcome {
-    /// Removed; the last state of the object.
-    Gone(Value),
-    /// Finalizers keep it; deletionTimestamp is set.
-    Pending(Value),
-}
+pub(super) type Table = BTreeMap<String, BTreeMap<String, Arc<Obj>>>;
 
 pub struct ListParams<'a> {
     pub labels: &'a LabelSelector,
@@ -167,22 +170,26 @@ const INCONSISTENT_CONTINUE: &str = "The provided continue parameter is too old 
 pub struct Store {
     pub registry: Registry,
     rv: u64,
-    tables: HashMap<(String, String), Table>,
-    history: VecDeque<Arc<Event>>,
+    pub(super) tables: HashMap<(String, String), Table>,
+    /// Recent events per group/resource, like the apiserver's per-type watch caches.
+    history: HashMap<(String, String), VecDeque<Arc<Event>>>,
     history_cap: usize,
+    /// Per resource: every event above this revision is still in its history.
+    floors: HashMap<(String, String), u64>,
     /// Every event with a revision above this is still in `history`.
     compacted: u64,
     tx: broadcast::Sender<Arc<Event>>,
     /// Woken on every commit (the namespace lifecycle task waits on it).
     pub changed: Arc<Notify>,
-    rng: Rng,
+    pub(super) rng: Rng,
+    pub(super) allocations: Allocations,
 }
 
-fn now_string() -> String {
+pub(super) fn now_string() -> String {
     time::format_rfc3339(SystemTime::now())
 }
 
-fn ns_key(info: &ResourceInfo, ns: &str) -> String {
+pub(super) fn ns_key(info: &ResourceInfo, ns: &str) -> String {
     if info.namespaced { ns.to_string() } else { String::new() }
 }
 
@@ -193,12 +200,14 @@ impl Store {
             registry,
             rv: 1,
             tables: HashMap::new(),
-            history: VecDeque::new(),
+            history: HashMap::new(),
             history_cap: history_cap.max(1),
+            floors: HashMap::new(),
             compacted: 1,
             tx,
             changed: Arc::new(Notify::new()),
             rng: seed.map(Rng::seeded).unwrap_or_else(Rng::from_os),
+            allocations: Allocations::default(),
         }
     }
 
@@ -206,8 +215,9 @@ impl Store {
         self.rv
     }
 
-    pub fn compacted_rv(&self) -> u64 {
-        self.compacted
+    /// The oldest revision a watch or consistent list of this resource can start from.
+    pub fn floor(&self, info: &ResourceInfo) -> u64 {
+        self.floors.get(&info.key()).copied().unwrap_or(0).max(self.compacted)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -224,7 +234,7 @@ impl Store {
         self.tables.values().flat_map(|t| t.values()).map(BTreeMap::len).sum()
     }
 
-    fn uid(&mut self) -> String {
+    pub(super) fn uid(&mut self) -> String {
         let a = self.rng.next_u64();
         let b = self.rng.next_u64();
         let hex = format!("{a:016x}{b:016x}");
@@ -232,7 +242,7 @@ impl Store {
         format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
     }
 
-    fn lookup(&self, info: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Obj>> {
+    pub(super) fn lookup(&self, info: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Obj>> {
         self.tables.get(&info.key())?.get(&ns_key(info, ns))?.get(name)
     }
 
@@ -241,7 +251,7 @@ impl Store {
     }
 
     /// Writes `v` (resourceVersion assigned here) and records the event.
-    fn commit(&mut self, info: &ResourceInfo, etype: EventType, mut v: Value) -> Result<Arc<Obj>, ApiError> {
+    pub(super) fn commit(&mut self, info: &ResourceInfo, etype: EventType, mut v: Value) -> Result<Arc<Obj>, ApiError> {
         let rv = self.rv + 1;
         v["metadata"]["resourceVersion"] = json!(rv.to_string());
         let obj = Arc::new(Obj::from_value(&v, rv)?);
@@ -265,42 +275,19 @@ impl Store {
             obj: obj.clone(),
             prev,
             line: event_line(etype.as_str(), &obj.bytes),
+            meta_line: OnceLock::new(),
         });
-        self.history.push_back(event.clone());
-        while self.history.len() > self.history_cap {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.rv;
+        let history = self.history.entry(info.key()).or_default();
+        history.push_back(event.clone());
+        while history.len() > self.history_cap {
+            if let Some(old) = history.pop_front() {
+                self.floors.insert(info.key(), old.rv);
             }
         }
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(event);
         self.changed.notify_waiters();
         Ok(obj)
-    }
-
-    fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
-        if !info.namespaced {
-            return Ok(());
-        }
-        let nsinfo = self.namespaces_info();
-        match self.lookup(&nsinfo, "", ns) {
-            None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(n) if n.deleting => {
-                let mut e = ApiError::forbidden(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
-                );
-                e.body["details"]["causes"] = json!([{
-                    "reason": "NamespaceTerminating",
-                    "message": format!("namespace {ns} is being terminated"),
-                    "field": "metadata.namespace"
-                }]);
-                Err(e)
-            }
-            Some(_) => Ok(()),
-        }
     }
 
     pub fn namespaces_info(&self) -> ResourceInfo {
@@ -318,494 +305,18 @@ impl Store {
         })
     }
 
-    /// Defaults and kind-specific rules shared by create and update.
-    fn normalize(&self, info: &ResourceInfo, v: &mut Value) -> Result<(), ApiError> {
-        v["apiVersion"] = json!(info.api_version());
-        v["kind"] = json!(info.kind);
-        if info.group.is_empty() && info.plural == "secrets" {
-            // stringData is write-only: merged into data, never stored.
-            if let Some(sd) = v.as_object_mut().and_then(|m| m.remove("stringData")) {
-                if let Some(sd) = sd.as_object() {
-                    for (k, val) in sd {
-                        let s = val.as_str().unwrap_or("");
-                        v["data"][k.as_str()] = json!(base64::encode(s.as_bytes()));
-                    }
-                }
-            }
-            if v.get("type").is_none_or(Value::is_null) {
-                v["type"] = json!("Opaque");
-            }
-        }
-        if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let plural = v.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
-            let group = v.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-            if name != format!("{plural}.{group}") {
-                return Err(ApiError::invalid(
-                    &info.group,
-                    &info.kind,
-                    &name,
-                    &[FieldError::invalid("metadata.name", &name, "must be spec.names.plural+\".\"+spec.group")],
-                ));
-            }
-            let names = v["spec"]["names"].clone();
-            let storage: Vec<Value> = v["spec"]["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|x| x["storage"].as_bool() == Some(true))
-                .map(|x| x["name"].clone())
-                .collect();
-            let now = now_string();
-            v["status"] = json!({
-                "conditions": [
-                    {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
-                    {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
-                ],
-                "acceptedNames": names,
-                "storedVersions": storage,
-            });
-        }
-        Ok(())
-    }
-
-    fn validate(&self, info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
-        let is_ns = info.group.is_empty() && info.plural == "namespaces";
-        let errs = validate::object_meta(v, is_ns);
-        if errs.is_empty() {
-            return Ok(());
-        }
-        let name = v["metadata"]["name"].as_str().unwrap_or("");
-        Err(ApiError::invalid(&info.group, &info.kind, name, &errs))
-    }
-
-    fn after_write(&mut self, info: &ResourceInfo, v: &Value, deleted: bool) -> Result<(), ApiError> {
-        if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            if deleted {
-                self.drop_custom_resources(v)?;
-                self.registry.remove_crd(&name);
-            } else {
-                self.registry.install_crd(v).map_err(|e| ApiError::internal(&e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A CRD going away takes its objects with it (the real server does it in a finalizer).
-    fn drop_custom_resources(&mut self, crd: &Value) -> Result<(), ApiError> {
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
-        let Some(info) = self.registry.lookup_any(group, plural) else { return Ok(()) };
-        let all: Vec<Arc<Obj>> = self
-            .tables
-            .get(&info.key())
-            .map(|t| t.values().flat_map(|m| m.values().cloned()).collect())
-            .unwrap_or_default();
-        for o in all {
-            self.commit(&info, EventType::Deleted, o.value())?;
-        }
-        Ok(())
-    }
-
-    pub fn create(&mut self, info: &ResourceInfo, ns: &str, mut v: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
-        if !v.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
-        }
-        if !v["metadata"].is_object() {
-            v["metadata"] = json!({});
-        }
-        if info.namespaced {
-            match v["metadata"]["namespace"].as_str() {
-                Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => v["metadata"]["namespace"] = json!(ns),
-            }
-        } else if let Some(m) = v["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
-        let name_empty = v["metadata"]["name"].as_str().unwrap_or("").is_empty();
-        if name_empty {
-            if let Some(prefix) = v["metadata"]["generateName"].as_str().filter(|p| !p.is_empty()) {
-                let name = format!("{prefix}{}", self.rng.suffix(5));
-                v["metadata"]["name"] = json!(name);
-            }
-        }
-        self.normalize(info, &mut v)?;
-        self.validate(info, &v)?;
-        let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-        self.check_namespace(info, ns, &name)?;
-        if self.lookup(info, ns, &name).is_some() {
-            return Err(ApiError::already_exists(&info.group, &info.plural, &name));
-        }
-        let now = now_string();
-        let uid = self.uid();
-        {
-            let meta = &mut v["metadata"];
-            meta["uid"] = json!(uid);
-            meta["creationTimestamp"] = json!(now);
-            if let Some(m) = meta.as_object_mut() {
-                m.remove("deletionTimestamp");
-                m.remove("deletionGracePeriodSeconds");
-                m.remove("resourceVersion");
-                if info.generation {
-                    m.insert("generation".into(), json!(1));
-                } else {
-                    m.remove("generation");
-                }
-            }
-        }
-        if info.group.is_empty() && info.plural == "namespaces" {
-            v["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
-            v["spec"] = json!({"finalizers": ["kubernetes"]});
-            v["status"] = json!({"phase": "Active"});
-        } else if info.custom && info.has_status {
-            if let Some(m) = v.as_object_mut() {
-                m.remove("status");
-            }
-        }
-        if v["metadata"].get("managedFields").is_none() {
-            apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now);
-        }
-        if opts.dry_run {
-            v["metadata"]["resourceVersion"] = json!("");
-            return Ok(v);
-        }
-        let obj = self.commit(info, EventType::Added, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, false)?;
-        Ok(out)
-    }
-
-    /// PUT (and the tail of PATCH/apply). `status_only`: the /status subresource.
-    /// `require_rv`: the body's resourceVersion must be present (custom resources, plain PUT).
-    #[allow(clippy::too_many_arguments)]
-    pub fn update(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        mut v: Value,
-        opts: &WriteOpts,
-        status_only: bool,
-        is_patch: bool,
-    ) -> Result<Value, ApiError> {
-        if !v.is_object() || !v["metadata"].is_object() {
-            return Err(ApiError::bad_request("the request body must be an object with metadata"));
-        }
-        let body_name = v["metadata"]["name"].as_str().unwrap_or("");
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        if info.namespaced {
-            match v["metadata"]["namespace"].as_str() {
-                Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => v["metadata"]["namespace"] = json!(ns),
-            }
-        }
-        let cur = self.get(info, ns, name)?;
-        let old = cur.value();
-        match v["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
-            Some(rv) if rv != cur.rv.to_string() => return Err(ApiError::modified(&info.group, &info.plural, name)),
-            Some(_) => {}
-            None if info.custom && !is_patch => {
-                return Err(ApiError::invalid(
-                    &info.group,
-                    &info.kind,
-                    name,
-                    &[FieldError::invalid("metadata.resourceVersion", "0x0", "must be specified for an update")],
-                ));
-            }
-            None => {}
-        }
-        if status_only {
-            let status = v.get("status").cloned();
-            v = old.clone();
-            match status {
-                Some(s) => v["status"] = s,
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        } else if info.has_status {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
-        self.normalize(info, &mut v)?;
-        self.validate(info, &v)?;
-        // Immutable and server-owned metadata comes from the stored object.
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
-        }
-        if info.group.is_empty() && info.plural == "namespaces" {
-            v["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
-        }
-        match old["metadata"].get("managedFields") {
-            Some(mf) => v["metadata"]["managedFields"] = mf.clone(),
-            None => {
-                if let Some(m) = v["metadata"].as_object_mut() {
-                    m.remove("managedFields");
-                }
-            }
-        }
-        v["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if info.generation && spec_changed(&old, &v) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-            v["metadata"]["generation"] = json!(g + 1);
-        }
-        if strip_managed(&old) == strip_managed(&v) {
-            // A no-op write: nothing stored, no new resourceVersion, no event (as the apiserver does).
-            return Ok(old);
-        }
-        apply::record_update(Some(&old), &mut v, &opts.manager, &info.api_version(), &now_string());
-        let finalizers_left = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        if cur.deleting && !finalizers_left && !is_namespace_pending(info, &v) {
-            if opts.dry_run {
-                return Ok(v);
-            }
-            let obj = self.commit(info, EventType::Deleted, v)?;
-            let out = obj.value();
-            self.after_write(info, &out, true)?;
-            return Ok(out);
-        }
-        if opts.dry_run {
-            return Ok(v);
-        }
-        let obj = self.commit(info, EventType::Modified, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, false)?;
-        Ok(out)
-    }
-
-    /// Server-side apply: merges with managed-field tracking, creating when absent.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        config: &Value,
-        opts: &WriteOpts,
-        force: bool,
-        status_only: bool,
-    ) -> Result<(Value, bool), ApiError> {
-        let now = now_string();
-        let current = self.lookup(info, ns, name).map(|o| o.value());
-        let mut merged = apply::apply(current.as_ref(), config, &opts.manager, force, &info.api_version(), &now)?;
-        if merged["metadata"]["name"].as_str().unwrap_or("").is_empty() {
-            merged["metadata"]["name"] = json!(name);
-        }
-        match current {
-            // The merged object carries the applier's managedFields, which create() keeps.
-            None => Ok((self.create(info, ns, merged, opts)?, true)),
-            Some(old) => {
-                merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-                Ok((self.update_prepared(info, ns, name, merged, opts, status_only)?, false))
-            }
-        }
-    }
-
-    /// update() for apply: ownership was computed already, so the stored managedFields are replaced.
-    fn update_prepared(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        merged: Value,
-        opts: &WriteOpts,
-        status_only: bool,
-    ) -> Result<Value, ApiError> {
-        let cur = self.get(info, ns, name)?;
-        let old = cur.value();
-        let mut v = merged;
-        if info.has_status && !status_only {
-            match old.get("status") {
-                Some(s) => v["status"] = s.clone(),
-                None => {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
-        self.normalize(info, &mut v)?;
-        self.validate(info, &v)?;
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-            match old["metadata"].get(k) {
-                Some(x) => v["metadata"][k] = x.clone(),
-                None => {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
-                }
-            }
-        }
-        if info.generation && spec_changed(&old, &v) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-            v["metadata"]["generation"] = json!(g + 1);
-        }
-        v["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if strip_managed(&old) == strip_managed(&v)
-            && old["metadata"]["managedFields"] == v["metadata"]["managedFields"]
-        {
-            return Ok(old);
-        }
-        if opts.dry_run {
-            return Ok(v);
-        }
-        let finalizers_left = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let etype = if cur.deleting && !finalizers_left { EventType::Deleted } else { EventType::Modified };
-        let obj = self.commit(info, etype, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, etype == EventType::Deleted)?;
-        Ok(out)
-    }
-
-    pub fn delete(
-        &mut self,
-        info: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<DeleteOutcome, ApiError> {
-        let cur = self.get(info, ns, name)?;
-        if let Some(uid) = &opts.uid {
-            if *uid != cur.uid {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.resource_version {
-            if *rv != cur.rv.to_string() {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        cur.rv
-                    ),
-                ));
-            }
-        }
-        let mut v = cur.value();
-        let has_finalizers = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let is_ns = info.group.is_empty() && info.plural == "namespaces";
-        if has_finalizers || is_ns {
-            if cur.deleting {
-                return Ok(DeleteOutcome::Pending(v));
-            }
-            v["metadata"]["deletionTimestamp"] = json!(now_string());
-            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            if let Some(g) = v["metadata"]["generation"].as_i64() {
-                v["metadata"]["generation"] = json!(g + 1);
-            }
-            if is_ns {
-                v["status"]["phase"] = json!("Terminating");
-            }
-            if opts.dry_run {
-                return Ok(DeleteOutcome::Pending(v));
-            }
-            let obj = self.commit(info, EventType::Modified, v)?;
-            return Ok(DeleteOutcome::Pending(obj.value()));
-        }
-        if opts.dry_run {
-            return Ok(DeleteOutcome::Gone(v));
-        }
-        let obj = self.commit(info, EventType::Deleted, v)?;
-        let out = obj.value();
-        self.after_write(info, &out, true)?;
-        Ok(DeleteOutcome::Gone(out))
-    }
-
-    /// The namespace controller's pass: empties terminating namespaces and removes the empty ones.
-    /// Returns true when something changed.
-    pub fn sweep_namespaces(&mut self) -> Result<bool, ApiError> {
-        let nsinfo = self.namespaces_info();
-        let terminating: Vec<String> = self
-            .tables
-            .get(&nsinfo.key())
-            .map(|t| t.values().flat_map(|m| m.values()).filter(|o| o.deleting).map(|o| o.name.clone()).collect())
-            .unwrap_or_default();
-        let mut changed = false;
-        for ns in terminating {
-            let mut content: Vec<(Arc<ResourceInfo>, Arc<Obj>)> = Vec::new();
-            for (key, table) in &self.tables {
-                let Some(objs) = table.get(&ns) else { continue };
-                let Some(info) = self.registry.lookup_any(&key.0, &key.1).filter(|i| i.namespaced) else { continue };
-                content.extend(objs.values().map(|o| (info.clone(), o.clone())));
-            }
-            let mut remaining = 0;
-            for (info, o) in content {
-                remaining += 1;
-                if !o.deleting {
-                    self.delete(&info, &ns, &o.name, &DeleteOpts::default())?;
-                    changed = true;
-                }
-            }
-            // Recount: objects without finalizers are gone now.
-            remaining = remaining.min(self.count_in_namespace(&ns));
-            if remaining == 0 {
-                let Some(cur) = self.lookup(&nsinfo, "", &ns).cloned() else { continue };
-                let mut v = cur.value();
-                v["spec"]["finalizers"] = json!([]);
-                let meta_finalizers = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-                let etype = if meta_finalizers { EventType::Modified } else { EventType::Deleted };
-                self.commit(&nsinfo, etype, v)?;
-                changed = true;
-            }
-        }
-        Ok(changed)
-    }
-
-    fn count_in_namespace(&self, ns: &str) -> usize {
-        self.tables
-            .iter()
-            .filter(|(k, _)| !(k.0.is_empty() && k.1 == "namespaces"))
-            .filter_map(|(_, t)| t.get(ns))
-            .map(BTreeMap::len)
-            .sum()
-    }
-
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, p: &ListParams) -> Result<ListResult, ApiError> {
+        validate_list_options(p)?;
         let (at, start) = match p.continue_token {
             Some(tok) if !tok.is_empty() => {
                 let (rv, start) = decode_continue(tok)?;
                 // As etcd: a token older than the last compaction cannot be served consistently.
-                if rv < self.compacted {
+                if rv < self.floor(info) {
                     return Err(ApiError::expired(INCONSISTENT_CONTINUE));
                 }
                 (rv, Some(start))
             }
-            _ => (self.list_rv(p)?, None),
+            _ => (self.list_rv(info, p)?, None),
         };
         let snapshot = self.snapshot(info, ns, at)?;
         let after = start.as_deref().map(|s| s.split_once('/').unwrap_or(("", s)));
@@ -837,7 +348,7 @@ impl Store {
     }
 
     /// The revision a list is served at, per its resourceVersion/resourceVersionMatch.
-    fn list_rv(&self, p: &ListParams) -> Result<u64, ApiError> {
+    fn list_rv(&self, info: &ResourceInfo, p: &ListParams) -> Result<u64, ApiError> {
         let rv = match p.resource_version.filter(|r| !r.is_empty()) {
             None => return Ok(self.rv),
             Some(r) => r,
@@ -854,7 +365,7 @@ impl Store {
             Some("Exact") => {
                 if n > self.rv {
                     Err(ApiError::too_large_rv(n, self.rv))
-                } else if n < self.compacted {
+                } else if n < self.floor(info) {
                     Err(ApiError::expired("The resourceVersion for the provided list is too old."))
                 } else {
                     Ok(n)
@@ -867,8 +378,8 @@ impl Store {
     }
 
     fn touched_since(&self, info: &ResourceInfo, rv: u64) -> bool {
-        let key = info.key();
-        self.rv > rv && (rv < self.compacted || self.history.iter().any(|e| e.rv > rv && e.key == key))
+        let newest = self.history.get(&info.key()).and_then(|h| h.back()).map_or(0, |e| e.rv);
+        self.rv > rv && (rv < self.floor(info) || newest > rv)
     }
 
     /// The resource's objects as they were at revision `at`, undoing newer history.
@@ -878,7 +389,7 @@ impl Store {
         if !self.touched_since(info, at) {
             return Ok(Snapshot::Live(table, ns));
         }
-        if at < self.compacted {
+        if at < self.floor(info) {
             return Err(ApiError::expired("The resourceVersion for the provided list is too old."));
         }
         let mut map: BTreeMap<(String, String), Arc<Obj>> = BTreeMap::new();
@@ -892,9 +403,9 @@ impl Store {
                 }
             }
         }
-        let key = info.key();
-        for e in self.history.iter().rev().take_while(|e| e.rv > at) {
-            if e.key != key || ns.as_ref().is_some_and(|want| *want != ns_key(info, &e.obj.namespace)) {
+        let history = self.history.get(&info.key()).into_iter().flatten();
+        for e in history.rev().take_while(|e| e.rv > at) {
+            if ns.as_ref().is_some_and(|want| *want != ns_key(info, &e.obj.namespace)) {
                 continue;
             }
             let k = (ns_key(info, &e.obj.namespace), e.obj.name.clone());
@@ -913,11 +424,13 @@ impl Store {
 
     /// For a watch starting at `rv`: the history to replay and a receiver for what follows, taken
     /// under the same lock so nothing falls between them.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), ApiError> {
-        if rv < self.compacted {
-            return Err(ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted)));
+    pub fn watch_from(&self, info: &ResourceInfo, rv: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), ApiError> {
+        let floor = self.floor(info);
+        if rv < floor {
+            return Err(ApiError::expired(format!("too old resource version: {rv} ({floor})")));
         }
-        let replay = self.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        let history = self.history.get(&info.key()).into_iter().flatten();
+        let replay = history.filter(|e| e.rv > rv).cloned().collect();
         Ok((replay, self.tx.subscribe()))
     }
 
@@ -933,30 +446,45 @@ impl Store {
     }
 }
 
-fn is_namespace_pending(info: &ResourceInfo, v: &Value) -> bool {
-    info.group.is_empty()
-        && info.plural == "namespaces"
-        && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
-}
-
-fn strip_managed(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c["metadata"].as_object_mut() {
-        m.remove("managedFields");
-    }
-    c
-}
-
-/// Whether anything but metadata and status differs: what bumps metadata.generation.
-fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut m = v.as_object().cloned().unwrap_or_default();
-        for k in ["metadata", "status", "apiVersion", "kind"] {
-            m.remove(k);
+/// ListOptions validation (apimachinery's internalversion validation) and the etcd3 store's
+/// refusal of a resourceVersion together with a continue token.
+fn validate_list_options(p: &ListParams) -> Result<(), ApiError> {
+    let rv = p.resource_version.unwrap_or("");
+    let has_continue = p.continue_token.is_some_and(|c| !c.is_empty());
+    let mut errs = Vec::new();
+    match p.rv_match.unwrap_or("") {
+        "" => {}
+        m @ ("NotOlderThan" | "Exact") => {
+            if has_continue {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            } else if rv.is_empty() {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            } else if m == "Exact" && rv == "0" {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
         }
-        m
-    };
-    strip(old) != strip(new)
+        other => errs.push(FieldError {
+            field: "resourceVersionMatch".into(),
+            reason: "FieldValueNotSupported",
+            detail: format!("Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""),
+        }),
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &errs));
+    }
+    if has_continue && !rv.is_empty() && rv != "0" {
+        return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+    }
+    Ok(())
 }
 
 enum Snapshot<'a> {
@@ -1006,15 +534,32 @@ impl Snapshot<'_> {
     }
 }
 
-/// The etcd3 store's continue token: base64 of {"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}.
+/// The etcd3 store's continue token (storage.EncodeContinue): unpadded URL-safe base64 of
+/// {"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}, safe in a query string without escaping.
 fn encode_continue(rv: u64, last_key: &str) -> String {
     let body = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key}\u{0}")});
     base64::encode(body.to_string().as_bytes())
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 fn decode_continue(tok: &str) -> Result<(u64, String), ApiError> {
     let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
-    let raw = base64::decode(tok.as_bytes()).map_err(|_| bad("illegal base64 data"))?;
+    let std_alphabet: String = tok
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let raw = base64::decode(std_alphabet.as_bytes()).map_err(|_| bad("illegal base64 data"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not a JSON continue token"))?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad("server does not recognize this encoded version"));
@@ -1022,11 +567,6 @@ fn decode_continue(tok: &str) -> Result<(u64, String), ApiError> {
     let rv = v["rv"].as_u64().ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     let start = v["start"].as_str().ok_or_else(|| bad("encoded start key missing"))?;
     Ok((rv, start.trim_end_matches('\u{0}').to_string()))
-}
-
-/// The qualified resource for log lines and messages.
-pub fn describe(info: &ResourceInfo) -> String {
-    qualified(&info.group, &info.plural)
 }
 
 #[cfg(test)]
@@ -1091,6 +631,7 @@ mod tests {
         // A write after the first page is not visible in the next pages.
         s.create(&cm, "a", json!({"metadata": {"name": "c9"}}), &opts()).unwrap();
         let tok: &'static str = Box::leak(first.continue_token.unwrap().into_boxed_str());
+        assert!(tok.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{tok}");
         let second = s.list(&cm, Some("a"), &p(Some(tok))).unwrap();
         let names: Vec<&str> = second.items.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["c2", "c3"]);

@@ -59,12 +59,19 @@ fn drain(conn: &mut ServerConnection, plain: &mut Vec<u8>) -> io::Result<bool> {
     }
 }
 
-/// Completes the handshake; returns the pipe hyper should serve, whether h2 was negotiated, and the
-/// pump future that must be driven for the life of the connection.
+/// A completed handshake: the pipe hyper serves, the negotiated protocol, the verified client
+/// certificate (if one was sent), and the pump future to drive for the life of the connection.
+pub struct Accepted<P> {
+    pub io: DuplexStream,
+    pub h2: bool,
+    pub client_cert: Option<Vec<u8>>,
+    pub pump: P,
+}
+
 pub async fn accept(
     mut tcp: TcpStream,
     config: Arc<rustls::ServerConfig>,
-) -> io::Result<(DuplexStream, bool, impl std::future::Future<Output = io::Result<()>>)> {
+) -> io::Result<Accepted<impl std::future::Future<Output = io::Result<()>>>> {
     let mut conn = ServerConnection::new(config).map_err(tls_err)?;
     let mut buf = vec![0u8; BUF];
     let mut early = Vec::new();
@@ -79,8 +86,9 @@ pub async fn accept(
     }
     flush(&mut conn, &mut tcp).await?;
     let h2 = conn.alpn_protocol() == Some(b"h2");
+    let client_cert = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
     let (hyper_side, pump_side) = tokio::io::duplex(BUF * 4);
-    Ok((hyper_side, h2, pump(tcp, conn, pump_side, buf, early)))
+    Ok(Accepted { io: hyper_side, h2, client_cert, pump: pump(tcp, conn, pump_side, buf, early) })
 }
 
 async fn pump(

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::errors::FieldError;
 use crate::selector::{validate_label_key, validate_label_value};
+use crate::util::base64;
 
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
@@ -53,6 +54,15 @@ pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
             errs.push(FieldError::invalid("metadata.name", name, &m));
         }
     }
+    for field in ["labels", "annotations"] {
+        if meta.get(field).is_some_and(|m| !m.is_object() && !m.is_null()) {
+            errs.push(FieldError::invalid(
+                &format!("metadata.{field}"),
+                &meta[field].to_string(),
+                "must be a map of strings",
+            ));
+        }
+    }
     if let Some(labels) = meta["labels"].as_object() {
         for (k, v) in labels {
             if let Err(m) = validate_label_key(k) {
@@ -76,10 +86,64 @@ pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
             if let Err(m) = validate_label_key(k) {
                 errs.push(FieldError::invalid("metadata.annotations", k, &m));
             }
-            total += k.len() + v.as_str().map(str::len).unwrap_or(0);
+            match v.as_str() {
+                Some(s) => total += k.len() + s.len(),
+                None => errs.push(FieldError::invalid(
+                    &format!("metadata.annotations.{k}"),
+                    &v.to_string(),
+                    "must be a string",
+                )),
+            }
         }
         if total > TOTAL_ANNOTATION_SIZE_LIMIT {
             errs.push(FieldError::too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT));
+        }
+    }
+    errs
+}
+
+/// Secrets and ConfigMaps hold at most this much data (api.MaxSecretSize).
+pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
+
+const IMMUTABLE: &str = "field is immutable when `immutable` is set";
+
+/// Kind-specific rules of core/v1 validation that clients run into: the Secret size limit, the
+/// immutable Secret type, and `immutable: true` Secrets and ConfigMaps (ValidateSecretUpdate,
+/// ValidateConfigMapUpdate). `old` is the stored object on updates.
+pub fn kind_rules(group: &str, plural: &str, v: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if !group.is_empty() || !matches!(plural, "secrets" | "configmaps") {
+        return errs;
+    }
+    if plural == "secrets" {
+        let size: usize = v["data"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, d)| {
+                        k.len() + d.as_str().and_then(|s| base64::decode(s.as_bytes()).ok()).map_or(0, |b| b.len())
+                    })
+                    .sum()
+            })
+            .unwrap_or(0);
+        if size > MAX_SECRET_SIZE {
+            errs.push(FieldError::too_long("data", MAX_SECRET_SIZE));
+        }
+    }
+    let Some(old) = old else { return errs };
+    if plural == "secrets" && old.get("type") != v.get("type") {
+        let t = v["type"].as_str().unwrap_or("");
+        errs.push(FieldError::invalid("type", t, "field is immutable"));
+    }
+    if old["immutable"].as_bool() == Some(true) {
+        if v["immutable"].as_bool() != Some(true) {
+            errs.push(FieldError::forbidden("immutable", IMMUTABLE));
+        }
+        let fields: &[&str] = if plural == "secrets" { &["data"] } else { &["data", "binaryData"] };
+        for f in fields {
+            if old.get(*f) != v.get(*f) {
+                errs.push(FieldError::forbidden(f, IMMUTABLE));
+            }
         }
     }
     errs
@@ -99,6 +163,24 @@ mod tests {
     }
 
     #[test]
+    fn immutable_secrets_and_configmaps() {
+        let old = json!({"type": "Opaque", "immutable": true, "data": {"a": "YQ=="}});
+        let same = old.clone();
+        assert!(kind_rules("", "secrets", &same, Some(&old)).is_empty());
+        let changed = json!({"type": "Opaque", "immutable": true, "data": {"a": "Yg=="}});
+        let errs = kind_rules("", "secrets", &changed, Some(&old));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "data");
+        let retyped = json!({"type": "kubernetes.io/tls", "data": {}});
+        assert_eq!(kind_rules("", "secrets", &retyped, Some(&json!({"type": "Opaque"})))[0].field, "type");
+        let cm_old = json!({"immutable": true, "binaryData": {"b": "AA=="}});
+        let cm_new = json!({"immutable": false});
+        assert_eq!(kind_rules("", "configmaps", &cm_new, Some(&cm_old)).len(), 2);
+        let big = json!({"data": {"k": crate::util::base64::encode(&vec![0u8; MAX_SECRET_SIZE])}});
+        assert_eq!(kind_rules("", "secrets", &big, None).len(), 1);
+    }
+
+    #[test]
     fn annotation_budget() {
         let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
         let obj = json!({"metadata": {"name": "ok", "annotations": {"a": big}}});
@@ -106,5 +188,6 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "metadata.annotations");
         assert!(object_meta(&json!({"metadata": {"name": "ok", "labels": {"a": "b"}}}), false).is_empty());
+        assert_eq!(object_meta(&json!({"metadata": {"name": "ok", "labels": "x"}}), false).len(), 1);
     }
 }

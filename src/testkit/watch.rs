@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::discovery::ResourceInfo;
 use super::errors::ApiError;
+use super::faults::Faults;
 use super::render::{self, Format};
 use super::stats::Stats;
 use super::store::{Event, EventType, Obj, event_line};
@@ -71,7 +72,12 @@ impl WatchSpec {
             Format::Metadata => render::partial_metadata(obj),
             Format::Table => {
                 let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                render::table(vec![render::table_row(obj, &self.include)], json!({"resourceVersion": rv}))
+                let columns = render::Columns::for_resource(&self.info.group, &self.info.plural);
+                render::table(
+                    columns,
+                    vec![render::table_row(columns, obj, &self.include)],
+                    json!({"resourceVersion": rv}),
+                )
             }
         };
         event_line(etype, body.to_string().as_bytes())
@@ -107,16 +113,28 @@ impl WatchSpec {
             (false, true) => EventType::Deleted,
             (false, false) => return None,
         };
-        if etype == ev.etype && self.format == Format::Full {
-            return Some(ev.line.clone());
+        let api_version = self.info.api_version();
+        if etype == ev.etype {
+            match self.format {
+                Format::Full if ev.obj.api_version == api_version => return Some(ev.line.clone()),
+                Format::Full => {}
+                Format::Metadata => {
+                    let line = ev
+                        .meta_line
+                        .get_or_init(|| event_line(etype.as_str(), &render::partial_metadata_bytes(&ev.obj.bytes)));
+                    return Some(line.clone());
+                }
+                Format::Table => {}
+            }
         }
         let mut obj = if etype == EventType::Deleted && ev.etype != EventType::Deleted {
             // Left the selector: the previous state, at this event's resourceVersion.
-            let mut prev = ev.prev.as_ref().map(|p| p.value()).unwrap_or_else(|| ev.obj.value());
+            let mut prev =
+                ev.prev.as_ref().map(|p| p.value_as(&api_version)).unwrap_or_else(|| ev.obj.value_as(&api_version));
             prev["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
             prev
         } else {
-            ev.obj.value()
+            ev.obj.value_as(&api_version)
         };
         if obj.is_null() {
             obj = json!({});
@@ -132,15 +150,27 @@ pub fn spawn(
     mut events: broadcast::Receiver<Arc<Event>>,
     mut closer: watch::Receiver<u64>,
     stats: Arc<Stats>,
+    faults: Arc<Faults>,
 ) -> ChannelBody {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     stats.watch_opened();
     tokio::spawn(async move {
+        let resource = spec.info.plural.clone();
         let send = |b: Bytes| {
             let tx = tx.clone();
             let stats = stats.clone();
+            let partition = faults.hang_for("watch", &resource);
             async move {
-                stats.sent(b.len());
+                if let Some(mut rx) = partition {
+                    // A partitioned stream delivers nothing until healed (or the client gives up).
+                    while !*rx.borrow() {
+                        tokio::select! {
+                            r = rx.changed() => if r.is_err() { break },
+                            _ = tx.closed() => return false,
+                        }
+                    }
+                }
+                stats.watch_event(b.len());
                 tx.send(b).await.is_ok()
             }
         };
@@ -169,10 +199,10 @@ pub fn spawn(
                     if !spec.passes(&o) {
                         continue;
                     }
-                    let frame = if spec.format == Format::Full {
-                        event_line("ADDED", &o.bytes)
-                    } else {
-                        spec.frame("ADDED", &o.value())
+                    let frame = match spec.format {
+                        Format::Full => event_line("ADDED", &o.bytes_as(&spec.info.api_version())),
+                        Format::Metadata => event_line("ADDED", &render::partial_metadata_bytes(&o.bytes)),
+                        Format::Table => spec.frame("ADDED", &o.value()),
                     };
                     if !send(frame).await {
                         ok = false;
@@ -187,6 +217,8 @@ pub fn spawn(
         let deadline = tokio::time::sleep(spec.timeout);
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(spec.bookmark_interval.max(Duration::from_millis(10)));
+        // After a stall (partition, slow client) one bookmark, not a burst of missed ones.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         while ok {
             tokio::select! {

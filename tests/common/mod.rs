@@ -13,7 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kubemirror::testkit::{ApiServer, ServerOptions};
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 pub const JSON: &str = "application/json";
@@ -60,21 +61,27 @@ impl Resp {
     }
 }
 
-fn tls_config(server: &ApiServer) -> rustls::ClientConfig {
+fn tls_config(server: &ApiServer, cert_user: Option<&str>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(server.ca_der().to_vec())).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    let b = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+        .with_root_certificates(roots);
+    match cert_user.and_then(|u| server.client_cert(u)) {
+        Some(c) => {
+            let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
+            b.with_client_auth_cert(vec![CertificateDer::from(c.der.clone())], key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    }
 }
 
 impl Api {
     /// As `user` (its token), over HTTP/2 when offered.
     pub fn new(server: &ApiServer, user: &str) -> Api {
-        Api::build(server, server.token(user).map(String::from), true)
+        Api::build(server, server.token(user), true)
     }
 
     pub fn admin(server: &ApiServer) -> Api {
@@ -86,11 +93,20 @@ impl Api {
     }
 
     pub fn http1(server: &ApiServer) -> Api {
-        Api::build(server, server.token("admin").map(String::from), false)
+        Api::build(server, server.token("admin"), false)
+    }
+
+    /// Authenticated by `user`'s client certificate, no token.
+    pub fn with_client_cert(server: &ApiServer, user: &str) -> Api {
+        Api::build_with(server, None, true, Some(user))
     }
 
     fn build(server: &ApiServer, token: Option<String>, h2: bool) -> Api {
-        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(server)).https_only();
+        Api::build_with(server, token, h2, None)
+    }
+
+    fn build_with(server: &ApiServer, token: Option<String>, h2: bool, cert_user: Option<&str>) -> Api {
+        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(server, cert_user)).https_only();
         let connector = if h2 { b.enable_all_versions().build() } else { b.enable_http1().build() };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Api { client, base: server.url(), token }
