@@ -392,3 +392,106 @@ fn the_binary_reports_a_bad_resource_type_in_one_line_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Bogus.v1"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_controller_was_down_converge_after_a_restart() {
+    let s = server().await;
+    s.create_object(secret("default", "gone", "app1")).unwrap();
+    s.create_object(secret("default", "kept", "app-*")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "gone", &["app1"]).await;
+    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b"]).await;
+    assert_eq!(c.stop().await, Exit::Clean);
+
+    // While down: a source deleted (its finalizer holds it), a namespace created, a mirror edited.
+    s.delete_object("v1", "Secret", Some("default"), "gone").unwrap();
+    assert!(get(&s, "Secret", "default", "gone").is_some(), "the finalizer keeps the source");
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-new"}})).unwrap();
+    edit(&s, "Secret", "app-a", "kept", |o| o["data"]["password"] = json!("aGFja2Vk"));
+
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b", "app-new"]).await;
+    eventually("deleted source cleaned up", || {
+        get(&s, "Secret", "default", "gone").is_none() && mirrored_in(&s, "Secret", "gone").is_empty()
+    })
+    .await;
+    eventually("edit made while down reverted", || {
+        get(&s, "Secret", "app-a", "kept").is_some_and(|m| m["data"]["password"] == "czNjcjN0")
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_created_later_is_picked_up_by_rediscovery() {
+    let s = server().await;
+    let c = start(&s, "admin", Options { discovery_interval: Duration::from_secs(1), ..options(None, false) }).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    s.apply_yaml(&std::fs::read_to_string(dir.join("traefik-middleware.yaml")).unwrap()).unwrap();
+    eventually("middleware mirrored after rediscovery", || {
+        ["app-a", "app-b"]
+            .iter()
+            .all(|ns| s.get_object("traefik.io/v1alpha1", "Middleware", Some(ns), "compression").is_some())
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_fail_stops_and_reports_lost_leadership() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let c = start(&s, "admin", options(Some("Secret.v1"), true)).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
+    let exit = tokio::time::timeout(Duration::from_secs(10), c.task).await.unwrap().unwrap().unwrap();
+    assert!(matches!(exit, Exit::LostLeadership(_)), "{exit:?}");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_report_readiness_liveness_and_metrics() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let opts = Options {
+        metrics_bind_address: Some(local),
+        health_probe_bind_address: Some(local),
+        ..options(Some("Secret.v1"), false)
+    };
+    let (tx, rx) = oneshot::channel();
+    let c = client(&s, "admin").await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(controller::run(
+        opts,
+        c,
+        async move {
+            let _ = stopped.await;
+        },
+        move |b| {
+            let _ = tx.send(b);
+        },
+    ));
+    let bound = rx.await.unwrap();
+    let (health, metrics) = (bound.health.unwrap(), bound.metrics.unwrap());
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    eventually_async("ready", || async move { http_get(health, "/readyz").await.starts_with("HTTP/1.1 200") }).await;
+    assert!(http_get(health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    eventually_async("reconcile metrics", || async move {
+        let m = http_get(metrics, "/metrics").await;
+        m.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"}")
+            && m.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}")
+            && m.contains("kubemirror_leader 1")
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(task.await.unwrap().unwrap(), Exit::Clean);
+}
