@@ -495,3 +495,40 @@ async fn admin_endpoints_report_readiness_liveness_and_metrics() {
     let _ = stop.send(());
     assert_eq!(task.await.unwrap().unwrap(), Exit::Clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated() {
+    let s = server().await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "default",
+        "labels": {"kubemirror.raczylo.com/enabled": "true"},
+        "annotations": {"kubemirror.raczylo.com/sync": "true", ANN_TARGETS: "app1"}},
+        "spec": {"type": "NodePort", "selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+    s.create_object(svc).unwrap();
+    s.create_object(source("ConfigMap", "default", "cfg", "app1", json!({"k": "v1"}))).unwrap();
+    let c = start(&s, "admin", options(Some("Service.v1,ConfigMap.v1"), false)).await;
+    wait_mirrors(&s, "Service", "api", &["app1"]).await;
+    let src = get(&s, "Service", "default", "api").unwrap();
+    let m = get(&s, "Service", "app1", "api").unwrap();
+    assert!(m["spec"]["clusterIP"].is_string(), "{m}");
+    assert_ne!(m["spec"]["clusterIP"], src["spec"]["clusterIP"], "the mirror has its own clusterIP");
+    assert_ne!(m["spec"]["ports"][0]["nodePort"], src["spec"]["ports"][0]["nodePort"]);
+
+    // A source change reaches the Service mirror without fighting over the allocated fields.
+    edit(&s, "Service", "default", "api", |o| o["spec"]["ports"][0]["targetPort"] = json!(9090));
+    eventually("service port updated", || {
+        get(&s, "Service", "app1", "api").is_some_and(|m| m["spec"]["ports"][0]["targetPort"] == 9090)
+    })
+    .await;
+
+    // Someone made the ConfigMap mirror immutable: a content change needs delete + create.
+    wait_mirrors(&s, "ConfigMap", "cfg", &["app1"]).await;
+    let uid_before = get(&s, "ConfigMap", "app1", "cfg").unwrap()["metadata"]["uid"].clone();
+    edit(&s, "ConfigMap", "app1", "cfg", |o| o["immutable"] = json!(true));
+    edit(&s, "ConfigMap", "default", "cfg", |o| o["data"]["k"] = json!("v2"));
+    eventually("immutable mirror recreated with the new content", || {
+        get(&s, "ConfigMap", "app1", "cfg")
+            .is_some_and(|m| m["data"]["k"] == "v2" && m["metadata"]["uid"] != uid_before)
+    })
+    .await;
+    c.stop().await;
+}
