@@ -532,3 +532,93 @@ async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated()
     .await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_truncation_consent_and_refused_types() {
+    let s = server().await;
+    for (ns, labels) in [
+        ("app1", json!({"team": "a"})),
+        ("app2", json!({"team": "a", "kubemirror.raczylo.com/allow-mirrors": "true"})),
+        ("app-a", json!({"team": "b"})),
+    ] {
+        edit(&s, "Namespace", "", ns, |o| o["metadata"]["labels"] = labels);
+    }
+    let mut sel = secret("default", "sel", "");
+    sel["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespace-selector"] = json!("team in (a)");
+    s.create_object(sel).unwrap();
+    s.create_object(secret("default", "many", "all")).unwrap();
+    let mut token = secret("default", "token", "app1");
+    token["type"] = json!("bootstrap.kubernetes.io/token");
+    s.create_object(token).unwrap();
+    let opts = Options { max_targets: 2, require_target_consent: false, ..options(Some("Secret.v1"), false) };
+    let c = start(&s, "admin", opts).await;
+    wait_mirrors(&s, "Secret", "sel", &["app1", "app2"]).await;
+    wait_mirrors(&s, "Secret", "many", &["app-a", "app-b"]).await;
+    eventually("truncation reported", || status(&s, "Secret", "default", "many").contains("truncated:")).await;
+    eventually("refusal reported", || status(&s, "Secret", "default", "token").contains("never mirrored")).await;
+    assert!(mirrored_in(&s, "Secret", "token").is_empty());
+    assert_eq!(c.stop().await, Exit::Clean);
+
+    // Consent mode: only namespaces that allow pushes receive mirrors; the others' go.
+    let opts = Options { require_target_consent: true, ..options(Some("Secret.v1"), false) };
+    let c = start(&s, "admin", opts).await;
+    wait_mirrors(&s, "Secret", "sel", &["app2"]).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_change_with_n_targets_costs_exactly_n_writes_and_no_reads() {
+    let s = server().await;
+    let targets = ["app1", "app2", "app-a", "app-b", "other"];
+    s.create_object(secret("default", "db", &targets.join(","))).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:5,")).await;
+    let (events0, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    s.reset_stats();
+    s.update_object({
+        let mut o = get(&s, "Secret", "default", "db").unwrap();
+        o["data"]["password"] = json!("Y2hhbmdlZA==");
+        o
+    })
+    .unwrap();
+    eventually("all mirrors updated", || {
+        targets.iter().all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "Y2hhbmdlZA=="))
+    })
+    .await;
+    let events1 = s.stats().watch_events;
+    eventually("a bookmark round after the writes", || s.stats().watch_events >= events1 + 2 * watches).await;
+    let st = s.stats();
+    assert_eq!(st.count("update", "secrets"), targets.len() as u64, "{:?}", st.requests);
+    for verb in ["get", "list", "create", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb}: {:?}", st.requests);
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_sources_into_fifty_namespaces_converge() {
+    let s = server().await;
+    for i in 0..50 {
+        s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("t{i:02}")}}))
+            .unwrap();
+    }
+    for i in 0..100 {
+        s.create_object(secret("default", &format!("s{i:03}"), "t*")).unwrap();
+    }
+    let c = start(&s, "admin", Options { worker_threads: 5, ..options(Some("Secret.v1"), false) }).await;
+    let mirrors = || {
+        s.list_objects("v1", "Secret", None)
+            .iter()
+            .filter(|o| o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror").is_some())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mirrors() < 5000 {
+        assert!(Instant::now() < deadline, "only {} of 5000 mirrors", mirrors());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.stats().count("create", "secrets"), 5000);
+    c.stop().await;
+}
