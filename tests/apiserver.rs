@@ -353,6 +353,15 @@ async fn secrets_merge_string_data() {
     assert_eq!(r["data"]["u"], "YWRtaW4=");
     assert_eq!(r["type"], "Opaque");
     assert!(r.get("stringData").is_none());
+    // data is []byte on the wire: not base64 is a decode error.
+    let bad = api
+        .post("/api/v1/namespaces/default/secrets", &json!({"metadata": {"name": "raw"}, "data": {"k": "not base64!"}}))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.json()["message"],
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
+    );
     // Type is immutable; immutable Secrets keep their data (what kubemirror's W-6 is about).
     let mut tls = r.clone();
     tls["type"] = json!("kubernetes.io/tls");

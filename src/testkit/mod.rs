@@ -459,7 +459,9 @@ async fn serve_connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream, tls: 
     let io = TokioIo::new(io);
     let conn = async move {
         if h2 {
-            let _ = http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc).await;
+            // kube-apiserver's --http2-max-streams-per-connection default; hyper's own is 200.
+            let _ =
+                http2::Builder::new(TokioExecutor::new()).max_concurrent_streams(1000).serve_connection(io, svc).await;
         } else {
             let _ = http1::Builder::new().serve_connection(io, svc).await;
         }

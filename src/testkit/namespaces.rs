@@ -18,11 +18,7 @@ impl Store {
     /// Returns true when something changed.
     pub fn sweep_namespaces(&mut self) -> Result<bool, ApiError> {
         let nsinfo = self.namespaces_info();
-        let terminating: Vec<String> = self
-            .tables
-            .get(&nsinfo.key())
-            .map(|t| t.values().flat_map(|m| m.values()).filter(|o| o.deleting).map(|o| o.name.clone()).collect())
-            .unwrap_or_default();
+        let terminating: Vec<String> = self.terminating.iter().cloned().collect();
         let mut changed = false;
         for ns in terminating {
             let mut content: Vec<(Arc<ResourceInfo>, Arc<Obj>)> = Vec::new();
@@ -62,11 +58,9 @@ impl Store {
     /// and the `default` ServiceAccount (only with `ServerOptions::cluster_defaults`).
     pub fn seed_namespace_defaults(&mut self, ca_pem: &str) -> Result<(), ApiError> {
         let nsinfo = self.namespaces_info();
-        let active: Vec<String> = self
-            .tables
-            .get(&nsinfo.key())
-            .map(|t| t.values().flat_map(|m| m.values()).filter(|o| !o.deleting).map(|o| o.name.clone()).collect())
-            .unwrap_or_default();
+        let fresh = std::mem::take(&mut self.new_namespaces);
+        let active: Vec<String> =
+            fresh.into_iter().filter(|ns| self.lookup(&nsinfo, "", ns).is_some_and(|o| !o.deleting)).collect();
         let (Some(cms), Some(sas)) =
             (self.registry.lookup("", "v1", "configmaps"), self.registry.lookup("", "v1", "serviceaccounts"))
         else {

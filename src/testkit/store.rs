@@ -6,7 +6,7 @@
 //!
 //! All methods run under the server's store mutex and never await.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -183,6 +183,10 @@ pub struct Store {
     pub changed: Arc<Notify>,
     pub(super) rng: Rng,
     pub(super) allocations: Allocations,
+    /// Namespaces being deleted, and namespaces created since the controller last looked: the
+    /// namespace controller works from these instead of scanning every namespace on each change.
+    pub(super) terminating: BTreeSet<String>,
+    pub(super) new_namespaces: BTreeSet<String>,
 }
 
 pub(super) fn now_string() -> String {
@@ -208,6 +212,8 @@ impl Store {
             changed: Arc::new(Notify::new()),
             rng: seed.map(Rng::seeded).unwrap_or_else(Rng::from_os),
             allocations: Allocations::default(),
+            terminating: BTreeSet::new(),
+            new_namespaces: BTreeSet::new(),
         }
     }
 
@@ -268,6 +274,21 @@ impl Store {
         } else {
             table.entry(ns).or_default().insert(obj.name.clone(), obj.clone())
         };
+        if info.group.is_empty() && info.plural == "namespaces" {
+            match (etype, obj.deleting) {
+                (EventType::Deleted, _) => {
+                    self.terminating.remove(&obj.name);
+                    self.new_namespaces.remove(&obj.name);
+                }
+                (_, true) => {
+                    self.terminating.insert(obj.name.clone());
+                }
+                (EventType::Added, false) => {
+                    self.new_namespaces.insert(obj.name.clone());
+                }
+                _ => {}
+            }
+        }
         let event = Arc::new(Event {
             rv,
             etype,

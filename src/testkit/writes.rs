@@ -90,6 +90,22 @@ impl Store {
                 v["type"] = json!("Opaque");
             }
         }
+        let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
+            ("", "secrets") => &["data"],
+            ("", "configmaps") => &["binaryData"],
+            _ => &[],
+        };
+        for field in byte_fields {
+            for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
+                if let Err(at) = strict_base64(val) {
+                    // Go's encoding/json decodes []byte with base64.StdEncoding: a 400 at decode time.
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
+                        kind = info.kind
+                    )));
+                }
+            }
+        }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
             let plural = v.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
@@ -164,6 +180,22 @@ impl Store {
                 v["metadata"]["name"].as_str().unwrap_or("")
             );
             self.allocations.release(&key);
+        }
+        let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
+            ("", "secrets") => &["data"],
+            ("", "configmaps") => &["binaryData"],
+            _ => &[],
+        };
+        for field in byte_fields {
+            for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
+                if let Err(at) = strict_base64(val) {
+                    // Go's encoding/json decodes []byte with base64.StdEncoding: a 400 at decode time.
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
+                        kind = info.kind
+                    )));
+                }
+            }
         }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -584,6 +616,24 @@ fn refuse_new_finalizers(info: &ResourceInfo, name: &str, old: &Value, new: &Val
         quoted.join(", ")
     );
     Err(ApiError::invalid(&info.group, &info.kind, name, &[FieldError::forbidden("metadata.finalizers", &detail)]))
+}
+
+/// base64.StdEncoding's rules (padding required, no whitespace); Err carries the offending offset.
+fn strict_base64(v: &Value) -> Result<(), usize> {
+    let Some(s) = v.as_str() else { return Err(0) };
+    let b = s.as_bytes();
+    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    if pad > 2 {
+        return Err(b.len() - pad);
+    }
+    let body = &b[..b.len() - pad];
+    if let Some(i) = body.iter().position(|&c| !(c.is_ascii_alphanumeric() || c == b'+' || c == b'/')) {
+        return Err(i);
+    }
+    if b.len() % 4 != 0 {
+        return Err(b.len() / 4 * 4);
+    }
+    Ok(())
 }
 
 fn is_namespace_pending(info: &ResourceInfo, v: &Value) -> bool {
