@@ -622,3 +622,19 @@ async fn a_hundred_sources_into_fifty_namespaces_converge() {
     assert_eq!(s.stats().count("create", "secrets"), 5000);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_mirrors_that_loses_its_label_gets_its_finalizer_back() {
+    let s = server().await;
+    s.create_object(secret("default", "lonely", "missing-namespace")).unwrap();
+    let c = start_secrets(&s).await;
+    eventually("finalizer added", || get(&s, "Secret", "default", "lonely").is_some_and(|o| has_finalizer(&o))).await;
+    edit(&s, "Secret", "default", "lonely", |o| {
+        o["metadata"]["labels"].as_object_mut().unwrap().remove("kubemirror.raczylo.com/enabled");
+    });
+    eventually("finalizer released", || get(&s, "Secret", "default", "lonely").is_some_and(|o| !has_finalizer(&o)))
+        .await;
+    s.delete_object("v1", "Secret", Some("default"), "lonely").unwrap();
+    assert!(get(&s, "Secret", "default", "lonely").is_none(), "deletion no longer hangs");
+    c.stop().await;
+}

@@ -13,10 +13,11 @@ use crate::cache::{Cache, Reflected};
 use crate::controller::state::{Types, WorkKey};
 use crate::discovery::TypeRef;
 use crate::informers::Update;
+use crate::keys;
 use crate::mirror::drift;
 use crate::mirror::plan::source_changed;
 use crate::mirror::targets::TargetSpec;
-use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, Str};
+use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 
 pub struct Router {
     pub cache: Cache,
@@ -36,8 +37,12 @@ impl Router {
                         Some(old) if !source_changed(&old.object, &u.new.object) => Vec::new(),
                         _ => vec![key(&u.new.key)],
                     },
-                    Reflected::Deleted(old) => vec![key(&old.key)],
+                    Reflected::Deleted(old) => {
+                        self.note_departure(&kind, &old);
+                        vec![key(&old.key)]
+                    }
                     Reflected::Reset(reset) => {
+                        reset.removed.iter().for_each(|o| self.note_departure(&kind, o));
                         let changed = reset.changed.iter().filter(|u| match &u.old {
                             Some(old) => source_changed(&old.object, &u.new.object),
                             None => true,
@@ -68,6 +73,15 @@ impl Router {
                 Reflected::Reset(reset) if reset.changed.is_empty() && reset.removed.is_empty() => Vec::new(),
                 Reflected::Reset(_) => self.all_sources(),
             },
+        }
+    }
+
+    fn note_departure(&self, kind: &Str, old: &SourceObject) {
+        if old.has_finalizer(keys::FINALIZER)
+            && !old.deleting
+            && let Some(ts) = self.types.get(kind)
+        {
+            ts.departed(old.key.clone());
         }
     }
 
@@ -140,7 +154,6 @@ mod tests {
     use crate::client::ApiResource;
     use crate::mirror::build::{self, BuildConfig, NoTransform};
     use crate::mirror::drift::LastWrite;
-    use crate::model::SourceObject;
     use serde_json::{Value, json};
 
     fn src(annotations: Value) -> SourceObject {
