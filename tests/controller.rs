@@ -638,3 +638,33 @@ async fn a_source_without_mirrors_that_loses_its_label_gets_its_finalizer_back()
     assert!(get(&s, "Secret", "default", "lonely").is_none(), "deletion no longer hangs");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_deleted_or_replaced_behind_our_back_converge_after_a_restart() {
+    let s = server().await;
+    s.create_object(secret("default", "deleted", "app1,app2")).unwrap();
+    s.create_object(secret("default", "replaced", "app1")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "deleted", &["app1", "app2"]).await;
+    wait_mirrors(&s, "Secret", "replaced", &["app1"]).await;
+    let old_uid = get(&s, "Secret", "app1", "replaced").unwrap()["metadata"]["uid"].clone();
+    c.stop().await;
+
+    // While down, finalizers removed by hand: one source deleted, one deleted and created anew.
+    for name in ["deleted", "replaced"] {
+        edit(&s, "Secret", "default", name, |o| o["metadata"]["finalizers"] = json!([]));
+        s.delete_object("v1", "Secret", Some("default"), name).unwrap();
+    }
+    let mut fresh = secret("default", "replaced", "app1");
+    fresh["data"]["password"] = json!("bmV3");
+    s.create_object(fresh).unwrap();
+
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "deleted", &[]).await;
+    eventually("mirror recreated for the new source", || {
+        get(&s, "Secret", "app1", "replaced")
+            .is_some_and(|m| m["data"]["password"] == "bmV3" && m["metadata"]["uid"] != old_uid)
+    })
+    .await;
+    c.stop().await;
+}

@@ -35,8 +35,9 @@ use crate::queue::{QueueConfig, WorkQueue};
 use crate::util::rand::Rng;
 use crate::watcher::WatchHealth;
 
-/// How long a graceful stop waits for in-flight passes.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful stop waits for in-flight passes: well inside the chart's 10 s termination
+/// grace period, so the lease is still released before the kubelet kills the pod.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const METRICS_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the controller ended.
