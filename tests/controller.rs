@@ -668,3 +668,24 @@ async fn sources_deleted_or_replaced_behind_our_back_converge_after_a_restart() 
     .await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2,other")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2", "other"]).await;
+    eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:3,")).await;
+    c.stop().await;
+    s.reset_stats();
+    let c = start_secrets(&s).await;
+    eventually("the three mirrors verified", || s.stats().count("get", "secrets") >= 3).await;
+    let (events0, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    let st = s.stats();
+    assert_eq!(st.count("get", "secrets"), 3, "{:?}", st.requests);
+    for verb in ["create", "update", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb}: {:?}", st.requests);
+    }
+    c.stop().await;
+}
