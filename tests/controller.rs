@@ -689,3 +689,33 @@ async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
     }
     c.stop().await;
 }
+
+#[test]
+fn the_binary_exits_2_when_it_loses_the_lease() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s = rt.block_on(server());
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"))
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig_path("admin"))
+        .args(["--resource-types", "Secret.v1", "--leader-election-namespace", "default"])
+        .args(["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"])
+        .args(["--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    rt.block_on(wait_mirrors(&s, "Secret", "db", &["app1"]));
+    s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the controller kept running without its lease");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+}
