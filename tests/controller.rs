@@ -719,3 +719,30 @@ fn the_binary_exits_2_when_it_loses_the_lease() {
     };
     assert_eq!(status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_converges_as_its_comments_say() {
+    let s = ApiServer::start(ServerOptions { seed: Some(3), ..Default::default() }).await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap() + "\n---\n").collect();
+    s.apply_yaml(&text).unwrap();
+    let c = start(&s, "admin", options(None, false)).await;
+    let everywhere = ["app-frontend", "app1", "app2", "app3", "external-secrets", "prod-api"];
+    wait_mirrors(&s, "ConfigMap", "cluster-ca-bundle", &everywhere).await;
+    wait_mirrors(&s, "ConfigMap", "shared-config", &["app-frontend", "prod-api"]).await;
+    wait_mirrors(&s, "Secret", "database-credentials", &["app1", "app2", "app3"]).await;
+    wait_mirrors(&s, "Secret", "wildcard-tls", &["app-frontend", "prod-api"]).await;
+    let all_but_source = ["app-frontend", "app1", "app2", "app3", "default", "prod-api"];
+    wait_mirrors(&s, "Secret", "multi-registry-secret", &all_but_source).await;
+    eventually("the Middleware in app-frontend", || {
+        s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-frontend"), "compression").is_some()
+    })
+    .await;
+    c.stop().await;
+}
