@@ -746,3 +746,29 @@ async fn every_example_converges_as_its_comments_say() {
     .await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_never_overwrites_another_sources_mirror() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let mut rival = secret("other", "db", "app1");
+    rival["data"]["password"] = json!("cml2YWw=");
+    s.create_object(rival).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    let winner =
+        get(&s, "Secret", "app1", "db").unwrap()["metadata"]["annotations"]["kubemirror.raczylo.com/source-namespace"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let loser = if winner == "default" { "other" } else { "default" };
+    eventually("the loser reports the conflict", || {
+        let st = status(&s, "Secret", loser, "db");
+        st.contains("conflicts:1") && st.contains(&format!("mirror of {winner}/db"))
+    })
+    .await;
+    let data = get(&s, "Secret", "app1", "db").unwrap()["data"]["password"].clone();
+    let winner_data = get(&s, "Secret", &winner, "db").unwrap()["data"]["password"].clone();
+    assert_eq!(data, winner_data);
+    c.stop().await;
+}

@@ -328,6 +328,12 @@ impl Executor<'_> {
                     self.resource.kind,
                     owner.map(|o| format!(" (names source {o})")).unwrap_or_default()
                 );
+                let managed = live.label(crate::keys::LABEL_MANAGED_BY) == Some(crate::keys::MANAGED_BY_VALUE);
+                if from_create && managed {
+                    // Another source's mirror: the mirror watch delivers it, and the next pass
+                    // reports it by owner without this target being blocked.
+                    return Ok(Outcome::Stale);
+                }
                 if from_create {
                     self.ledger.lock().unwrap_or_else(|p| p.into_inner()).block(key.clone());
                     report.blocked.push(key.clone());
