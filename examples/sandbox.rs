@@ -58,6 +58,7 @@ async fn start_controller(
     Ok(tokio::spawn(controller::run(
         options,
         client,
+        None,
         async move {
             let _ = stop.await;
         },

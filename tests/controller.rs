@@ -77,6 +77,7 @@ async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
     let task = tokio::spawn(controller::run(
         opts,
         c,
+        None,
         async move {
             let _ = stopped.await;
         },
@@ -473,6 +474,7 @@ async fn admin_endpoints_report_readiness_liveness_and_metrics() {
     let task = tokio::spawn(controller::run(
         opts,
         c,
+        None,
         async move {
             let _ = stopped.await;
         },

@@ -177,18 +177,23 @@ impl Gauges {
 }
 
 /// The controller with its options until `shutdown` completes (`Ok(Exit::Clean)`) or leadership
-/// is lost. `Err`: a startup or configuration error, in one line. `on_bound` receives the admin
-/// addresses once listening.
+/// is lost. `Err`: a startup or configuration error, in one line. `metrics`: the registry the
+/// client already reports into, if any (else a new one). `on_bound` receives the admin addresses
+/// once listening.
 pub async fn run(
     opts: Options,
     client: Client,
+    metrics: Option<Metrics>,
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound),
 ) -> Result<Exit, String> {
     let settings = settings(&opts)?;
     let mut deny = DenyList::builtin();
     deny.extend(&opts.deny_resource_types).map_err(|e| format!("--deny-resource-types: {e}"))?;
-    let metrics = Metrics::new().map_err(|e| format!("metrics registry: {e}"))?;
+    let metrics = match metrics {
+        Some(m) => m,
+        None => Metrics::new().map_err(|e| format!("metrics registry: {e}"))?,
+    };
     let identity = leader::identity_from_env();
     let initial = resources(&client, &opts, &deny).await?;
     if initial.is_empty() {
