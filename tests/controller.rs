@@ -275,6 +275,12 @@ async fn drift_is_put_back_and_foreign_objects_are_left_alone() {
     let c = start_secrets(&s).await;
     wait_mirrors(&s, "Secret", "db", &["app1"]).await;
     eventually("conflict reported", || status(&s, "Secret", "default", "db").contains("conflicts:1")).await;
+    eventually("a MirrorConflict Event on the source", || {
+        s.list_objects("v1", "Event", Some("default"))
+            .iter()
+            .any(|e| e["reason"] == "MirrorConflict" && e["involvedObject"]["name"] == "db" && e["type"] == "Warning")
+    })
+    .await;
     let foreign = get(&s, "Secret", "app2", "db").unwrap();
     assert_eq!(foreign["data"], json!({"mine": "eA=="}));
     assert!(foreign["metadata"].get("labels").is_none(), "{foreign}");
