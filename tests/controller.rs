@@ -1,5 +1,6 @@
 //! The controller end to end on the in-memory API server: the real run loop in-process (and the
 //! real binary once), driven only through the API. Waits poll a condition with a deadline.
+#![cfg(feature = "testkit")]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -778,5 +779,18 @@ async fn a_source_never_overwrites_another_sources_mirror() {
     let data = get(&s, "Secret", "app1", "db").unwrap()["data"]["password"].clone();
     let winner_data = get(&s, "Secret", &winner, "db").unwrap()["data"]["password"].clone();
     assert_eq!(data, winner_data);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_are_retried_through_the_queue_until_they_succeed() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2")).unwrap();
+    s.fail_next(kubemirror::testkit::Matcher::new(Some("create"), Some("secrets")), 3, 403, None);
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    eventually("status clean", || status(&s, "Secret", "default", "db") == "synced:2,failed:0,conflicts:0,skipped:0")
+        .await;
+    assert_eq!(s.stats().count("create", "secrets"), 5, "two creates plus the three refused ones");
     c.stop().await;
 }
