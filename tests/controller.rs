@@ -1,5 +1,5 @@
-//! The controller end to end on the in-memory API server: the real run loop in-process (and the
-//! real binary once), driven only through the API. Waits poll a condition with a deadline.
+//! The controller end to end on the in-memory API server: the real run loop in-process, and the
+//! real binary for signals and exit codes, driven only through the API. Waits poll a condition with a deadline.
 #![cfg(feature = "testkit")]
 
 use std::future::Future;
