@@ -32,6 +32,10 @@ const DENY: &[(&str, &[&str])] = &[
     ("apps", &["ReplicaSet", "ControllerRevision"]),
     ("batch", &["Job", "CronJob"]),
     ("coordination.k8s.io", &["Lease"]),
+    // Access control: a mirrored Role or RoleBinding would grant in the target namespace whatever its
+    // author could grant in the source one, written with the controller's privileges and so past
+    // RBAC's escalation check. Pushing rights across namespaces is never a mirroring job.
+    ("rbac.authorization.k8s.io", &["Role", "RoleBinding"]),
     ("metrics.k8s.io", &["PodMetrics", "NodeMetrics"]),
     ("storage.k8s.io", &["CSIStorageCapacity"]),
     ("snapshot.storage.k8s.io", &["VolumeSnapshot"]),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kubemirror::cache::{Reflected, Store};
-use kubemirror::client::{ApiResource, Client, ClientOptions, LoadOptions};
+use kubemirror::client::{ApiResource, Client, ClientOptions, LoadOptions, RetryPolicy};
 use kubemirror::leader::{ClientLeases, LeaderConfig, LeaderElector, Leadership};
 use kubemirror::model::{ObjectKey, SourceObject};
 use kubemirror::testkit::{ApiServer, Matcher, ServerOptions};
@@ -399,7 +399,8 @@ async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {
     let deny = DenyList::builtin();
     let first = discover(&c, &deny).await.unwrap();
     let names: Vec<String> = first.resources.iter().map(|r| TypeRef::of(r).to_string()).collect();
-    // The built-in GA types of a default server minus the deny list (BEHAVIOR.md §J: 15 types).
+    // The built-in GA types of a default server minus the deny list: BEHAVIOR.md §J's 15 types less
+    // Role and RoleBinding, which would carry RBAC grants across namespaces.
     assert_eq!(
         names,
         vec![
@@ -412,8 +413,6 @@ async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {
             "PodDisruptionBudget.v1.policy",
             "PodTemplate.v1",
             "ResourceQuota.v1",
-            "Role.v1.rbac.authorization.k8s.io",
-            "RoleBinding.v1.rbac.authorization.k8s.io",
             "Secret.v1",
             "Service.v1",
             "ServiceAccount.v1",
@@ -439,6 +438,25 @@ async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {
     assert_eq!(changes.removed.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), vec!["Widget"]);
     let err = resolve(&c, &parse_type_list("Widget.v1.example.com").unwrap(), &deny).await.unwrap_err();
     assert!(err.contains("Widget.v1.example.com"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failing_aggregated_api_does_not_stop_discovery_of_the_others() {
+    use kubemirror::discovery::{DenyList, TypeRef, discover};
+    let s = server(ServerOptions::default()).await;
+    // No client retries: the test is about discovery's handling of the failure, not the backoff.
+    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path("admin")), context: None };
+    let no_retry =
+        ClientOptions { qps: 0.0, retry: RetryPolicy { max_retries: 0, ..Default::default() }, ..Default::default() };
+    let c = Client::from_options(&load, no_retry).await.unwrap();
+    s.create_object(widget_crd()).unwrap();
+    // Like metrics-server having a bad day: its group is listed, its document answers 503.
+    s.fail_next(Matcher::new(Some("get"), Some("/apis/example.com/v1")), 100, 503, None);
+    let found = discover(&c, &DenyList::builtin()).await.unwrap();
+    assert_eq!(found.failed, vec!["example.com/v1"]);
+    let names: Vec<String> = found.resources.iter().map(|r| TypeRef::of(r).to_string()).collect();
+    assert!(names.contains(&"Secret.v1".to_string()) && names.contains(&"Deployment.v1.apps".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("Widget")));
 }
 
 // ---- informers ----

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Which requests a fault applies to; `None` matches anything. Resource is the plural (`secrets`).
+/// Which requests a fault applies to; `None` matches anything. Resource is the plural (`secrets`),
+/// or the path for non-resource requests (`/apis/metrics.k8s.io/v1beta1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Matcher {
     pub verb: Option<String>,

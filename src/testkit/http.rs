@@ -232,7 +232,10 @@ async fn serve(
     };
     shared.stats.record(verb, &resource, &user.name);
 
-    let decision = shared.faults.decide(verb, &resource);
+    // Discovery and other non-resource requests are matched by their path, so a test can fail one
+    // group's discovery document (an aggregated API answering 503) and nothing else.
+    let fault_target = if resource.is_empty() { path.as_str() } else { resource.as_str() };
+    let decision = shared.faults.decide(verb, fault_target);
     if let Some(lat) = decision.latency {
         tokio::time::sleep(lat).await;
     }
