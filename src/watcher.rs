@@ -617,8 +617,44 @@ struct Open<S> {
     seen: bool,
 }
 
+/// Whether to start with watch-list (`sendInitialEvents`) on a server of this `/version`: where the
+/// API server's WatchList gate is on by default (1.32, and 1.34 on; 1.33 turned it off again, and
+/// servers before 1.27 ignore the parameter, so a watch-list there would silently miss the initial
+/// state). A server whose admin turned the gate off rejects the request and the machine falls back.
+pub fn watch_list_by_default(version: &serde_json::Value) -> bool {
+    let num = |k: &str| {
+        version.get(k).and_then(serde_json::Value::as_str).and_then(|s| {
+            let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        })
+    };
+    match (num("major"), num("minor")) {
+        (Some(1), Some(minor)) => minor == 32 || minor >= 34,
+        (Some(major), _) => major > 1,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn watch_list_only_where_the_server_enables_it_by_default() {
+        let v = |major: &str, minor: &str| serde_json::json!({"major": major, "minor": minor});
+        for (major, minor, want) in [
+            ("1", "26", false),
+            ("1", "31", false),
+            ("1", "32", true),
+            ("1", "33", false),
+            ("1", "34", true),
+            ("1", "35+", true),
+            ("2", "0", true),
+            ("", "", false),
+        ] {
+            assert_eq!(watch_list_by_default(&v(major, minor)), want, "{major}.{minor}");
+        }
+        assert!(!watch_list_by_default(&serde_json::json!({})));
+    }
+
     use super::*;
     use crate::client::{Reason, Status};
     use serde_json::json;

@@ -190,6 +190,26 @@ async fn a_source_converges_updates_propagate_and_deletion_cleans_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_watch_list_on_by_default_is_synced_without_any_list() {
+    let s = ApiServer::start(ServerOptions {
+        seed: Some(22),
+        namespaces: namespaces(),
+        bookmark_interval: Duration::from_millis(200),
+        minor_version: 34,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.create_object(secret("default", "db", "app1,app2")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    let st = s.stats();
+    assert_eq!(st.verb("list"), 0, "watch-list replaces every initial LIST: {:?}", st.requests);
+    assert!(st.verb("watch") >= 3, "sources, mirrors and namespaces are watched: {:?}", st.requests);
+    assert_eq!(c.stop().await, Exit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_costs_no_request_but_watches() {
     let s = server().await;
     s.create_object(secret("default", "db", "app1,app2,app-a")).unwrap();

@@ -33,6 +33,7 @@ use crate::model::Str;
 use crate::options::Options;
 use crate::queue::{QueueConfig, WorkQueue};
 use crate::util::rand::Rng;
+use crate::watcher;
 use crate::watcher::WatchHealth;
 
 /// How long a graceful stop waits for in-flight passes: well inside the chart's 10 s termination
@@ -200,6 +201,14 @@ pub async fn run(
         log::warn!("no mirrorable resource types found; waiting for rediscovery");
     }
 
+    // One GET per process, not per type: it decides whether every watch starts with watch-list.
+    let watch_list = match client.get_path("/version").await {
+        Ok(v) => watcher::watch_list_by_default(&v),
+        Err(e) => {
+            log::warn!("GET /version failed ({e}); using list + watch");
+            false
+        }
+    };
     let cache = Cache::new();
     let types = Types::default();
     let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
@@ -207,7 +216,7 @@ pub async fn run(
     let mut informers = Informers::new(
         client.clone(),
         cache.clone(),
-        InformerOptions::default(),
+        InformerOptions { watch_list, ..InformerOptions::default() },
         routing::on_update(router.clone(), queue.clone()),
     );
     informers.start_namespaces();

@@ -198,11 +198,11 @@ impl Registry {
 
     // ---- documents ----
 
-    pub fn version_doc() -> Value {
+    pub fn version_doc(minor: u32) -> Value {
         json!({
             "major": "1",
-            "minor": "31",
-            "gitVersion": "v1.31.0",
+            "minor": minor.to_string(),
+            "gitVersion": format!("v1.{minor}.0"),
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
             "buildDate": "2024-08-13T00:00:00Z",

@@ -273,7 +273,7 @@ async fn serve(
     };
 
     match r {
-        Route::Version => Ok(respond_json(shared, 200, &Registry::version_doc())),
+        Route::Version => Ok(respond_json(shared, 200, &Registry::version_doc(shared.opts.minor_version))),
         Route::Health => Ok(respond(shared, 200, "text/plain; charset=utf-8", Bytes::from_static(b"ok"))),
         Route::OpenApiRoot => Ok(respond_json(shared, 200, &openapi::root(&lock(shared).registry))),
         Route::OpenApiDoc(rest) => {

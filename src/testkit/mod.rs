@@ -73,6 +73,9 @@ pub struct ServerOptions {
     pub seed: Option<u64>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The Kubernetes minor version `/version` reports (major is 1). The discovery documents are
+    /// 1.31's whatever this says; it exists so clients' version-dependent choices can be tested.
+    pub minor_version: u32,
     /// Emulate kube-controller-manager's per-namespace objects (`kube-root-ca.crt` ConfigMap,
     /// `default` ServiceAccount). Off by default so tests see only what they create.
     pub cluster_defaults: bool,
@@ -88,6 +91,7 @@ impl Default for ServerOptions {
             namespaces: ["default", "kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec(),
             seed: None,
             port: 0,
+            minor_version: 31,
             cluster_defaults: false,
         }
     }
