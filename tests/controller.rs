@@ -649,6 +649,16 @@ async fn a_hundred_sources_into_fifty_namespaces_converge() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(s.stats().count("create", "secrets"), 5000);
+    eventually("every status synced:50", || {
+        (0..100).all(|i| status(&s, "Secret", "default", &format!("s{i:03}")).starts_with("synced:50,"))
+    })
+    .await;
+    // Our own patches' events must be back before counting: wait for a bookmark round on every watch.
+    let (events, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
+    eventually("a bookmark round", || s.stats().watch_events >= events + 2 * watches).await;
+    // Exactly two writes to each source: the finalizer and one sync-status (no repeat of a status the
+    // cache had not shown yet).
+    assert_eq!(s.stats().count("patch", "secrets"), 200, "{:?}", s.stats().requests);
     c.stop().await;
 }
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use crate::client::{self, ApiResource, ObjectExt};
+use crate::controller::state::StatusMemo;
 use crate::controller::writer::{WriteError, WriteResult, Writer};
 use crate::events::{EventRecorder, EventType, InvolvedObject};
 use crate::mirror::build::{self, BuildConfig, Desired, NoTransform};
@@ -106,6 +107,7 @@ pub struct Executor<'a> {
     pub resource: &'a ApiResource,
     pub settings: &'a Settings,
     pub ledger: &'a Mutex<Ledger>,
+    pub statuses: &'a StatusMemo,
     pub events: &'a EventRecorder,
 }
 
@@ -172,10 +174,15 @@ impl Executor<'_> {
             }
         }
         if let (Some(status), Some(s)) = (plan.status(&report.outcomes), src)
-            && let Some(patch) = status.patch_for(s)
+            && let Some(patch) = self.statuses.patch_for(&status, s)
         {
-            match self.patch_source(s, patch).await {
-                Ok(()) => report.writes += 1,
+            let written = self.writer.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await;
+            match written {
+                Ok(obj) => {
+                    report.writes += 1;
+                    let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+                    self.statuses.written(s, &status, rv);
+                }
                 Err(WriteError::NotLeader) => return Err(WriteError::NotLeader),
                 Err(WriteError::Api(e)) if e.is_not_found() => {}
                 Err(WriteError::Api(e)) => {

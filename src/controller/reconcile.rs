@@ -137,7 +137,12 @@ impl Reconciler {
             }
         }
         let src = cached.or(fetched.as_ref());
-        if plan.is_noop() && plan.status(&[]).and_then(|s| src.and_then(|src| s.patch_for(src))).is_none() {
+        if src.is_none() {
+            // Gone for good: nothing of ours to remember about it (bounds the memo by live sources).
+            ts.statuses.forget(key);
+        }
+        if plan.is_noop() && plan.status(&[]).and_then(|s| src.and_then(|src| ts.statuses.patch_for(&s, src))).is_none()
+        {
             return Ok((plan, Report::default()));
         }
         let exec = Executor {
@@ -145,6 +150,7 @@ impl Reconciler {
             resource: &ts.resource,
             settings: &self.settings,
             ledger: &ts.ledger,
+            statuses: &ts.statuses,
             events: &self.events,
         };
         let report = match exec.execute(&plan, src).await {

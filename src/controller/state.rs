@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use serde_json::Value;
+
 use crate::client::ApiResource;
 use crate::mirror::drift::Ledger;
-use crate::model::{ObjectKey, Str};
+use crate::mirror::status::SyncStatus;
+use crate::model::{ObjectKey, SourceObject, Str};
 
 /// A queued unit of work: one source of one watched type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,6 +40,39 @@ struct Block {
     active: bool,
 }
 
+/// The last `sync-status` we wrote per source, so a pass that runs before the source watch shows our
+/// own patch does not send the same text again (the benchmark caught exactly that: one extra patch
+/// per source at start-up).
+#[derive(Default)]
+pub struct StatusMemo(Mutex<HashMap<ObjectKey, (Str, String, String)>>);
+
+impl StatusMemo {
+    /// The merge patch for `status`, unless the source already shows it, or we wrote this very text
+    /// and the cached source is older than that write. resourceVersions are compared as numbers
+    /// only when both parse (they are etcd revisions in practice, opaque by contract); otherwise
+    /// the patch is sent, which at worst repeats one write.
+    pub fn patch_for(&self, status: &SyncStatus, src: &SourceObject) -> Option<Value> {
+        let patch = status.patch_for(src)?;
+        let memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let text = status.to_string();
+        let cache_behind = memo.get(&src.key).is_some_and(|(uid, written, rv)| {
+            *uid == src.uid
+                && *written == text
+                && matches!((src.resource_version.parse::<u64>(), rv.parse::<u64>()), (Ok(seen), Ok(ours)) if seen < ours)
+        });
+        (!cache_behind).then_some(patch)
+    }
+
+    pub fn written(&self, src: &SourceObject, status: &SyncStatus, resource_version: &str) {
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        memo.insert(src.key.clone(), (src.uid.clone(), status.to_string(), resource_version.to_string()));
+    }
+
+    pub fn forget(&self, key: &ObjectKey) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
 pub struct TypeState {
     pub name: Str,
     pub resource: Arc<ApiResource>,
@@ -46,11 +82,19 @@ pub struct TypeState {
     /// deleted: possibly only unlabelled, so their next pass reads them once even when they have
     /// no mirror (the planner's re-check covers only sources with mirrors to delete).
     departed: Mutex<HashSet<ObjectKey>>,
+    pub statuses: StatusMemo,
 }
 
 impl TypeState {
     pub fn new(name: Str, resource: Arc<ApiResource>) -> Self {
-        TypeState { name, resource, ledger: Mutex::default(), blocks: Mutex::default(), departed: Mutex::default() }
+        TypeState {
+            name,
+            resource,
+            ledger: Mutex::default(),
+            blocks: Mutex::default(),
+            departed: Mutex::default(),
+            statuses: StatusMemo::default(),
+        }
     }
 
     pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -124,6 +168,36 @@ impl Types {
 
 #[cfg(test)]
 mod tests {
+    fn source(rv: &str, status: Option<&str>) -> SourceObject {
+        let mut ann = serde_json::Map::new();
+        if let Some(t) = status {
+            ann.insert(crate::keys::ANN_SYNC_STATUS.into(), t.into());
+        }
+        SourceObject::from_object(serde_json::json!({"metadata": {"name": "db", "namespace": "default",
+            "uid": "u1", "resourceVersion": rv, "annotations": ann}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_memo_skips_only_a_repeat_the_cache_has_not_caught_up_with() {
+        let memo = StatusMemo::default();
+        let st = SyncStatus { synced: 2, ..SyncStatus::default() };
+        assert!(memo.patch_for(&st, &source("10", None)).is_some());
+        memo.written(&source("10", None), &st, "12");
+        // The cache still shows resourceVersion 11 (our finalizer patch), not our status write.
+        assert!(memo.patch_for(&st, &source("11", None)).is_none());
+        // Someone removed the annotation after our write: write it again.
+        assert!(memo.patch_for(&st, &source("13", None)).is_some());
+        // A different text is always written.
+        let other = SyncStatus { synced: 1, failed: 1, ..SyncStatus::default() };
+        assert!(memo.patch_for(&other, &source("11", None)).is_some());
+        // Versions that are not numbers: no ordering is assumed, the patch is sent.
+        memo.written(&source("a", None), &st, "b");
+        assert!(memo.patch_for(&st, &source("a", None)).is_some());
+        // Already showing it: nothing to write.
+        assert!(memo.patch_for(&st, &source("20", Some(&st.to_string()))).is_none());
+    }
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
