@@ -113,7 +113,7 @@ impl Informers {
         let shared = Arc::new(resource.clone());
         let sources = {
             let (store, on_update, r) = (stores.sources, self.on_update.clone(), shared.clone());
-            let cfg = self.config(format!("{name} sources"), Some(format!("{}=true", keys::LABEL_ENABLED)), false);
+            let cfg = self.config(format!("{name} sources"), Some(keys::source_label_selector()), false);
             self.spawn(resource.clone(), cfg, move |ev| {
                 let out = store.apply_watcher_event(ev);
                 if !matches!(out, Reflected::Nothing) {
@@ -123,7 +123,7 @@ impl Informers {
         };
         let mirrors = {
             let (store, on_update, r) = (stores.mirrors, self.on_update.clone(), shared.clone());
-            let cfg = self.config(format!("{name} mirrors"), Some(format!("{}=true", keys::LABEL_MIRROR)), true);
+            let cfg = self.config(format!("{name} mirrors"), Some(keys::mirror_label_selector()), true);
             self.spawn(resource.clone(), cfg, move |ev| {
                 let out = store.apply_watcher_event(ev);
                 if !matches!(out, Reflected::Nothing) {

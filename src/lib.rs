@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod client;
+pub mod controller;
 pub mod discovery;
 pub mod events;
 pub mod informers;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use kubemirror::cli::{self, Command};
 use kubemirror::client::{Client, Config};
+use kubemirror::controller::Exit;
 use kubemirror::util::time::format_rfc3339_micros;
 
 fn main() -> ExitCode {
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kubemirror: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     match cli.command {
@@ -27,8 +28,27 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => {
-            log::error!("the controller run loop is not wired yet; use check-connection");
-            ExitCode::FAILURE
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    log::error!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(run(cli.options)) {
+                Ok(Exit::Clean) => {
+                    log::info!("stopped");
+                    ExitCode::SUCCESS
+                }
+                Ok(Exit::LostLeadership(why)) => {
+                    log::error!("exiting: {why}");
+                    ExitCode::from(EXIT_LOST_LEADERSHIP)
+                }
+                Err(e) => {
+                    log::error!("cannot start: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::CheckConnection => {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -46,6 +66,39 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Exit code after losing the lease: distinct from start-up failures (1) so restarts are explained.
+const EXIT_LOST_LEADERSHIP: u8 = 2;
+
+async fn run(options: kubemirror::options::Options) -> Result<Exit, String> {
+    let client =
+        Client::from_options(&options.load_options(), options.client_options()).await.map_err(|e| e.to_string())?;
+    kubemirror::controller::run(options, client, termination(), |_| {}).await
+}
+
+/// SIGTERM (the kubelet) or SIGINT (Ctrl-C).
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => log::info!("SIGTERM received, shutting down"),
+                    _ = tokio::signal::ctrl_c() => log::info!("SIGINT received, shutting down"),
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot listen for SIGTERM ({e}); only SIGINT stops the controller");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

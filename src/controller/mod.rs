@@ -1,0 +1,18 @@
+//! The controller assembly: the pure mirroring decisions of [`crate::mirror`] run against the
+//! cluster on the runtime (cache, queue, watches, leader election).
+//!
+//! - [`writer`]: every write, fenced by the leadership channel;
+//! - [`executor`]: performs one plan (the executor contract of [`crate::mirror`]);
+//! - [`state`]: per watched type, the write ledger and blocked targets; the queue key;
+//! - [`reconcile`]: one pass for one source (caches → plan → executor → requeue decision);
+//! - [`routing`]: cache changes → queued sources;
+//! - [`run`]: the process: discovery, watches, leader gating, workers, rediscovery, admin, stop.
+
+pub mod executor;
+pub mod reconcile;
+pub mod routing;
+pub mod run;
+pub mod state;
+pub mod writer;
+
+pub use run::{Bound, Exit, run};

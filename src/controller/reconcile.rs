@@ -1,0 +1,180 @@
+//! One pass for one queued source: read the caches, plan, execute, decide what the queue does
+//! next. Runs only on the leader, only once the caches it reads are complete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cache::Cache;
+use crate::controller::executor::{Executor, Report, Settings};
+use crate::controller::state::{TypeState, Types, WorkKey};
+use crate::controller::writer::{WriteError, Writer};
+use crate::events::EventRecorder;
+use crate::metrics::Metrics;
+use crate::mirror::plan::{self, Plan, SourceState};
+use crate::mirror::targets::TargetProblem;
+use crate::model::{MirrorRecord, ObjectKey, SourceObject};
+use crate::queue::Action;
+
+/// While the caches are still listing, a pass would plan on half a world (and could delete
+/// mirrors of namespaces not listed yet): look again shortly.
+const NOT_SYNCED_RETRY: Duration = Duration::from_millis(250);
+
+pub struct Reconciler {
+    pub cache: Cache,
+    pub types: Types,
+    pub writer: Writer,
+    pub settings: Settings,
+    pub events: EventRecorder,
+    pub metrics: Option<Metrics>,
+}
+
+/// Why a pass is retried with backoff.
+#[derive(Debug)]
+pub struct RetryError(pub String);
+
+impl std::fmt::Display for RetryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Reconciler {
+    /// Mirrors naming this source plus any record of the same name in another namespace (another
+    /// source's mirror in the way), so the planner can tell conflicts without a request.
+    fn mirrors(&self, ts: &TypeState, key: &ObjectKey) -> Vec<Arc<MirrorRecord>> {
+        let Some(stores) = self.cache.get_type(&ts.name) else { return Vec::new() };
+        let mut out = stores.mirrors.mirrors_of(key);
+        for ns in self.cache.namespaces.list() {
+            let k = ObjectKey { namespace: ns.name.clone(), name: key.name.clone() };
+            if let Some(m) = stores.mirrors.get(&k)
+                && !out.iter().any(|o| o.key == m.key)
+            {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    fn plan(&self, ts: &TypeState, state: SourceState<'_>) -> Plan {
+        let namespaces = self.cache.namespaces.list();
+        let mirrors = self.mirrors(ts, state.key());
+        let ledger = ts.ledger();
+        plan::plan(
+            &self.settings.context(),
+            state,
+            namespaces.iter().map(|n| &**n),
+            mirrors.iter().map(|m| &**m),
+            &ledger,
+        )
+    }
+
+    pub async fn reconcile(&self, key: WorkKey) -> Result<Action, RetryError> {
+        let Some(ts) = self.types.get(&key.kind) else { return Ok(Action::Done) };
+        let Some(stores) = self.cache.get_type(&key.kind) else { return Ok(Action::Done) };
+        if !self.cache.namespaces.is_synced() || !stores.is_synced() {
+            return Ok(Action::RequeueAfter(NOT_SYNCED_RETRY));
+        }
+        let started = std::time::Instant::now();
+        ts.unblock_due(Instant::now());
+        let cached = stores.sources.get(&key.source);
+        let result = self.pass(&ts, &key.source, cached.as_deref()).await;
+        let kind = &*key.kind;
+        let outcome = match result {
+            Ok((plan, report)) => {
+                self.observe(kind, &plan, &report);
+                if report.needs_retry() {
+                    Err(RetryError(format!("{kind} {}: retrying failed or stale writes", key.source)))
+                } else {
+                    let next = ts.next_unblock(&key.source.name);
+                    Ok(next.map_or(Action::Done, |at| {
+                        Action::RequeueAfter(
+                            at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)),
+                        )
+                    }))
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(m) = &self.metrics {
+            let label = match &outcome {
+                Ok(Action::Done) => "success",
+                Ok(Action::RequeueAfter(_)) => "requeue",
+                Err(_) => "error",
+            };
+            m.reconcile_total.with_label_values(&[kind, label]).inc();
+            m.reconcile_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+        }
+        outcome
+    }
+
+    async fn pass(
+        &self,
+        ts: &TypeState,
+        key: &ObjectKey,
+        cached: Option<&SourceObject>,
+    ) -> Result<(Plan, Report), RetryError> {
+        let kind = &ts.name;
+        let mut fetched: Option<SourceObject> = None;
+        let mut plan = match cached {
+            Some(src) => self.plan(ts, SourceState::Seen(src)),
+            None => self.plan(ts, SourceState::Gone(key)),
+        };
+        if plan.recheck_source {
+            // The source left the label-filtered watch: gone for real, or only unlabelled.
+            match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(RetryError(format!("{kind} {key}: reading the source failed: {e}"))),
+                Ok(obj) => {
+                    let src = SourceObject::from_object(obj)
+                        .map_err(|e| RetryError(format!("{kind} {key}: unreadable source: {e}")))?;
+                    plan = self.plan(ts, SourceState::Seen(&src));
+                    fetched = Some(src);
+                }
+            }
+        }
+        let src = cached.or(fetched.as_ref());
+        if plan.is_noop() && plan.status(&[]).and_then(|s| src.and_then(|src| s.patch_for(src))).is_none() {
+            return Ok((plan, Report::default()));
+        }
+        let exec = Executor {
+            writer: &self.writer,
+            resource: &ts.resource,
+            settings: &self.settings,
+            ledger: &ts.ledger,
+            events: &self.events,
+        };
+        let report = match exec.execute(&plan, src).await {
+            Ok(r) => r,
+            Err(WriteError::NotLeader) => {
+                return Err(RetryError(format!("{kind} {key}: leadership lost, writes stopped")));
+            }
+            Err(e) => return Err(RetryError(format!("{kind} {key}: {e}"))),
+        };
+        let now = Instant::now();
+        for b in &report.blocked {
+            ts.blocked(b, now);
+        }
+        for (op, outcome) in plan.ops.iter().zip(&report.outcomes) {
+            if matches!(outcome, plan::Outcome::Done) {
+                ts.clear_block(op.key());
+            }
+        }
+        Ok((plan, report))
+    }
+
+    fn observe(&self, kind: &str, plan: &Plan, report: &Report) {
+        let Some(m) = &self.metrics else { return };
+        for reason in &report.error_reasons {
+            m.sync_errors_total.with_label_values(&[kind, reason]).inc();
+        }
+        let conflicts = report.outcomes.iter().filter(|o| matches!(o, plan::Outcome::AlreadyExists)).count();
+        if conflicts > 0 {
+            m.ownership_conflicts_total.with_label_values(&[kind]).inc_by(conflicts as u64);
+        }
+        if report.writes > 0 && plan.problems.iter().any(|p| matches!(p, TargetProblem::Truncated { .. })) {
+            m.target_truncations_total.with_label_values(&[kind]).inc();
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Per watched type: the executor's write ledger and the targets blocked by a foreign object.
+//! One [`TypeState`] per type because an [`ObjectKey`] carries no kind.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::client::ApiResource;
+use crate::mirror::drift::Ledger;
+use crate::model::{ObjectKey, Str};
+
+/// A queued unit of work: one source of one watched type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkKey {
+    /// The type's `Kind.version[.group]` name.
+    pub kind: Str,
+    pub source: ObjectKey,
+}
+
+impl fmt::Display for WorkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.source)
+    }
+}
+
+/// First wait before a blocked target is tried again; doubles per repeat, capped.
+const BLOCK_BASE: Duration = Duration::from_secs(5);
+const BLOCK_MAX: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    until: Instant,
+    repeats: u32,
+    active: bool,
+}
+
+pub struct TypeState {
+    pub name: Str,
+    pub resource: Arc<ApiResource>,
+    pub ledger: Mutex<Ledger>,
+    blocks: Mutex<HashMap<ObjectKey, Block>>,
+}
+
+impl TypeState {
+    pub fn new(name: Str, resource: Arc<ApiResource>) -> Self {
+        TypeState { name, resource, ledger: Mutex::default(), blocks: Mutex::default() }
+    }
+
+    pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn blocks(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Block>> {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lifts the blocks whose backoff has passed, so the planner tries those creates once more.
+    pub fn unblock_due(&self, now: Instant) {
+        let mut blocks = self.blocks();
+        let mut ledger = None;
+        for (key, b) in blocks.iter_mut().filter(|(_, b)| b.active && b.until <= now) {
+            b.active = false;
+            ledger.get_or_insert_with(|| self.ledger()).unblock(key);
+        }
+    }
+
+    /// Records that `key` (already blocked in the ledger) holds a foreign object.
+    pub fn blocked(&self, key: &ObjectKey, now: Instant) {
+        let mut blocks = self.blocks();
+        let b = blocks.entry(key.clone()).or_insert(Block { until: now, repeats: 0, active: false });
+        let wait = BLOCK_BASE.saturating_mul(2u32.saturating_pow(b.repeats.min(16))).min(BLOCK_MAX);
+        *b = Block { until: now + wait, repeats: b.repeats.saturating_add(1), active: true };
+    }
+
+    /// The earliest moment a blocked target of the source named `name` is due for another try.
+    pub fn next_unblock(&self, name: &str) -> Option<Instant> {
+        self.blocks().iter().filter(|(k, b)| b.active && &*k.name == name).map(|(_, b)| b.until).min()
+    }
+
+    /// The target no longer holds a foreign object (our mirror was written there).
+    pub fn clear_block(&self, key: &ObjectKey) {
+        self.blocks().remove(key);
+    }
+}
+
+/// The watched types' states by name; types come and go with rediscovery.
+#[derive(Clone, Default)]
+pub struct Types(Arc<RwLock<HashMap<Str, Arc<TypeState>>>>);
+
+impl Types {
+    pub fn insert(&self, name: Str, resource: Arc<ApiResource>) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.clone()).or_insert_with(|| Arc::new(TypeState::new(name, resource)));
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<TypeState>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<TypeState>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn blocks_back_off_and_lift() {
+        let ts = TypeState::new("Secret.v1".into(), Arc::new(ApiResource::secrets()));
+        let key = ObjectKey::new("app1", "db");
+        let t0 = Instant::now();
+        ts.ledger().block(key.clone());
+        ts.blocked(&key, t0);
+        assert_eq!(ts.next_unblock("db"), Some(t0 + BLOCK_BASE));
+        assert_eq!(ts.next_unblock("other"), None);
+        ts.unblock_due(t0 + Duration::from_secs(1));
+        assert!(ts.ledger().is_blocked(&key), "too early");
+        ts.unblock_due(t0 + BLOCK_BASE);
+        assert!(!ts.ledger().is_blocked(&key));
+        assert_eq!(ts.next_unblock("db"), None);
+        // Still in the way on the next try: the wait doubles.
+        let t1 = t0 + BLOCK_BASE;
+        ts.ledger().block(key.clone());
+        ts.blocked(&key, t1);
+        assert_eq!(ts.next_unblock("db"), Some(t1 + BLOCK_BASE * 2));
+    }
+}

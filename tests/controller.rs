@@ -1,0 +1,534 @@
+//! The controller end to end on the in-memory API server: the real run loop in-process (and the
+//! real binary once), driven only through the API. Waits poll a condition with a deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use kubemirror::client::{Client, ClientOptions, LoadOptions};
+use kubemirror::controller::{self, Exit};
+use kubemirror::options::Options;
+use kubemirror::testkit::{ApiServer, Rule, ServerOptions, User};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const ANN_TARGETS: &str = "kubemirror.raczylo.com/target-namespaces";
+const ANN_STATUS: &str = "kubemirror.raczylo.com/sync-status";
+const FINALIZER: &str = "kubemirror.raczylo.com/finalizer";
+
+fn namespaces() -> Vec<String> {
+    ["default", "kube-system", "kube-public", "kube-node-lease", "app1", "app2", "app-a", "app-b", "other"]
+        .map(String::from)
+        .to_vec()
+}
+
+async fn server() -> ApiServer {
+    server_with(vec![User::admin()]).await
+}
+
+async fn server_with(users: Vec<User>) -> ApiServer {
+    ApiServer::start(ServerOptions {
+        seed: Some(21),
+        users,
+        namespaces: namespaces(),
+        bookmark_interval: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn client(s: &ApiServer, user: &str) -> Client {
+    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path(user)), context: None };
+    Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap()
+}
+
+fn options(types: Option<&str>, leader_elect: bool) -> Options {
+    Options {
+        resource_types: types.map(String::from),
+        leader_elect,
+        leader_election_namespace: Some("default".into()),
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(500),
+        metrics_bind_address: None,
+        health_probe_bind_address: None,
+        ..Options::default()
+    }
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<Exit, String>>,
+}
+
+impl Running {
+    async fn stop(mut self) -> Exit {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
+    let c = client(s, user).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(controller::run(
+        opts,
+        c,
+        async move {
+            let _ = stopped.await;
+        },
+        |_| {},
+    ));
+    Running { stop: Some(stop), task }
+}
+
+async fn start_secrets(s: &ApiServer) -> Running {
+    start(s, "admin", options(Some("Secret.v1,ConfigMap.v1"), false)).await
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn eventually_async<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn source(kind: &str, ns: &str, name: &str, targets: &str, data: Value) -> Value {
+    let mut o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns,
+        "labels": {"kubemirror.raczylo.com/enabled": "true"},
+        "annotations": {"kubemirror.raczylo.com/sync": "true", ANN_TARGETS: targets}}});
+    o["data"] = data;
+    o
+}
+
+fn secret(ns: &str, name: &str, targets: &str) -> Value {
+    source("Secret", ns, name, targets, json!({"password": "czNjcjN0"}))
+}
+
+fn get(s: &ApiServer, kind: &str, ns: &str, name: &str) -> Option<Value> {
+    s.get_object("v1", kind, Some(ns), name)
+}
+
+fn mirrored_in(s: &ApiServer, kind: &str, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .list_objects("v1", kind, None)
+        .into_iter()
+        .filter(|o| {
+            o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror").and_then(Value::as_str) == Some("true")
+        })
+        .filter(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from))
+        .collect();
+    out.sort();
+    out
+}
+
+fn status(s: &ApiServer, kind: &str, ns: &str, name: &str) -> String {
+    get(s, kind, ns, name)
+        .and_then(|o| o.pointer(&format!("/metadata/annotations/{}", ANN_STATUS.replace('/', "~1"))).cloned())
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn has_finalizer(o: &Value) -> bool {
+    o.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| f.iter().any(|v| v == FINALIZER))
+}
+
+async fn wait_mirrors(s: &ApiServer, kind: &str, name: &str, want: &[&str]) {
+    let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+    eventually(&format!("{kind} {name} mirrored exactly in {want:?}"), || mirrored_in(s, kind, name) == want).await;
+}
+
+fn edit(s: &ApiServer, kind: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
+    let mut o = get(s, kind, ns, name).unwrap();
+    f(&mut o);
+    s.update_object(o).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_converges_updates_propagate_and_deletion_cleans_up() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1, app2 ,app1,")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    let src = get(&s, "Secret", "default", "db").unwrap();
+    assert!(has_finalizer(&src), "{src}");
+    let m = get(&s, "Secret", "app1", "db").unwrap();
+    assert_eq!(m["data"]["password"], "czNjcjN0");
+    let ann = &m["metadata"]["annotations"];
+    assert_eq!(ann["kubemirror.raczylo.com/source-namespace"], "default");
+    assert_eq!(ann["kubemirror.raczylo.com/source-uid"], src["metadata"]["uid"]);
+    assert!(m["metadata"].get("finalizers").is_none() && m["metadata"].get("ownerReferences").is_none());
+    eventually("status synced:2", || status(&s, "Secret", "default", "db").starts_with("synced:2,failed:0")).await;
+
+    edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("bmV3"));
+    eventually("update propagated", || {
+        ["app1", "app2"].iter().all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "bmV3"))
+    })
+    .await;
+
+    s.delete_object("v1", "Secret", Some("default"), "db").unwrap();
+    eventually("source and mirrors gone", || {
+        get(&s, "Secret", "default", "db").is_none() && mirrored_in(&s, "Secret", "db").is_empty()
+    })
+    .await;
+    assert_eq!(c.stop().await, Exit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_costs_no_request_but_watches() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2,app-a")).unwrap();
+    s.create_object(source("ConfigMap", "default", "cfg", "all", json!({"k": "v"}))).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app-a", "app1", "app2"]).await;
+    wait_mirrors(&s, "ConfigMap", "cfg", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    eventually("statuses written", || {
+        status(&s, "Secret", "default", "db").starts_with("synced:3,")
+            && status(&s, "ConfigMap", "default", "cfg").starts_with("synced:5,")
+    })
+    .await;
+    // Our own writes' events must have come back before the quiet period starts: wait for a round of
+    // bookmarks on every watch after the last write.
+    let quiet_from = |st: &kubemirror::testkit::StatsSnapshot| (st.watch_events, st.open_watches as u64);
+    let (events0, watches) = quiet_from(&s.stats());
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    s.reset_stats();
+    let (events1, watches) = quiet_from(&s.stats());
+    eventually("two more bookmark rounds", || s.stats().watch_events >= events1 + 4 * watches).await;
+    let st = s.stats();
+    for verb in ["get", "list", "create", "update", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb} requests in steady state: {:?}", st.requests);
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targeting_rows_patterns_all_all_labeled_and_late_namespaces() {
+    let s = server().await;
+    edit(&s, "Namespace", "", "app2", |o| {
+        o["metadata"]["labels"] = json!({"kubemirror.raczylo.com/allow-mirrors": "true"})
+    });
+    s.create_object(secret("default", "pattern", "app-*")).unwrap();
+    s.create_object(secret("default", "everywhere", "all")).unwrap();
+    s.create_object(secret("default", "labeled", "all-labeled")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "pattern", &["app-a", "app-b"]).await;
+    wait_mirrors(&s, "Secret", "everywhere", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    wait_mirrors(&s, "Secret", "labeled", &["app2"]).await;
+
+    // A namespace created later, and one opting out of `all` / into `all-labeled`.
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-late"}})).unwrap();
+    edit(&s, "Namespace", "", "other", |o| {
+        o["metadata"]["labels"] = json!({"kubemirror.raczylo.com/allow-mirrors": "false"})
+    });
+    edit(&s, "Namespace", "", "app1", |o| {
+        o["metadata"]["labels"] = json!({"kubemirror.raczylo.com/allow-mirrors": "true"})
+    });
+    wait_mirrors(&s, "Secret", "pattern", &["app-a", "app-b", "app-late"]).await;
+    wait_mirrors(&s, "Secret", "everywhere", &["app-a", "app-b", "app-late", "app1", "app2"]).await;
+    wait_mirrors(&s, "Secret", "labeled", &["app1", "app2"]).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_off_and_shrinking_targets_clean_up() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2,other")).unwrap();
+    s.create_object(secret("default", "off", "app1")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2", "other"]).await;
+    wait_mirrors(&s, "Secret", "off", &["app1"]).await;
+
+    edit(&s, "Secret", "default", "db", |o| o["metadata"]["annotations"][ANN_TARGETS] = json!("app2"));
+    wait_mirrors(&s, "Secret", "db", &["app2"]).await;
+
+    // Removing the opt-in label: the object leaves the watch; mirrors and finalizer go.
+    edit(&s, "Secret", "default", "off", |o| {
+        o["metadata"]["labels"].as_object_mut().unwrap().remove("kubemirror.raczylo.com/enabled");
+    });
+    wait_mirrors(&s, "Secret", "off", &[]).await;
+    eventually("finalizer released", || get(&s, "Secret", "default", "off").is_some_and(|o| !has_finalizer(&o))).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_put_back_and_foreign_objects_are_left_alone() {
+    let s = server().await;
+    s.create_object(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "app2"}, "data": {"mine": "eA=="}}))
+        .unwrap();
+    s.create_object(secret("default", "db", "app1,app2")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    eventually("conflict reported", || status(&s, "Secret", "default", "db").contains("conflicts:1")).await;
+    let foreign = get(&s, "Secret", "app2", "db").unwrap();
+    assert_eq!(foreign["data"], json!({"mine": "eA=="}));
+    assert!(foreign["metadata"].get("labels").is_none(), "{foreign}");
+
+    edit(&s, "Secret", "app1", "db", |o| o["data"]["password"] = json!("aGFja2Vk"));
+    eventually("edit reverted", || {
+        get(&s, "Secret", "app1", "db").is_some_and(|m| m["data"]["password"] == "czNjcjN0")
+    })
+    .await;
+    s.delete_object("v1", "Secret", Some("app1"), "db").unwrap();
+    eventually("deleted mirror recreated", || get(&s, "Secret", "app1", "db").is_some()).await;
+    assert_eq!(get(&s, "Secret", "app2", "db").unwrap()["data"], json!({"mine": "eA=="}));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_secrets_flow_and_a_crd_type_with_auto_discovery() {
+    let s = server().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = String::new();
+    for f in ["traefik-middleware.yaml", "externalsecret-dockerconfig.yaml"] {
+        text.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
+        text.push_str("\n---\n");
+    }
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-secrets"}}))
+        .unwrap();
+    s.apply_yaml(&text).unwrap();
+    let c = start(&s, "admin", options(None, false)).await;
+    eventually("middleware mirrored to app-*", || {
+        let mut got: Vec<String> = ["app-a", "app-b", "app1"]
+            .iter()
+            .filter(|ns| s.get_object("traefik.io/v1alpha1", "Middleware", Some(ns), "compression").is_some())
+            .map(|ns| ns.to_string())
+            .collect();
+        got.sort();
+        got == ["app-a", "app-b"]
+    })
+    .await;
+    let m = s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-a"), "compression").unwrap();
+    assert_eq!(m["spec"]["compress"]["excludedContentTypes"], json!(["text/event-stream"]));
+    wait_mirrors(&s, "Secret", "multi-registry-secret", &["app-a", "app-b", "app1", "app2", "default", "other"]).await;
+    let mirror = get(&s, "Secret", "app1", "multi-registry-secret").unwrap();
+    assert!(mirror["metadata"].get("ownerReferences").is_none(), "{mirror}");
+    assert_eq!(mirror["type"], "kubernetes.io/dockerconfigjson");
+    c.stop().await;
+}
+
+fn user(name: &str) -> User {
+    User { name: name.into(), token: format!("{name}-token"), rules: vec![Rule::all()] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_exactly_one_writes_and_a_graceful_stop_hands_over() {
+    let s = server_with(vec![User::admin(), user("a"), user("b")]).await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let a = start(&s, "a", options(Some("Secret.v1"), true)).await;
+    let b = start(&s, "b", options(Some("Secret.v1"), true)).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    s.create_object(secret("default", "db2", "app1,app2")).unwrap();
+    wait_mirrors(&s, "Secret", "db2", &["app1", "app2"]).await;
+    let writes = |who: &str| {
+        let st = s.stats();
+        ["create", "update", "delete"]
+            .iter()
+            .map(|v| st.requests.get(&(v.to_string(), "secrets".to_string(), who.to_string())).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let (wa, wb) = (writes("a"), writes("b"));
+    assert!((wa == 0) != (wb == 0), "exactly one instance writes mirrors: a={wa} b={wb}");
+    let (leader, standby, standby_user) = if wa > 0 { (a, b, "b") } else { (b, a, "a") };
+    assert_eq!(leader.stop().await, Exit::Clean);
+    s.create_object(secret("default", "db3", "app2")).unwrap();
+    wait_mirrors(&s, "Secret", "db3", &["app2"]).await;
+    eventually_async("the standby took over", || async { writes(standby_user) > 0 }).await;
+    assert_eq!(standby.stop().await, Exit::Clean);
+}
+
+#[test]
+fn the_binary_runs_the_controller_and_stops_cleanly_on_sigterm() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s = rt.block_on(server());
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"))
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig_path("admin"))
+        .args(["--resource-types", "Secret.v1", "--leader-election-namespace", "default"])
+        .args(["--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt.block_on(wait_mirrors(&s, "Secret", "db", &["app1"]));
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The lease was released for a standby.
+    let lease = rt.block_on(async {
+        s.get_object("coordination.k8s.io/v1", "Lease", Some("default"), "kubemirror-controller-leader")
+    });
+    let holder = lease.as_ref().and_then(|l| l.pointer("/spec/holderIdentity")).and_then(Value::as_str);
+    assert!(holder.is_none_or(str::is_empty), "{lease:?}");
+}
+
+#[test]
+fn the_binary_reports_a_bad_resource_type_in_one_line_and_exits_1() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s = rt.block_on(server());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"))
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig_path("admin"))
+        .args(["--resource-types", "Bogus.v1", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Bogus.v1"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_controller_was_down_converge_after_a_restart() {
+    let s = server().await;
+    s.create_object(secret("default", "gone", "app1")).unwrap();
+    s.create_object(secret("default", "kept", "app-*")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "gone", &["app1"]).await;
+    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b"]).await;
+    assert_eq!(c.stop().await, Exit::Clean);
+
+    // While down: a source deleted (its finalizer holds it), a namespace created, a mirror edited.
+    s.delete_object("v1", "Secret", Some("default"), "gone").unwrap();
+    assert!(get(&s, "Secret", "default", "gone").is_some(), "the finalizer keeps the source");
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-new"}})).unwrap();
+    edit(&s, "Secret", "app-a", "kept", |o| o["data"]["password"] = json!("aGFja2Vk"));
+
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b", "app-new"]).await;
+    eventually("deleted source cleaned up", || {
+        get(&s, "Secret", "default", "gone").is_none() && mirrored_in(&s, "Secret", "gone").is_empty()
+    })
+    .await;
+    eventually("edit made while down reverted", || {
+        get(&s, "Secret", "app-a", "kept").is_some_and(|m| m["data"]["password"] == "czNjcjN0")
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_created_later_is_picked_up_by_rediscovery() {
+    let s = server().await;
+    let c = start(&s, "admin", Options { discovery_interval: Duration::from_secs(1), ..options(None, false) }).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    s.apply_yaml(&std::fs::read_to_string(dir.join("traefik-middleware.yaml")).unwrap()).unwrap();
+    eventually("middleware mirrored after rediscovery", || {
+        ["app-a", "app-b"]
+            .iter()
+            .all(|ns| s.get_object("traefik.io/v1alpha1", "Middleware", Some(ns), "compression").is_some())
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_fail_stops_and_reports_lost_leadership() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let c = start(&s, "admin", options(Some("Secret.v1"), true)).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
+    let exit = tokio::time::timeout(Duration::from_secs(10), c.task).await.unwrap().unwrap().unwrap();
+    assert!(matches!(exit, Exit::LostLeadership(_)), "{exit:?}");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_report_readiness_liveness_and_metrics() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let opts = Options {
+        metrics_bind_address: Some(local),
+        health_probe_bind_address: Some(local),
+        ..options(Some("Secret.v1"), false)
+    };
+    let (tx, rx) = oneshot::channel();
+    let c = client(&s, "admin").await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(controller::run(
+        opts,
+        c,
+        async move {
+            let _ = stopped.await;
+        },
+        move |b| {
+            let _ = tx.send(b);
+        },
+    ));
+    let bound = rx.await.unwrap();
+    let (health, metrics) = (bound.health.unwrap(), bound.metrics.unwrap());
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    eventually_async("ready", || async move { http_get(health, "/readyz").await.starts_with("HTTP/1.1 200") }).await;
+    assert!(http_get(health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    eventually_async("reconcile metrics", || async move {
+        let m = http_get(metrics, "/metrics").await;
+        m.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"}")
+            && m.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}")
+            && m.contains("kubemirror_leader 1")
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(task.await.unwrap().unwrap(), Exit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated() {
+    let s = server().await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "default",
+        "labels": {"kubemirror.raczylo.com/enabled": "true"},
+        "annotations": {"kubemirror.raczylo.com/sync": "true", ANN_TARGETS: "app1"}},
+        "spec": {"type": "NodePort", "selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+    s.create_object(svc).unwrap();
+    s.create_object(source("ConfigMap", "default", "cfg", "app1", json!({"k": "v1"}))).unwrap();
+    let c = start(&s, "admin", options(Some("Service.v1,ConfigMap.v1"), false)).await;
+    wait_mirrors(&s, "Service", "api", &["app1"]).await;
+    let src = get(&s, "Service", "default", "api").unwrap();
+    let m = get(&s, "Service", "app1", "api").unwrap();
+    assert!(m["spec"]["clusterIP"].is_string(), "{m}");
+    assert_ne!(m["spec"]["clusterIP"], src["spec"]["clusterIP"], "the mirror has its own clusterIP");
+    assert_ne!(m["spec"]["ports"][0]["nodePort"], src["spec"]["ports"][0]["nodePort"]);
+
+    // A source change reaches the Service mirror without fighting over the allocated fields.
+    edit(&s, "Service", "default", "api", |o| o["spec"]["ports"][0]["targetPort"] = json!(9090));
+    eventually("service port updated", || {
+        get(&s, "Service", "app1", "api").is_some_and(|m| m["spec"]["ports"][0]["targetPort"] == 9090)
+    })
+    .await;
+
+    // Someone made the ConfigMap mirror immutable: a content change needs delete + create.
+    wait_mirrors(&s, "ConfigMap", "cfg", &["app1"]).await;
+    let uid_before = get(&s, "ConfigMap", "app1", "cfg").unwrap()["metadata"]["uid"].clone();
+    edit(&s, "ConfigMap", "app1", "cfg", |o| o["immutable"] = json!(true));
+    edit(&s, "ConfigMap", "default", "cfg", |o| o["data"]["k"] = json!("v2"));
+    eventually("immutable mirror recreated with the new content", || {
+        get(&s, "ConfigMap", "app1", "cfg")
+            .is_some_and(|m| m["data"]["k"] == "v2" && m["metadata"]["uid"] != uid_before)
+    })
+    .await;
+    c.stop().await;
+}
