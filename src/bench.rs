@@ -626,7 +626,7 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         Ok(expected.is_subset(&present))
     })
     .await
-    .map_err(|e| with_progress(e, &server, &expected))?;
+    .map_err(|e| with_progress(e, &server, &expected, &log_path))?;
     let convergence = start.elapsed();
     log::info!("bench: converged in {}", secs(convergence));
 
@@ -708,10 +708,14 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
     Ok(report)
 }
 
-fn with_progress(e: String, server: &ApiServer, expected: &HashSet<MirrorKey>) -> String {
+fn with_progress(e: String, server: &ApiServer, expected: &HashSet<MirrorKey>, log: &Path) -> String {
     let present = mirrors_present(server);
     let have = expected.intersection(&present).count();
-    format!("{e}: {have} of {} expected mirrors exist", expected.len())
+    let mut msg = format!("no convergence ({have} of {} expected mirrors exist): {e}", expected.len());
+    if !msg.contains("last lines of") {
+        let _ = write!(msg, "; last lines of {}:\n{}", log.display(), log_tail(log, 15));
+    }
+    msg
 }
 
 #[cfg(test)]
