@@ -1,12 +1,20 @@
-//! The sandbox: the in-memory API server with examples/*.yaml applied, for trying KubeMirror with
-//! kubectl and no cluster. Prints exactly one `export KUBECONFIG=<path>` line on stdout once ready;
-//! Ctrl-C stops it. Logs go to stderr.
+//! The sandbox: the in-memory API server with examples/*.yaml applied and the controller running
+//! in-process against it, for trying KubeMirror with kubectl and no cluster. Prints exactly one
+//! `export KUBECONFIG=<path>` line on stdout once ready; Ctrl-C stops both (the controller first, so
+//! it releases its lease). Logs go to stderr.
 //!
 //!     cargo run --features testkit --example sandbox
 
 use std::path::{Path, PathBuf};
 
+use std::net::SocketAddr;
+
+use kubemirror::client::Client;
+use kubemirror::controller::{self, Exit};
+use kubemirror::options::Options;
 use kubemirror::testkit::{ApiServer, ServerOptions};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 fn manifests(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -30,10 +38,36 @@ fn apply_examples(server: &ApiServer, dir: &Path) -> Result<usize, String> {
     Ok(applied.len())
 }
 
-/// Where the controller starts once it exists: it gets the admin kubeconfig and runs until the
-/// returned handle is dropped or aborted at Ctrl-C.
-fn start_controller(_kubeconfig: &Path) -> Option<tokio::task::JoinHandle<()>> {
-    None
+/// The real controller, in-process, on the admin kubeconfig: auto discovery, leader election on
+/// (its Lease in the kubeconfig's namespace), admin endpoints on free local ports. Stops cleanly
+/// (lease released) when `stop` fires.
+async fn start_controller(
+    kubeconfig: &Path,
+    stop: oneshot::Receiver<()>,
+) -> Result<JoinHandle<Result<Exit, String>>, String> {
+    let local: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let options = Options {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        metrics_bind_address: Some(local),
+        health_probe_bind_address: Some(local),
+        ..Options::default()
+    };
+    let client =
+        Client::from_options(&options.load_options(), options.client_options()).await.map_err(|e| e.to_string())?;
+    let options = Options { leader_election_namespace: Some(client.default_namespace().to_string()), ..options };
+    Ok(tokio::spawn(controller::run(
+        options,
+        client,
+        None,
+        async move {
+            let _ = stop.await;
+        },
+        |b| {
+            if let (Some(m), Some(h)) = (b.metrics, b.health) {
+                log::info!("sandbox: controller metrics at http://{m}/metrics, probes at http://{h}/readyz");
+            }
+        },
+    )))
 }
 
 async fn run() -> Result<(), String> {
@@ -44,18 +78,31 @@ async fn run() -> Result<(), String> {
     let kubeconfig = server.kubeconfig_path("admin");
     let kubeconfig = std::fs::canonicalize(&kubeconfig).unwrap_or(kubeconfig);
     log::info!("sandbox: API server at {} with {n} example objects from {}", server.url(), dir.display());
-    let controller = start_controller(&kubeconfig);
-    if controller.is_none() {
-        log::info!("sandbox: the controller is not part of this build yet; serving the API alone");
-    }
+    let (stop, stopped) = oneshot::channel();
+    let mut controller = start_controller(&kubeconfig, stopped).await?;
     println!("export KUBECONFIG={}", kubeconfig.display());
-    tokio::signal::ctrl_c().await.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
-    log::info!("sandbox: stopping");
-    if let Some(c) = controller {
-        c.abort();
-    }
+    let early = tokio::select! {
+        signal = tokio::signal::ctrl_c() => {
+            signal.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+            None
+        }
+        ended = &mut controller => Some(ended),
+    };
+    let ended = match early {
+        Some(ended) => ended,
+        None => {
+            log::info!("sandbox: stopping");
+            let _ = stop.send(());
+            controller.await
+        }
+    };
     drop(server);
-    Ok(())
+    match ended {
+        Ok(Ok(Exit::Clean)) => Ok(()),
+        Ok(Ok(Exit::LostLeadership(why))) => Err(format!("controller: {why}")),
+        Ok(Err(e)) => Err(format!("controller: {e}")),
+        Err(e) => Err(format!("controller task: {e}")),
+    }
 }
 
 #[tokio::main]

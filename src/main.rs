@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use kubemirror::cli::{self, Command};
-use kubemirror::client::{Client, Config};
+use kubemirror::client::{Client, ClientOptions, Config};
 use kubemirror::controller::Exit;
+use kubemirror::metrics::Metrics;
 use kubemirror::util::time::format_rfc3339_micros;
 
 fn main() -> ExitCode {
@@ -73,9 +74,11 @@ fn main() -> ExitCode {
 const EXIT_LOST_LEADERSHIP: u8 = 2;
 
 async fn run(options: kubemirror::options::Options) -> Result<Exit, String> {
-    let client =
-        Client::from_options(&options.load_options(), options.client_options()).await.map_err(|e| e.to_string())?;
-    kubemirror::controller::run(options, client, termination(), |_| {}).await
+    // One registry for the client's request metrics and the controller's.
+    let metrics = Metrics::new().map_err(|e| format!("metrics registry: {e}"))?;
+    let client_options = ClientOptions { registry: Some(metrics.registry.clone()), ..options.client_options() };
+    let client = Client::from_options(&options.load_options(), client_options).await.map_err(|e| e.to_string())?;
+    kubemirror::controller::run(options, client, Some(metrics), termination(), |_| {}).await
 }
 
 /// SIGTERM (the kubelet) or SIGINT (Ctrl-C).

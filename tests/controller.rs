@@ -1,5 +1,6 @@
-//! The controller end to end on the in-memory API server: the real run loop in-process (and the
-//! real binary once), driven only through the API. Waits poll a condition with a deadline.
+//! The controller end to end on the in-memory API server: the real run loop in-process, and the
+//! real binary for signals and exit codes, driven only through the API. Waits poll a condition with a deadline.
+#![cfg(feature = "testkit")]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -77,6 +78,7 @@ async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
     let task = tokio::spawn(controller::run(
         opts,
         c,
+        None,
         async move {
             let _ = stopped.await;
         },
@@ -274,6 +276,12 @@ async fn drift_is_put_back_and_foreign_objects_are_left_alone() {
     let c = start_secrets(&s).await;
     wait_mirrors(&s, "Secret", "db", &["app1"]).await;
     eventually("conflict reported", || status(&s, "Secret", "default", "db").contains("conflicts:1")).await;
+    eventually("a MirrorConflict Event on the source", || {
+        s.list_objects("v1", "Event", Some("default"))
+            .iter()
+            .any(|e| e["reason"] == "MirrorConflict" && e["involvedObject"]["name"] == "db" && e["type"] == "Warning")
+    })
+    .await;
     let foreign = get(&s, "Secret", "app2", "db").unwrap();
     assert_eq!(foreign["data"], json!({"mine": "eA=="}));
     assert!(foreign["metadata"].get("labels").is_none(), "{foreign}");
@@ -473,6 +481,7 @@ async fn admin_endpoints_report_readiness_liveness_and_metrics() {
     let task = tokio::spawn(controller::run(
         opts,
         c,
+        None,
         async move {
             let _ = stopped.await;
         },
@@ -530,5 +539,258 @@ async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated()
             .is_some_and(|m| m["data"]["k"] == "v2" && m["metadata"]["uid"] != uid_before)
     })
     .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_truncation_consent_and_refused_types() {
+    let s = server().await;
+    for (ns, labels) in [
+        ("app1", json!({"team": "a"})),
+        ("app2", json!({"team": "a", "kubemirror.raczylo.com/allow-mirrors": "true"})),
+        ("app-a", json!({"team": "b"})),
+    ] {
+        edit(&s, "Namespace", "", ns, |o| o["metadata"]["labels"] = labels);
+    }
+    let mut sel = secret("default", "sel", "");
+    sel["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespace-selector"] = json!("team in (a)");
+    s.create_object(sel).unwrap();
+    s.create_object(secret("default", "many", "all")).unwrap();
+    let mut token = secret("default", "token", "app1");
+    token["type"] = json!("bootstrap.kubernetes.io/token");
+    s.create_object(token).unwrap();
+    let opts = Options { max_targets: 2, require_target_consent: false, ..options(Some("Secret.v1"), false) };
+    let c = start(&s, "admin", opts).await;
+    wait_mirrors(&s, "Secret", "sel", &["app1", "app2"]).await;
+    wait_mirrors(&s, "Secret", "many", &["app-a", "app-b"]).await;
+    eventually("truncation reported", || status(&s, "Secret", "default", "many").contains("truncated:")).await;
+    eventually("refusal reported", || status(&s, "Secret", "default", "token").contains("never mirrored")).await;
+    assert!(mirrored_in(&s, "Secret", "token").is_empty());
+    assert_eq!(c.stop().await, Exit::Clean);
+
+    // Consent mode: only namespaces that allow pushes receive mirrors; the others' go.
+    let opts = Options { require_target_consent: true, ..options(Some("Secret.v1"), false) };
+    let c = start(&s, "admin", opts).await;
+    wait_mirrors(&s, "Secret", "sel", &["app2"]).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_change_with_n_targets_costs_exactly_n_writes_and_no_reads() {
+    let s = server().await;
+    let targets = ["app1", "app2", "app-a", "app-b", "other"];
+    s.create_object(secret("default", "db", &targets.join(","))).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:5,")).await;
+    let (events0, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    s.reset_stats();
+    s.update_object({
+        let mut o = get(&s, "Secret", "default", "db").unwrap();
+        o["data"]["password"] = json!("Y2hhbmdlZA==");
+        o
+    })
+    .unwrap();
+    eventually("all mirrors updated", || {
+        targets.iter().all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "Y2hhbmdlZA=="))
+    })
+    .await;
+    let events1 = s.stats().watch_events;
+    eventually("a bookmark round after the writes", || s.stats().watch_events >= events1 + 2 * watches).await;
+    let st = s.stats();
+    assert_eq!(st.count("update", "secrets"), targets.len() as u64, "{:?}", st.requests);
+    for verb in ["get", "list", "create", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb}: {:?}", st.requests);
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_sources_into_fifty_namespaces_converge() {
+    let s = server().await;
+    for i in 0..50 {
+        s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("t{i:02}")}}))
+            .unwrap();
+    }
+    for i in 0..100 {
+        s.create_object(secret("default", &format!("s{i:03}"), "t*")).unwrap();
+    }
+    let c = start(&s, "admin", Options { worker_threads: 5, ..options(Some("Secret.v1"), false) }).await;
+    let mirrors = || {
+        s.list_objects("v1", "Secret", None)
+            .iter()
+            .filter(|o| o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror").is_some())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mirrors() < 5000 {
+        assert!(Instant::now() < deadline, "only {} of 5000 mirrors", mirrors());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.stats().count("create", "secrets"), 5000);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_mirrors_that_loses_its_label_gets_its_finalizer_back() {
+    let s = server().await;
+    s.create_object(secret("default", "lonely", "missing-namespace")).unwrap();
+    let c = start_secrets(&s).await;
+    eventually("finalizer added", || get(&s, "Secret", "default", "lonely").is_some_and(|o| has_finalizer(&o))).await;
+    edit(&s, "Secret", "default", "lonely", |o| {
+        o["metadata"]["labels"].as_object_mut().unwrap().remove("kubemirror.raczylo.com/enabled");
+    });
+    eventually("finalizer released", || get(&s, "Secret", "default", "lonely").is_some_and(|o| !has_finalizer(&o)))
+        .await;
+    s.delete_object("v1", "Secret", Some("default"), "lonely").unwrap();
+    assert!(get(&s, "Secret", "default", "lonely").is_none(), "deletion no longer hangs");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_deleted_or_replaced_behind_our_back_converge_after_a_restart() {
+    let s = server().await;
+    s.create_object(secret("default", "deleted", "app1,app2")).unwrap();
+    s.create_object(secret("default", "replaced", "app1")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "deleted", &["app1", "app2"]).await;
+    wait_mirrors(&s, "Secret", "replaced", &["app1"]).await;
+    let old_uid = get(&s, "Secret", "app1", "replaced").unwrap()["metadata"]["uid"].clone();
+    c.stop().await;
+
+    // While down, finalizers removed by hand: one source deleted, one deleted and created anew.
+    for name in ["deleted", "replaced"] {
+        edit(&s, "Secret", "default", name, |o| o["metadata"]["finalizers"] = json!([]));
+        s.delete_object("v1", "Secret", Some("default"), name).unwrap();
+    }
+    let mut fresh = secret("default", "replaced", "app1");
+    fresh["data"]["password"] = json!("bmV3");
+    s.create_object(fresh).unwrap();
+
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "deleted", &[]).await;
+    eventually("mirror recreated for the new source", || {
+        get(&s, "Secret", "app1", "replaced")
+            .is_some_and(|m| m["data"]["password"] == "bmV3" && m["metadata"]["uid"] != old_uid)
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2,other")).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2", "other"]).await;
+    eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:3,")).await;
+    c.stop().await;
+    s.reset_stats();
+    let c = start_secrets(&s).await;
+    eventually("the three mirrors verified", || s.stats().count("get", "secrets") >= 3).await;
+    let (events0, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    let st = s.stats();
+    assert_eq!(st.count("get", "secrets"), 3, "{:?}", st.requests);
+    for verb in ["create", "update", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb}: {:?}", st.requests);
+    }
+    c.stop().await;
+}
+
+#[test]
+fn the_binary_exits_2_when_it_loses_the_lease() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s = rt.block_on(server());
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"))
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig_path("admin"))
+        .args(["--resource-types", "Secret.v1", "--leader-election-namespace", "default"])
+        .args(["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"])
+        .args(["--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    rt.block_on(wait_mirrors(&s, "Secret", "db", &["app1"]));
+    s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the controller kept running without its lease");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_converges_as_its_comments_say() {
+    let s = ApiServer::start(ServerOptions { seed: Some(3), ..Default::default() }).await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap() + "\n---\n").collect();
+    s.apply_yaml(&text).unwrap();
+    let c = start(&s, "admin", options(None, false)).await;
+    let everywhere = ["app-frontend", "app1", "app2", "app3", "external-secrets", "prod-api"];
+    wait_mirrors(&s, "ConfigMap", "cluster-ca-bundle", &everywhere).await;
+    wait_mirrors(&s, "ConfigMap", "shared-config", &["app-frontend", "prod-api"]).await;
+    wait_mirrors(&s, "Secret", "database-credentials", &["app1", "app2", "app3"]).await;
+    wait_mirrors(&s, "Secret", "wildcard-tls", &["app-frontend", "prod-api"]).await;
+    let all_but_source = ["app-frontend", "app1", "app2", "app3", "default", "prod-api"];
+    wait_mirrors(&s, "Secret", "multi-registry-secret", &all_but_source).await;
+    eventually("the Middleware in app-frontend", || {
+        s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-frontend"), "compression").is_some()
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_never_overwrites_another_sources_mirror() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1")).unwrap();
+    let mut rival = secret("other", "db", "app1");
+    rival["data"]["password"] = json!("cml2YWw=");
+    s.create_object(rival).unwrap();
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    let winner =
+        get(&s, "Secret", "app1", "db").unwrap()["metadata"]["annotations"]["kubemirror.raczylo.com/source-namespace"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let loser = if winner == "default" { "other" } else { "default" };
+    eventually("the loser reports the conflict", || {
+        let st = status(&s, "Secret", loser, "db");
+        st.contains("conflicts:1") && st.contains(&format!("mirror of {winner}/db"))
+    })
+    .await;
+    let data = get(&s, "Secret", "app1", "db").unwrap()["data"]["password"].clone();
+    let winner_data = get(&s, "Secret", &winner, "db").unwrap()["data"]["password"].clone();
+    assert_eq!(data, winner_data);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_are_retried_through_the_queue_until_they_succeed() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app1,app2")).unwrap();
+    s.fail_next(kubemirror::testkit::Matcher::new(Some("create"), Some("secrets")), 3, 403, None);
+    let c = start_secrets(&s).await;
+    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    eventually("status clean", || status(&s, "Secret", "default", "db") == "synced:2,failed:0,conflicts:0,skipped:0")
+        .await;
+    assert_eq!(s.stats().count("create", "secrets"), 5, "two creates plus the three refused ones");
     c.stop().await;
 }

@@ -328,6 +328,12 @@ impl Executor<'_> {
                     self.resource.kind,
                     owner.map(|o| format!(" (names source {o})")).unwrap_or_default()
                 );
+                let managed = live.label(crate::keys::LABEL_MANAGED_BY) == Some(crate::keys::MANAGED_BY_VALUE);
+                if from_create && managed {
+                    // Another source's mirror: the mirror watch delivers it, and the next pass
+                    // reports it by owner without this target being blocked.
+                    return Ok(Outcome::Stale);
+                }
                 if from_create {
                     self.ledger.lock().unwrap_or_else(|p| p.into_inner()).block(key.clone());
                     report.blocked.push(key.clone());
@@ -390,5 +396,62 @@ impl Executor<'_> {
         report.writes += 1;
         self.record(key, LastWrite::of_write(&desired, Self::rv(&created), None));
         Ok(Outcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn api(code: u16, reason: client::Reason, message: &str) -> client::Error {
+        client::Error::Api(Box::new(client::Status {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }))
+    }
+
+    #[test]
+    fn error_texts_are_stable_across_attempts() {
+        let a = api(409, client::Reason::Conflict, "the object has been modified; resourceVersion 41");
+        let b = api(409, client::Reason::Conflict, "the object has been modified; resourceVersion 57");
+        assert_eq!(error_text(&a), error_text(&b));
+        assert_eq!(error_text(&a), "Conflict (HTTP 409)");
+        let denied = api(403, client::Reason::Forbidden, "secrets is forbidden: User \"x\" cannot create");
+        assert!(error_text(&denied).starts_with("Forbidden: secrets is forbidden"), "{}", error_text(&denied));
+        let t1 = client::Error::Transport("connection reset by peer (10.0.0.1:443)".into());
+        let t2 = client::Error::Timeout(Duration::from_millis(30_017));
+        assert_eq!(error_text(&t1), "API server unreachable");
+        assert_eq!(error_text(&t2), "API request timed out");
+        assert_eq!(error_reason(&denied), "Forbidden");
+    }
+
+    #[test]
+    fn outcomes_and_retry_decisions() {
+        assert_eq!(outcome_of(&api(409, client::Reason::Conflict, "")), Outcome::Stale);
+        assert_eq!(outcome_of(&api(404, client::Reason::NotFound, "")), Outcome::NotFound);
+        assert!(matches!(outcome_of(&api(500, client::Reason::InternalError, "")), Outcome::Failed(_)));
+        let mut r =
+            Report { outcomes: vec![Outcome::Done, Outcome::NotFound, Outcome::AlreadyExists], ..Default::default() };
+        assert!(!r.needs_retry(), "conflicts wait for their block backoff, not the queue's");
+        r.outcomes.push(Outcome::Stale);
+        assert!(r.needs_retry());
+        let r = Report { status_error: Some("x".into()), ..Default::default() };
+        assert!(r.needs_retry());
+    }
+
+    #[test]
+    fn immutable_rejections_are_recognised_from_a_client_status() {
+        let s = client::Status {
+            code: 422,
+            reason: client::Reason::Invalid,
+            message: "ConfigMap \"cfg\" is invalid: data: Forbidden: field is immutable when `immutable` is set".into(),
+            details: None,
+            retry_after: None,
+        };
+        assert!(build::is_immutable_rejection(&status_value(&s)));
     }
 }

@@ -121,7 +121,9 @@ impl Reconciler {
             Some(src) => self.plan(ts, SourceState::Seen(src)),
             None => self.plan(ts, SourceState::Gone(key)),
         };
-        if plan.recheck_source {
+        // Also for a source that left the watch with our finalizer but has no mirror to delete.
+        let departed = ts.take_departed(key);
+        if plan.recheck_source || (cached.is_none() && departed) {
             // The source left the label-filtered watch: gone for real, or only unlabelled.
             match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
                 Err(e) if e.is_not_found() => {}

@@ -13,10 +13,11 @@ use crate::cache::{Cache, Reflected};
 use crate::controller::state::{Types, WorkKey};
 use crate::discovery::TypeRef;
 use crate::informers::Update;
+use crate::keys;
 use crate::mirror::drift;
 use crate::mirror::plan::source_changed;
 use crate::mirror::targets::TargetSpec;
-use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, Str};
+use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 
 pub struct Router {
     pub cache: Cache,
@@ -36,8 +37,12 @@ impl Router {
                         Some(old) if !source_changed(&old.object, &u.new.object) => Vec::new(),
                         _ => vec![key(&u.new.key)],
                     },
-                    Reflected::Deleted(old) => vec![key(&old.key)],
+                    Reflected::Deleted(old) => {
+                        self.note_departure(&kind, &old);
+                        vec![key(&old.key)]
+                    }
                     Reflected::Reset(reset) => {
+                        reset.removed.iter().for_each(|o| self.note_departure(&kind, o));
                         let changed = reset.changed.iter().filter(|u| match &u.old {
                             Some(old) => source_changed(&old.object, &u.new.object),
                             None => true,
@@ -68,6 +73,15 @@ impl Router {
                 Reflected::Reset(reset) if reset.changed.is_empty() && reset.removed.is_empty() => Vec::new(),
                 Reflected::Reset(_) => self.all_sources(),
             },
+        }
+    }
+
+    fn note_departure(&self, kind: &Str, old: &SourceObject) {
+        if old.has_finalizer(keys::FINALIZER)
+            && !old.deleting
+            && let Some(ts) = self.types.get(kind)
+        {
+            ts.departed(old.key.clone());
         }
     }
 
@@ -131,4 +145,98 @@ pub fn on_update(router: Arc<Router>, queue: crate::queue::WorkQueue<WorkKey>) -
             queue.add(key);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Update as Change;
+    use crate::client::ApiResource;
+    use crate::mirror::build::{self, BuildConfig, NoTransform};
+    use crate::mirror::drift::LastWrite;
+    use serde_json::{Value, json};
+
+    fn src(annotations: Value) -> SourceObject {
+        SourceObject::from_object(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default", "uid": "u1", "resourceVersion": "5",
+                "labels": {"kubemirror.raczylo.com/enabled": "true"}, "annotations": annotations},
+            "data": {"k": "dg=="}}))
+        .unwrap()
+    }
+
+    fn setup() -> (Router, Arc<ApiResource>, SourceObject) {
+        let cache = Cache::new();
+        let types = Types::default();
+        let r = Arc::new(ApiResource::secrets());
+        let stores = cache.add_type("Secret.v1");
+        types.insert("Secret.v1".into(), r.clone());
+        let s =
+            src(json!({"kubemirror.raczylo.com/sync": "true", "kubemirror.raczylo.com/target-namespaces": "app-*"}));
+        stores.sources.upsert(s.clone());
+        (Router { cache, types }, r, s)
+    }
+
+    fn mirror(ns: &str, rv: &str, hash: &str) -> MirrorRecord {
+        MirrorRecord::from_object(
+            &json!({"metadata": {"name": "db", "namespace": ns, "uid": "m1", "resourceVersion": rv,
+            "labels": {"kubemirror.raczylo.com/managed-by": "kubemirror"},
+            "annotations": {"kubemirror.raczylo.com/source-namespace": "default",
+                "kubemirror.raczylo.com/source-name": "db", "kubemirror.raczylo.com/source-uid": "u1",
+                "kubemirror.raczylo.com/source-content-hash": hash}}}),
+        )
+        .unwrap()
+    }
+
+    fn names(keys: Vec<WorkKey>) -> Vec<String> {
+        keys.into_iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn our_own_source_patches_queue_nothing() {
+        let (router, r, s) = setup();
+        let mut patched = (*s.object).clone();
+        patched["metadata"]["annotations"]["kubemirror.raczylo.com/sync-status"] = json!("synced:1");
+        patched["metadata"]["finalizers"] = json!(["kubemirror.raczylo.com/finalizer"]);
+        patched["metadata"]["resourceVersion"] = json!("6");
+        let new = Arc::new(SourceObject::from_object(patched.clone()).unwrap());
+        let u = Change { old: Some(Arc::new(s.clone())), new: new.clone() };
+        assert!(router.route(Update::Sources(r.clone(), Reflected::Applied(u))).is_empty());
+        patched["data"]["k"] = json!("bmV3");
+        let changed = Arc::new(SourceObject::from_object(patched).unwrap());
+        let u = Change { old: Some(new), new: changed };
+        assert_eq!(names(router.route(Update::Sources(r, Reflected::Applied(u)))), ["Secret.v1 default/db"]);
+    }
+
+    #[test]
+    fn mirror_echoes_are_skipped_other_changes_and_deletions_queue_the_source() {
+        let (router, r, s) = setup();
+        let desired =
+            build::build_mirror(&s, "app-a", &BuildConfig::default(), &NoTransform, std::time::SystemTime::now())
+                .unwrap();
+        let ts = router.types.get("Secret.v1").unwrap();
+        let key = ObjectKey::new("app-a", "db");
+        ts.ledger().record(key.clone(), LastWrite::of_write(&desired, "10", None));
+        let echo = mirror("app-a", "10", &desired.hash);
+        let applied = |m: MirrorRecord| Reflected::Applied(Change { old: None, new: Arc::new(m) });
+        assert!(router.route(Update::Mirrors(r.clone(), applied(echo.clone()))).is_empty());
+        let edited = mirror("app-a", "11", &desired.hash);
+        assert_eq!(names(router.route(Update::Mirrors(r.clone(), applied(edited)))), ["Secret.v1 default/db"]);
+        let deleted = router.route(Update::Mirrors(r, Reflected::Deleted(Arc::new(echo))));
+        assert_eq!(names(deleted), ["Secret.v1 default/db"]);
+        assert!(ts.ledger().last_write(&key).is_none(), "a deleted mirror is forgotten");
+    }
+
+    #[test]
+    fn namespaces_queue_the_sources_that_select_them_or_have_mirrors_there() {
+        let (router, _, _) = setup();
+        let ns = |name: &str| Arc::new(NamespaceRecord::from_object(&json!({"metadata": {"name": name}})).unwrap());
+        let added = |n| Update::Namespaces(Reflected::Applied(Change { old: None, new: n }));
+        assert_eq!(names(router.route(added(ns("app-new")))), ["Secret.v1 default/db"]);
+        assert!(router.route(added(ns("unrelated"))).is_empty());
+        router.cache.get_type("Secret.v1").unwrap().mirrors.upsert(mirror("unrelated", "3", "h"));
+        assert_eq!(
+            names(router.route(Update::Namespaces(Reflected::Deleted(ns("unrelated"))))),
+            ["Secret.v1 default/db"]
+        );
+    }
 }

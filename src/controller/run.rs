@@ -5,6 +5,7 @@
 //! the caches are complete. On gaining the lease every cached source is queued once; on losing it
 //! the queue stops at once (writes are fenced anyway) and the process exits to restart clean.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,13 +29,15 @@ use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError
 use crate::metrics::Metrics;
 use crate::mirror::build::{BuildConfig, StripList};
 use crate::mirror::targets::{NamespaceFilter, TargetConfig};
+use crate::model::Str;
 use crate::options::Options;
 use crate::queue::{QueueConfig, WorkQueue};
 use crate::util::rand::Rng;
 use crate::watcher::WatchHealth;
 
-/// How long a graceful stop waits for in-flight passes.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful stop waits for in-flight passes: well inside the chart's 10 s termination
+/// grace period, so the lease is still released before the kubelet kills the pod.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const METRICS_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the controller ended.
@@ -126,27 +129,71 @@ async fn wait_synced(cache: &Cache) {
     }
 }
 
-fn update_gauges(metrics: &Metrics, queue: &WorkQueue<WorkKey>, health: &HealthList, leading: bool) {
-    metrics.queue_depth.set(queue.stats().depth as i64);
-    metrics.leader.set(if leading { 1.0 } else { 0.0 });
-    for (name, h) in health.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        metrics.watch_last_event_age.with_label_values(&[name]).set(h.age().as_secs_f64());
+/// Turns the runtime's own counters (queue, watchers) into Prometheus counters and gauges; a local
+/// tick, no request.
+#[derive(Default)]
+struct Gauges {
+    last: HashMap<String, u64>,
+}
+
+impl Gauges {
+    fn delta(&mut self, key: String, now: u64) -> u64 {
+        let prev = self.last.insert(key, now).unwrap_or(0);
+        now.saturating_sub(prev)
+    }
+
+    fn update(
+        &mut self,
+        metrics: &Metrics,
+        queue: &WorkQueue<WorkKey>,
+        cache: &Cache,
+        health: &HealthList,
+        leading: bool,
+    ) {
+        let stats = queue.stats();
+        metrics.queue_depth.set(stats.depth as i64);
+        metrics.queue_adds_total.with_label_values(&["sources"]).inc_by(self.delta("adds".into(), stats.adds));
+        metrics.queue_retries_total.with_label_values(&["sources"]).inc_by(self.delta("retries".into(), stats.retries));
+        metrics.leader.set(if leading { 1.0 } else { 0.0 });
+        for (name, h) in health.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            metrics.watch_last_event_age.with_label_values(&[name]).set(h.age().as_secs_f64());
+            let restarts = self.delta(format!("watches {name}"), h.watches().saturating_sub(1));
+            metrics.watch_restarts_total.with_label_values(&[name]).inc_by(restarts);
+            metrics.relists_total.with_label_values(&[name]).inc_by(self.delta(format!("relists {name}"), h.relists()));
+        }
+        // Rebuilt each time so namespaces and types that went away do not linger.
+        metrics.mirror_resources.reset();
+        for kind in cache.type_names() {
+            let Some(stores) = cache.get_type(&kind) else { continue };
+            let mut per_ns: HashMap<Str, i64> = HashMap::new();
+            for m in stores.mirrors.list().iter().filter(|m| m.managed) {
+                *per_ns.entry(m.key.namespace.clone()).or_default() += 1;
+            }
+            for (ns, n) in per_ns {
+                metrics.mirror_resources.with_label_values(&[&kind, &ns]).set(n);
+            }
+        }
     }
 }
 
 /// The controller with its options until `shutdown` completes (`Ok(Exit::Clean)`) or leadership
-/// is lost. `Err`: a startup or configuration error, in one line. `on_bound` receives the admin
-/// addresses once listening.
+/// is lost. `Err`: a startup or configuration error, in one line. `metrics`: the registry the
+/// client already reports into, if any (else a new one). `on_bound` receives the admin addresses
+/// once listening.
 pub async fn run(
     opts: Options,
     client: Client,
+    metrics: Option<Metrics>,
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound),
 ) -> Result<Exit, String> {
     let settings = settings(&opts)?;
     let mut deny = DenyList::builtin();
     deny.extend(&opts.deny_resource_types).map_err(|e| format!("--deny-resource-types: {e}"))?;
-    let metrics = Metrics::new().map_err(|e| format!("metrics registry: {e}"))?;
+    let metrics = match metrics {
+        Some(m) => m,
+        None => Metrics::new().map_err(|e| format!("metrics registry: {e}"))?,
+    };
     let identity = leader::identity_from_env();
     let initial = resources(&client, &opts, &deny).await?;
     if initial.is_empty() {
@@ -243,6 +290,7 @@ pub async fn run(
     let mut rediscover = tokio::time::interval(opts.discovery_interval);
     rediscover.reset();
     let mut gauges = tokio::time::interval(METRICS_PERIOD);
+    let mut gauge_state = Gauges::default();
     tokio::pin!(shutdown);
 
     let exit = loop {
@@ -292,7 +340,10 @@ pub async fn run(
                     Err(e) => log::warn!("rediscovery failed, keeping the watched types: {e}"),
                 }
             }
-            _ = gauges.tick() => update_gauges(&metrics, &queue, &health, leading && lead_rx.borrow().is_leader()),
+            _ = gauges.tick() => {
+                let lead = leading && lead_rx.borrow().is_leader();
+                gauge_state.update(&metrics, &queue, &cache, &health, lead);
+            }
         }
     };
 

@@ -1,7 +1,7 @@
 //! Per watched type: the executor's write ledger and the targets blocked by a foreign object.
 //! One [`TypeState`] per type because an [`ObjectKey`] carries no kind.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -42,11 +42,15 @@ pub struct TypeState {
     pub resource: Arc<ApiResource>,
     pub ledger: Mutex<Ledger>,
     blocks: Mutex<HashMap<ObjectKey, Block>>,
+    /// Sources that left the label-filtered watch still carrying our finalizer and not being
+    /// deleted: possibly only unlabelled, so their next pass reads them once even when they have
+    /// no mirror (the planner's re-check covers only sources with mirrors to delete).
+    departed: Mutex<HashSet<ObjectKey>>,
 }
 
 impl TypeState {
     pub fn new(name: Str, resource: Arc<ApiResource>) -> Self {
-        TypeState { name, resource, ledger: Mutex::default(), blocks: Mutex::default() }
+        TypeState { name, resource, ledger: Mutex::default(), blocks: Mutex::default(), departed: Mutex::default() }
     }
 
     pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -78,6 +82,15 @@ impl TypeState {
     /// The earliest moment a blocked target of the source named `name` is due for another try.
     pub fn next_unblock(&self, name: &str) -> Option<Instant> {
         self.blocks().iter().filter(|(k, b)| b.active && &*k.name == name).map(|(_, b)| b.until).min()
+    }
+
+    pub fn departed(&self, key: ObjectKey) {
+        self.departed.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    }
+
+    /// Whether the source left the watch with our finalizer (and forgets it: one read per departure).
+    pub fn take_departed(&self, key: &ObjectKey) -> bool {
+        self.departed.lock().unwrap_or_else(|p| p.into_inner()).remove(key)
     }
 
     /// The target no longer holds a foreign object (our mirror was written there).
