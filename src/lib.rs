@@ -5,8 +5,11 @@
 //! - `client`: our Kubernetes API client on hyper + rustls (config, TLS, verbs, typed errors).
 //! - [`mirror`]: the pure mirroring decisions (targets, mirror building, hashing, planning, status).
 //! - `testkit` (feature `testkit`): the in-memory Kubernetes API server used by tests and the sandbox.
+//! - `bench` (feature `testkit`): the controller benchmark (`examples/bench.rs`) on that server.
 
 pub mod admin;
+#[cfg(feature = "testkit")]
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod client;
