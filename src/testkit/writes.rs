@@ -90,22 +90,7 @@ impl Store {
                 v["type"] = json!("Opaque");
             }
         }
-        let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
-            ("", "secrets") => &["data"],
-            ("", "configmaps") => &["binaryData"],
-            _ => &[],
-        };
-        for field in byte_fields {
-            for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
-                if let Err(at) = strict_base64(val) {
-                    // Go's encoding/json decodes []byte with base64.StdEncoding: a 400 at decode time.
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
-                        kind = info.kind
-                    )));
-                }
-            }
-        }
+        check_byte_fields(info, v)?;
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
             let plural = v.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
@@ -181,22 +166,7 @@ impl Store {
             );
             self.allocations.release(&key);
         }
-        let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
-            ("", "secrets") => &["data"],
-            ("", "configmaps") => &["binaryData"],
-            _ => &[],
-        };
-        for field in byte_fields {
-            for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
-                if let Err(at) = strict_base64(val) {
-                    // Go's encoding/json decodes []byte with base64.StdEncoding: a 400 at decode time.
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
-                        kind = info.kind
-                    )));
-                }
-            }
-        }
+        check_byte_fields(info, v)?;
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
             if deleted {
@@ -632,6 +602,27 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         m
     };
     strip(old) != strip(new)
+}
+
+/// Secret `data` and ConfigMap `binaryData` are `[]byte` in Go, decoded with base64.StdEncoding when
+/// the request body is read: bad base64 is a 400 before any validation.
+fn check_byte_fields(info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
+    let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
+        ("", "secrets") => &["data"],
+        ("", "configmaps") => &["binaryData"],
+        _ => &[],
+    };
+    for field in byte_fields {
+        for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
+            if let Err(at) = strict_base64(val) {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
+                    kind = info.kind
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Server-owned fields come from the stored object whatever the request says: copied when the
