@@ -1,6 +1,9 @@
 //! Our client against the in-memory API server: the wire behaviours the controller relies on, each
 //! checked through the real client (tests/apiserver.rs checks the same server with raw HTTPS).
 
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::time::Duration;
 
 use kubemirror::client::{
@@ -9,6 +12,7 @@ use kubemirror::client::{
 };
 use kubemirror::testkit::{ApiServer, Matcher, Rule, ServerOptions, User};
 use serde_json::{Value, json};
+use wait::eventually_async;
 
 async fn server(opts: ServerOptions) -> ApiServer {
     ApiServer::start(opts).await.unwrap()
@@ -44,15 +48,6 @@ fn name(v: &Value) -> &str {
 
 async fn next_event(w: &mut WatchStream) -> WatchEvent {
     tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("an event within 10 s").expect("open").unwrap()
-}
-
-/// Waits (with a deadline) for a condition the server reaches asynchronously.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -314,7 +309,7 @@ async fn namespace_termination_and_missing_namespaces() {
 
     let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
     c.patch(&cms, Some("doomed"), "held", &release, &PatchParams::default()).await.unwrap();
-    eventually("the namespace to disappear", async || {
+    eventually_async("the namespace to disappear", async || {
         c.get(&ApiResource::namespaces(), None, "doomed").await.is_err_and(|e| e.is_not_found())
     })
     .await;
@@ -420,7 +415,8 @@ async fn partitions_time_out_and_restarts_are_survived() {
     })
     .await;
     assert!(ended.is_ok(), "a restart must end open watches");
-    eventually("the client to reconnect", async || c.get(&ApiResource::namespaces(), None, "a").await.is_ok()).await;
+    eventually_async("the client to reconnect", async || c.get(&ApiResource::namespaces(), None, "a").await.is_ok())
+        .await;
 }
 
 #[tokio::test]
@@ -449,7 +445,8 @@ async fn crds_become_servable_and_discoverable() {
     assert_eq!(updated["metadata"]["generation"], 2, "spec changes bump generation on custom resources");
 
     c.delete(&ApiResource::crds(), None, "middlewares.traefik.io", &DeleteParams::default()).await.unwrap();
-    eventually("the CRD to leave discovery", async || c.get_path("/apis/traefik.io/v1alpha1").await.is_err()).await;
+    eventually_async("the CRD to leave discovery", async || c.get_path("/apis/traefik.io/v1alpha1").await.is_err())
+        .await;
 }
 
 #[tokio::test]

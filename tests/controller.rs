@@ -2,7 +2,9 @@
 //! real binary for signals and exit codes, driven only through the API. Waits poll a condition with a deadline.
 #![cfg(feature = "testkit")]
 
-use std::future::Future;
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::time::{Duration, Instant};
 
 use kubemirror::client::{Client, ClientOptions, LoadOptions};
@@ -12,6 +14,7 @@ use kubemirror::testkit::{ApiServer, Rule, ServerOptions, User};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use wait::{eventually, eventually_async};
 
 const ANN_TARGETS: &str = "kubemirror.raczylo.com/target-namespaces";
 const ANN_STATUS: &str = "kubemirror.raczylo.com/sync-status";
@@ -89,22 +92,6 @@ async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
 
 async fn start_secrets(s: &ApiServer) -> Running {
     start(s, "admin", options(Some("Secret.v1,ConfigMap.v1"), false)).await
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn eventually_async<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn source(kind: &str, ns: &str, name: &str, targets: &str, data: Value) -> Value {

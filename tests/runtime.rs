@@ -2,6 +2,9 @@
 //! API server: request budgets, resumption, relists and leases as a real cluster would see them.
 #![cfg(feature = "testkit")]
 
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,7 @@ use kubemirror::util::rand::Rng;
 use kubemirror::watcher::{ClientListWatch, WatchConfig, WatchHealth, Watcher};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
+use wait::eventually;
 
 const ENABLED: &str = "kubemirror.raczylo.com/enabled=true";
 
@@ -87,14 +91,6 @@ fn start_watcher(client: &Client, page_size: u32, watch_list: bool) -> Running {
         let _ = stopped.await;
     }));
     Running { store, health, reports, stop: Some(stop), task }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn counts(s: &ApiServer) -> (u64, u64) {
