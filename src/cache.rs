@@ -437,6 +437,11 @@ impl<R: Record> Store<R> {
         self.read().live.values().cloned().collect()
     }
 
+    /// The records matching `pred`, without copying the others out of the store.
+    pub fn filter(&self, pred: impl Fn(&R) -> bool) -> Vec<Arc<R>> {
+        self.read().live.values().filter(|r| pred(r)).cloned().collect()
+    }
+
     /// Records indexed under `key` (for mirrors: those naming this source).
     pub fn by_index(&self, key: &ObjectKey) -> Vec<Arc<R>> {
         let inner = self.read();

@@ -117,8 +117,8 @@ impl Router {
                     out.push(WorkKey { kind: kind.clone(), source: src.key.clone() });
                 }
             }
-            for m in stores.mirrors.list().iter().filter(|m| m.key.namespace == name) {
-                if let Some(k) = drift::source_of(m) {
+            for m in stores.mirrors.filter(|m| m.key.namespace == name) {
+                if let Some(k) = drift::source_of(&m) {
                     out.push(WorkKey { kind: kind.clone(), source: k });
                 }
             }
