@@ -14,7 +14,7 @@ use crate::events::EventRecorder;
 use crate::metrics::Metrics;
 use crate::mirror::plan::{self, Plan, SourceState};
 use crate::mirror::targets::TargetProblem;
-use crate::model::{MirrorRecord, ObjectKey, SourceObject};
+use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject};
 use crate::queue::Action;
 
 /// While the caches are still listing, a pass would plan on half a world (and could delete
@@ -43,10 +43,10 @@ impl std::fmt::Display for RetryError {
 impl Reconciler {
     /// Mirrors naming this source plus any record of the same name in another namespace (another
     /// source's mirror in the way), so the planner can tell conflicts without a request.
-    fn mirrors(&self, ts: &TypeState, key: &ObjectKey) -> Vec<Arc<MirrorRecord>> {
+    fn mirrors(&self, ts: &TypeState, key: &ObjectKey, namespaces: &[Arc<NamespaceRecord>]) -> Vec<Arc<MirrorRecord>> {
         let Some(stores) = self.cache.get_type(&ts.name) else { return Vec::new() };
         let mut out = stores.mirrors.mirrors_of(key);
-        for ns in self.cache.namespaces.list() {
+        for ns in namespaces {
             let k = ObjectKey { namespace: ns.name.clone(), name: key.name.clone() };
             if let Some(m) = stores.mirrors.get(&k)
                 && !out.iter().any(|o| o.key == m.key)
@@ -59,7 +59,7 @@ impl Reconciler {
 
     fn plan(&self, ts: &TypeState, state: SourceState<'_>) -> Plan {
         let namespaces = self.cache.namespaces.list();
-        let mirrors = self.mirrors(ts, state.key());
+        let mirrors = self.mirrors(ts, state.key(), &namespaces);
         let ledger = ts.ledger();
         plan::plan(
             &self.settings.context(),
