@@ -306,8 +306,10 @@ async fn a_killed_leader_is_replaced_within_the_lease_duration() {
     let c = client(&s).await;
     let a = candidate(&c, "pod-a_y1", 1);
     eventually("a to lead", || a.rx.borrow().is_leader()).await;
+    // A renewing leader only PUTs; the first GET of the Lease from now on is b observing it.
+    s.reset_stats();
     let b = candidate(&c, "pod-b_y2", 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("b to observe the lease", || s.stats().count("get", "leases") >= 1).await;
     a.task.abort();
     let t0 = Instant::now();
     eventually("b to lead", || b.rx.borrow().is_leader()).await;
