@@ -717,7 +717,7 @@ async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
 }
 
 #[test]
-fn the_binary_exits_2_when_it_loses_the_lease() {
+fn the_binary_exits_1_when_it_loses_the_lease() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let s = rt.block_on(server());
     s.create_object(secret("default", "db", "app1")).unwrap();
@@ -743,7 +743,7 @@ fn the_binary_exits_2_when_it_loses_the_lease() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(2));
+    assert_eq!(status.code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
