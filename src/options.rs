@@ -128,7 +128,9 @@ impl Options {
                 self.lease_duration, self.renew_deadline, self.retry_period
             )));
         }
-        if self.metrics_bind_address.is_some() && self.metrics_bind_address == self.health_probe_bind_address {
+        // Port 0 picks a free port for each, so only a fixed port can collide.
+        let fixed = self.metrics_bind_address.is_some_and(|a| a.port() != 0);
+        if fixed && self.metrics_bind_address == self.health_probe_bind_address {
             let addr = self.metrics_bind_address.map(|a| a.to_string()).unwrap_or_default();
             return Err(UsageError(format!(
                 "--metrics-bind-address and --health-probe-bind-address are both {addr}; give them different ports"
@@ -160,5 +162,8 @@ mod tests {
         assert_eq!(Options { leader_elect: false, ..o }.validate(), Ok(()));
         let same = Options { health_probe_bind_address: Options::default().metrics_bind_address, ..Options::default() };
         assert!(same.validate().unwrap_err().0.contains("--health-probe-bind-address"));
+        let any: Option<std::net::SocketAddr> = Some("127.0.0.1:0".parse().unwrap());
+        let both_free = Options { metrics_bind_address: any, health_probe_bind_address: any, ..Options::default() };
+        assert_eq!(both_free.validate(), Ok(()));
     }
 }

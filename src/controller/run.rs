@@ -97,12 +97,14 @@ async fn start_admin(
         let a = admin::serve(addr, Checks::default(), Some(metrics.clone()), stop.clone())
             .await
             .map_err(|e| format!("--metrics-bind-address {addr}: {e}"))?;
+        log::info!("serving metrics on http://{a}/metrics");
         bound.metrics = Some(a);
     }
     if let Some(addr) = opts.health_probe_bind_address {
         let a = admin::serve(addr, checks, None, stop.clone())
             .await
             .map_err(|e| format!("--health-probe-bind-address {addr}: {e}"))?;
+        log::info!("serving health probes on http://{a}/healthz and /readyz");
         bound.health = Some(a);
     }
     Ok(bound)
