@@ -52,8 +52,15 @@ pub struct Summary {
 pub enum CleanupError {
     Config(String),
     /// Another instance holds the leader Lease.
-    LeaseHeld { lease: String, holder: String, renewed_ago: Duration },
-    Api { what: String, error: client::Error },
+    LeaseHeld {
+        lease: String,
+        holder: String,
+        renewed_ago: Duration,
+    },
+    Api {
+        what: String,
+        error: client::Error,
+    },
     Write(std::io::Error),
 }
 
@@ -100,9 +107,8 @@ pub async fn run(options: &Options, mode: Mode, out: &mut impl Write) -> Result<
     }
     let mut deny = DenyList::builtin();
     deny.extend(&options.deny_resource_types).map_err(CleanupError::Config)?;
-    let types = discovery::selected(&client, options.resource_types.as_deref(), &deny)
-        .await
-        .map_err(CleanupError::Config)?;
+    let types =
+        discovery::selected(&client, options.resource_types.as_deref(), &deny).await.map_err(CleanupError::Config)?;
     let writes = Writes { client: &client, dry_run: mode.dry_run };
     let mut summary = Summary::default();
     for r in &types {
@@ -177,8 +183,11 @@ async fn delete_mirrors(
     summary: &mut Summary,
     out: &mut impl Write,
 ) -> Result<(), CleanupError> {
-    let params =
-        ListParams { label_selector: Some(keys::mirror_label_selector()), metadata_only: true, ..ListParams::default() };
+    let params = ListParams {
+        label_selector: Some(keys::mirror_label_selector()),
+        metadata_only: true,
+        ..ListParams::default()
+    };
     let what = format!("listing {} mirrors", r.kind);
     let items = w.client.list_all(r, None, &params).await.map_err(|error| CleanupError::Api { what, error })?;
     for item in items {

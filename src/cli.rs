@@ -39,8 +39,15 @@ pub enum Command {
     /// No command: run the controller.
     Run,
     CheckConnection,
-    Explain { source: ExplainSource, output: Output, namespace: Option<String> },
-    Cleanup { dry_run: bool, force: bool },
+    Explain {
+        source: ExplainSource,
+        output: Output,
+        namespace: Option<String>,
+    },
+    Cleanup {
+        dry_run: bool,
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -505,7 +505,9 @@ pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) 
             let types = parse_type_list(list).map_err(|e| format!("--resource-types: {e}"))?;
             resolve(client, &types, deny).await
         }
-        None => discover(client, deny).await.map(|d| d.resources).map_err(|e| format!("discovering the API resources: {e}")),
+        None => {
+            discover(client, deny).await.map(|d| d.resources).map_err(|e| format!("discovering the API resources: {e}"))
+        }
     }
 }
 

@@ -110,7 +110,10 @@ impl Metrics {
                 &DURATION_BUCKETS,
             )?,
             mirror_resources: b.add(
-                IntGaugeVec::new(Opts::new("kubemirror_mirror_resources_total", "Live mirrors."), &["kind", "namespace"])?,
+                IntGaugeVec::new(
+                    Opts::new("kubemirror_mirror_resources_total", "Live mirrors."),
+                    &["kind", "namespace"],
+                )?,
                 "gauge",
             )?,
             sync_errors_total: b.counter("kubemirror_sync_errors_total", "Failed writes.", &["kind", "reason"])?,
@@ -124,7 +127,8 @@ impl Metrics {
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
             )?,
-            queue_depth: b.add(IntGaugeVec::new(Opts::new("workqueue_depth", "Keys waiting for a worker."), q)?, "gauge")?,
+            queue_depth: b
+                .add(IntGaugeVec::new(Opts::new("workqueue_depth", "Keys waiting for a worker."), q)?, "gauge")?,
             queue_adds_total: b.counter("workqueue_adds_total", "Keys added to the work queue.", q)?,
             queue_retries_total: b.counter("workqueue_retries_total", "Keys re-queued after a failure.", q)?,
             queue_duration: b.histogram(
@@ -154,7 +158,11 @@ impl Metrics {
                 "Seconds since the watch saw an event or bookmark.",
                 &["resource"],
             )?,
-            watch_restarts_total: b.counter("kubemirror_watch_restarts_total", "Watches re-established.", &["resource"])?,
+            watch_restarts_total: b.counter(
+                "kubemirror_watch_restarts_total",
+                "Watches re-established.",
+                &["resource"],
+            )?,
             relists_total: b.counter("kubemirror_relists_total", "Full relists (410 Gone or start).", &["resource"])?,
             leader: b.add(Gauge::new("kubemirror_leader", "1 while this replica holds the lease.")?, "gauge")?,
             registry: b.registry,

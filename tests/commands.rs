@@ -29,7 +29,8 @@ struct Cluster {
 impl Cluster {
     fn new(namespaces: &[&str]) -> Cluster {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let mut all: Vec<String> = ["default", "kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec();
+        let mut all: Vec<String> =
+            ["default", "kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec();
         all.extend(namespaces.iter().map(|n| n.to_string()));
         let s = rt
             .block_on(ApiServer::start(ServerOptions {
@@ -62,9 +63,15 @@ impl Cluster {
                 ..Options::default()
             };
             let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(controller::run(opts, client, None, async move {
-                let _ = stopped.await;
-            }, |_| {}));
+            let task = tokio::spawn(controller::run(
+                opts,
+                client,
+                None,
+                async move {
+                    let _ = stopped.await;
+                },
+                |_| {},
+            ));
             let deadline = tokio::time::Instant::now() + WAIT;
             while !done(s) {
                 assert!(tokio::time::Instant::now() < deadline, "the controller did not converge");
@@ -128,7 +135,300 @@ fn all_converged(s: &ApiServer) -> bool {
 
 #[rustfmt::skip]
 const GOLDEN: &[(&str, bool, &str)] = &[
-    ("configmap-all.yaml", false, "TODO"),
+    ("configmap-all.yaml", false, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
+  targets:    target-namespaces "all"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 6 (6 to write)
+  NAMESPACE         ACTION  WHY
+  app-frontend      create  no mirror there yet
+  app1              create  no mirror there yet
+  app2              create  no mirror there yet
+  app3              create  no mirror there yet
+  external-secrets  create  no mirror there yet
+  prod-api          create  no mirror there yet
+
+NOT TARGETS: 5
+  NAMESPACE        ACTION  WHY
+  default          -       source namespace: a source is never mirrored into its own namespace
+  kube-node-lease  -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-public      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-system      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  legacy           -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
+
+sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+"#),
+    ("configmap-patterns.yaml", false, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
+  targets:    target-namespaces "app-*,prod-*"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 2 (2 to write)
+  NAMESPACE     ACTION  WHY
+  app-frontend  create  no mirror there yet
+  prod-api      create  no mirror there yet
+
+NOT TARGETS: 9
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-*,prod-*"
+  app2              -       not selected by target-namespaces "app-*,prod-*"
+  app3              -       not selected by target-namespaces "app-*,prod-*"
+  default           -       not selected by target-namespaces "app-*,prod-*"
+  external-secrets  -       not selected by target-namespaces "app-*,prod-*"
+  kube-node-lease   -       not selected by target-namespaces "app-*,prod-*"
+  kube-public       -       not selected by target-namespaces "app-*,prod-*"
+  kube-system       -       not selected by target-namespaces "app-*,prod-*"
+  legacy            -       not selected by target-namespaces "app-*,prod-*"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+    ("externalsecret-dockerconfig.yaml", false, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
+  targets:    target-namespaces "all"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 6 (6 to write)
+  NAMESPACE     ACTION  WHY
+  app-frontend  create  no mirror there yet
+  app1          create  no mirror there yet
+  app2          create  no mirror there yet
+  app3          create  no mirror there yet
+  default       create  no mirror there yet
+  prod-api      create  no mirror there yet
+
+NOT TARGETS: 5
+  NAMESPACE         ACTION  WHY
+  external-secrets  -       source namespace: a source is never mirrored into its own namespace
+  kube-node-lease   -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-public       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-system       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  legacy            -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
+
+sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+"#),
+    ("secret-specific-namespaces.yaml", false, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
+  targets:    target-namespaces "app1,app2,app3"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 3 (3 to write)
+  NAMESPACE  ACTION  WHY
+  app1       create  no mirror there yet
+  app2       create  no mirror there yet
+  app3       create  no mirror there yet
+
+NOT TARGETS: 8
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "app1,app2,app3"
+  default           -       not selected by target-namespaces "app1,app2,app3"
+  external-secrets  -       not selected by target-namespaces "app1,app2,app3"
+  kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
+  kube-public       -       not selected by target-namespaces "app1,app2,app3"
+  kube-system       -       not selected by target-namespaces "app1,app2,app3"
+  legacy            -       not selected by target-namespaces "app1,app2,app3"
+  prod-api          -       not selected by target-namespaces "app1,app2,app3"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
+"#),
+    ("secret-tls-all-labeled.yaml", false, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
+  targets:    target-namespaces "all-labeled"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 2 (2 to write)
+  NAMESPACE     ACTION  WHY
+  app-frontend  create  no mirror there yet
+  prod-api      create  no mirror there yet
+
+NOT TARGETS: 9
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "all-labeled"
+  app2              -       not selected by target-namespaces "all-labeled"
+  app3              -       not selected by target-namespaces "all-labeled"
+  default           -       not selected by target-namespaces "all-labeled"
+  external-secrets  -       not selected by target-namespaces "all-labeled"
+  kube-node-lease   -       not selected by target-namespaces "all-labeled"
+  kube-public       -       not selected by target-namespaces "all-labeled"
+  kube-system       -       not selected by target-namespaces "all-labeled"
+  legacy            -       not selected by target-namespaces "all-labeled"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+    ("traefik-middleware.yaml", false, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
+  targets:    target-namespaces "app-*"
+  type:       Middleware.v1alpha1.traefik.io (watched)
+  in cluster: yes
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 1 (1 to write)
+  NAMESPACE     ACTION  WHY
+  app-frontend  create  no mirror there yet
+
+NOT TARGETS: 10
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-*"
+  app2              -       not selected by target-namespaces "app-*"
+  app3              -       not selected by target-namespaces "app-*"
+  default           -       not selected by target-namespaces "app-*"
+  external-secrets  -       not selected by target-namespaces "app-*"
+  kube-node-lease   -       not selected by target-namespaces "app-*"
+  kube-public       -       not selected by target-namespaces "app-*"
+  kube-system       -       not selected by target-namespaces "app-*"
+  legacy            -       not selected by target-namespaces "app-*"
+  prod-api          -       not selected by target-namespaces "app-*"
+
+sync-status after this pass: synced:1,failed:0,conflicts:0,skipped:0
+"#),
+    ("configmap-all.yaml", true, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
+  targets:    target-namespaces "all"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+
+TARGETS: 6 (0 to write)
+  NAMESPACE         ACTION   WHY
+  app-frontend      nothing  the mirror is up to date
+  app1              nothing  the mirror is up to date
+  app2              nothing  the mirror is up to date
+  app3              nothing  the mirror is up to date
+  external-secrets  nothing  the mirror is up to date
+  prod-api          nothing  the mirror is up to date
+
+NOT TARGETS: 5
+  NAMESPACE        ACTION  WHY
+  default          -       source namespace: a source is never mirrored into its own namespace
+  kube-node-lease  -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-public      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-system      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  legacy           -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
+
+sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+"#),
+    ("configmap-patterns.yaml", true, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
+  targets:    target-namespaces "app-*,prod-*"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+
+TARGETS: 2 (0 to write)
+  NAMESPACE     ACTION   WHY
+  app-frontend  nothing  the mirror is up to date
+  prod-api      nothing  the mirror is up to date
+
+NOT TARGETS: 9
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-*,prod-*"
+  app2              -       not selected by target-namespaces "app-*,prod-*"
+  app3              -       not selected by target-namespaces "app-*,prod-*"
+  default           -       not selected by target-namespaces "app-*,prod-*"
+  external-secrets  -       not selected by target-namespaces "app-*,prod-*"
+  kube-node-lease   -       not selected by target-namespaces "app-*,prod-*"
+  kube-public       -       not selected by target-namespaces "app-*,prod-*"
+  kube-system       -       not selected by target-namespaces "app-*,prod-*"
+  legacy            -       not selected by target-namespaces "app-*,prod-*"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+    ("externalsecret-dockerconfig.yaml", true, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
+  targets:    target-namespaces "all"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+
+TARGETS: 6 (0 to write)
+  NAMESPACE     ACTION   WHY
+  app-frontend  nothing  the mirror is up to date
+  app1          nothing  the mirror is up to date
+  app2          nothing  the mirror is up to date
+  app3          nothing  the mirror is up to date
+  default       nothing  the mirror is up to date
+  prod-api      nothing  the mirror is up to date
+
+NOT TARGETS: 5
+  NAMESPACE         ACTION  WHY
+  external-secrets  -       source namespace: a source is never mirrored into its own namespace
+  kube-node-lease   -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-public       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  kube-system       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  legacy            -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
+
+sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+"#),
+    ("secret-specific-namespaces.yaml", true, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
+  targets:    target-namespaces "app1,app2,app3"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+
+TARGETS: 3 (0 to write)
+  NAMESPACE  ACTION   WHY
+  app1       nothing  the mirror is up to date
+  app2       nothing  the mirror is up to date
+  app3       nothing  the mirror is up to date
+
+NOT TARGETS: 8
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "app1,app2,app3"
+  default           -       not selected by target-namespaces "app1,app2,app3"
+  external-secrets  -       not selected by target-namespaces "app1,app2,app3"
+  kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
+  kube-public       -       not selected by target-namespaces "app1,app2,app3"
+  kube-system       -       not selected by target-namespaces "app1,app2,app3"
+  legacy            -       not selected by target-namespaces "app1,app2,app3"
+  prod-api          -       not selected by target-namespaces "app1,app2,app3"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
+"#),
+    ("secret-tls-all-labeled.yaml", true, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
+  targets:    target-namespaces "all-labeled"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+
+TARGETS: 2 (0 to write)
+  NAMESPACE     ACTION   WHY
+  app-frontend  nothing  the mirror is up to date
+  prod-api      nothing  the mirror is up to date
+
+NOT TARGETS: 9
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "all-labeled"
+  app2              -       not selected by target-namespaces "all-labeled"
+  app3              -       not selected by target-namespaces "all-labeled"
+  default           -       not selected by target-namespaces "all-labeled"
+  external-secrets  -       not selected by target-namespaces "all-labeled"
+  kube-node-lease   -       not selected by target-namespaces "all-labeled"
+  kube-public       -       not selected by target-namespaces "all-labeled"
+  kube-system       -       not selected by target-namespaces "all-labeled"
+  legacy            -       not selected by target-namespaces "all-labeled"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+    ("traefik-middleware.yaml", true, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
+  targets:    target-namespaces "app-*"
+  type:       Middleware.v1alpha1.traefik.io (watched)
+  in cluster: yes
+
+TARGETS: 1 (0 to write)
+  NAMESPACE     ACTION   WHY
+  app-frontend  nothing  the mirror is up to date
+
+NOT TARGETS: 10
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-*"
+  app2              -       not selected by target-namespaces "app-*"
+  app3              -       not selected by target-namespaces "app-*"
+  default           -       not selected by target-namespaces "app-*"
+  external-secrets  -       not selected by target-namespaces "app-*"
+  kube-node-lease   -       not selected by target-namespaces "app-*"
+  kube-public       -       not selected by target-namespaces "app-*"
+  kube-system       -       not selected by target-namespaces "app-*"
+  legacy            -       not selected by target-namespaces "app-*"
+  prod-api          -       not selected by target-namespaces "app-*"
+
+sync-status after this pass: synced:1,failed:0,conflicts:0,skipped:0
+"#),
 ];
 
 #[test]
@@ -177,7 +477,8 @@ fn explain_prints_the_exact_mirror_the_controller_writes() {
     let file = example("secret-specific-namespaces.yaml");
     let (code, json_out, err) = c.cmd(&["explain", "-f", &file, "-o", "json", "--namespace", "app2"]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, yaml_out, err) = c.cmd(&["explain", "Secret", "default/database-credentials", "-o", "yaml", "--namespace=app2"]);
+    let (code, yaml_out, err) =
+        c.cmd(&["explain", "Secret", "default/database-credentials", "-o", "yaml", "--namespace=app2"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(c.writes(), 0);
     let strip = |mut v: Value| {
@@ -200,12 +501,13 @@ fn explain_prints_the_exact_mirror_the_controller_writes() {
     let (code, all, _) = c.cmd(&["explain", "-f", &file, "-o", "json"]);
     assert_eq!(code, Some(0));
     let all: Value = serde_json::from_str(&all).unwrap();
-    let namespaces: Vec<&str> = all["items"].as_array().unwrap().iter().map(|m| m["metadata"]["namespace"].as_str().unwrap()).collect();
+    let namespaces: Vec<&str> =
+        all["items"].as_array().unwrap().iter().map(|m| m["metadata"]["namespace"].as_str().unwrap()).collect();
     assert_eq!(namespaces, ["app1", "app2", "app3"]);
     // Not a target: the reason, exit 1.
     let (code, out, err) = c.cmd(&["explain", "-f", &file, "-o", "yaml", "--namespace", "default"]);
     assert_eq!((code, out.as_str()), (Some(1), ""));
-    assert!(err.contains("default receives no mirror: source namespace"), "{err}");
+    assert!(err.contains("default receives no mirror: not selected by target-namespaces \"app1,app2,app3\""), "{err}");
 }
 
 fn secret(ns: &str, name: &str, targets: &str) -> Value {
@@ -230,18 +532,22 @@ fn explain_names_the_step_that_excludes_each_namespace() {
     c.s.create_object(namespace("app-d", consent.clone())).unwrap();
     // app-d is terminating: an object with a finalizer holds it.
     c.s.create_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "hold", "namespace": "app-d", "finalizers": ["example.com/hold"]}})).unwrap();
+        "metadata": {"name": "hold", "namespace": "app-d", "finalizers": ["example.com/hold"]}}))
+        .unwrap();
     c.s.delete_object("v1", "Namespace", None, "app-d").unwrap();
     let src = c.s.create_object(secret("default", "db", "app-*, excluded-1, other, kube-system, app-missing")).unwrap();
     let uid = src["metadata"]["uid"].as_str().unwrap().to_string();
     // app-b: a foreign object; app-c: another source's mirror; z-old: our mirror, no longer a target.
-    c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app-b"}})).unwrap();
-    let mirror = |ns: &str, source_ns: &str, source_uid: &str| json!({"apiVersion": "v1", "kind": "Secret",
+    c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app-b"}}))
+        .unwrap();
+    let mirror = |ns: &str, source_ns: &str, source_uid: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "db", "namespace": ns,
             "labels": {"kubemirror.raczylo.com/managed-by": "kubemirror", "kubemirror.raczylo.com/mirror": "true"},
             "annotations": {"kubemirror.raczylo.com/source-namespace": source_ns, "kubemirror.raczylo.com/source-name": "db",
                 "kubemirror.raczylo.com/source-uid": source_uid}},
-        "data": {"password": "b2xk"}});
+        "data": {"password": "b2xk"}})
+    };
     c.s.create_object(mirror("app-c", "other", "u-other")).unwrap();
     c.s.create_object(mirror("z-old", "default", &uid)).unwrap();
     c.s.reset_stats();
@@ -266,14 +572,24 @@ fn explain_names_the_step_that_excludes_each_namespace() {
     c.s.create_object(token).unwrap();
     let (code, out, _) = c.cmd(&["explain", "Secret.v1", "default/token"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("  NOT MIRRORED: refused: Secrets of type kubernetes.io/service-account-token are never mirrored\n"), "{out}");
-    assert!(out.contains("  app-a        skip    refused (see above)\n"), "{out}");
+    assert!(
+        out.contains(
+            "  NOT MIRRORED: refused: Secrets of type kubernetes.io/service-account-token are never mirrored\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("  app-a      skip    refused (see above)\n"), "{out}");
     let mut off = secret("default", "off", "app-a");
     off["metadata"]["labels"] = json!({});
     c.s.create_object(off).unwrap();
     let (code, out, _) = c.cmd(&["explain", "secrets", "default/off"]);
     assert_eq!(code, Some(0));
-    assert!(out.starts_with("Secret.v1 default/off\n  NOT MIRRORED: the label kubemirror.raczylo.com/enabled: \"true\" is missing"), "{out}");
+    assert!(
+        out.starts_with(
+            "Secret.v1 default/off\n  NOT MIRRORED: the label kubemirror.raczylo.com/enabled: \"true\" is missing"
+        ),
+        "{out}"
+    );
     assert!(out.contains("  app-a      skip    a target once the source is enabled\n"), "{out}");
     let (code, _, err) = c.cmd(&["explain", "secret", "default/off", "-o", "yaml"]);
     assert_eq!(code, Some(1));
@@ -287,36 +603,81 @@ fn explain_names_the_step_that_excludes_each_namespace() {
     assert_eq!(c.writes(), 0);
 }
 
-const STEPS_GOLDEN: &str = "TODO";
+/// Every step of the precedence, one namespace each (see the set-up above).
+const STEPS_GOLDEN: &str = r#"Secret.v1 default/db
+  targets:    target-namespaces "app-*, excluded-1, other, kube-system, app-missing"
+  type:       Secret.v1 (watched)
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 4 (3 to write)
+  NAMESPACE  ACTION  WHY
+  app-a      create  no mirror there yet
+  app-b      skip    a foreign object of the same name is there (no kubemirror.raczylo.com/managed-by=kubemirror label); it is never overwritten
+  app-c      skip    another source's mirror is there (of other/db); it is never overwritten
+  app-f      create  no mirror there yet
+
+NOT TARGETS: 11
+  NAMESPACE        ACTION  WHY
+  app-d            -       terminating: the namespace is being deleted (skipped, not a failure)
+  app-e            -       not consenting (--require-target-consent): no label kubemirror.raczylo.com/allow-mirrors=true, and its annotation kubemirror.raczylo.com/allow-mirrors-from does not name default
+  app-g            -       max-targets: over --max-targets=4 (the first 4 selected namespaces by name are mirrored)
+  default          -       not selected by target-namespaces "app-*, excluded-1, other, kube-system, app-missing"
+  excluded-1       -       excluded by flag: matches --excluded-namespaces "excluded-*"
+  kube-node-lease  -       not selected by target-namespaces "app-*, excluded-1, other, kube-system, app-missing"
+  kube-public      -       not selected by target-namespaces "app-*, excluded-1, other, kube-system, app-missing"
+  kube-system      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
+  other            -       not included: does not match --included-namespaces "app-*,z-*,excluded-*"
+  unrelated        -       not selected by target-namespaces "app-*, excluded-1, other, kube-system, app-missing"
+  z-old            delete  not selected by target-namespaces "app-*, excluded-1, other, kube-system, app-missing"; its mirror there is deleted (namespace is no longer a target)
+
+NOTES
+  - target namespace app-missing does not exist (it is mirrored once it is created)
+  - 5 target namespaces matched, only the first 4 (by name) are mirrored
+
+sync-status after this pass: synced:2,failed:0,conflicts:2,skipped:6,truncated:1; last-error: app-b: an object of the same name exists and is not managed by kubemirror
+"#;
 
 // ---- cleanup ----
 
 fn finalizers(o: &Value) -> Vec<String> {
-    o["metadata"]["finalizers"].as_array().map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    o["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
 fn cleanup_deletes_our_mirrors_releases_our_finalizers_and_touches_nothing_else() {
     let c = Cluster::new(&["app1", "app2", "other"]);
     c.s.create_object(secret("default", "db", "app1,app2")).unwrap();
-    c.s.create_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default",
+    c.s.create_object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default",
         "labels": {"kubemirror.raczylo.com/enabled": "true"},
         "annotations": {"kubemirror.raczylo.com/sync": "true", "kubemirror.raczylo.com/target-namespaces": "app1"}},
-        "data": {"k": "v"}})).unwrap();
+        "data": {"k": "v"}}),
+    )
+    .unwrap();
     c.controller_until(Some("Secret.v1,ConfigMap.v1"), |s| {
-        mirrored_in(s, "v1", "Secret", "db") == ["app1", "app2"] && mirrored_in(s, "v1", "ConfigMap", "cfg") == ["app1"]
-            && finalizers(&s.get_object("v1", "Secret", Some("default"), "db").unwrap()).contains(&FINALIZER.to_string())
-            && finalizers(&s.get_object("v1", "ConfigMap", Some("default"), "cfg").unwrap()).contains(&FINALIZER.to_string())
+        mirrored_in(s, "v1", "Secret", "db") == ["app1", "app2"]
+            && mirrored_in(s, "v1", "ConfigMap", "cfg") == ["app1"]
+            && finalizers(&s.get_object("v1", "Secret", Some("default"), "db").unwrap())
+                .contains(&FINALIZER.to_string())
+            && finalizers(&s.get_object("v1", "ConfigMap", Some("default"), "cfg").unwrap())
+                .contains(&FINALIZER.to_string())
     });
     // Someone else's finalizer on our source; a foreign object of the same name; a labelled object
     // that names no source.
     let mut src = c.s.get_object("v1", "Secret", Some("default"), "db").unwrap();
     src["metadata"]["finalizers"] = json!(["example.com/keep", FINALIZER]);
     c.s.update_object(src).unwrap();
-    let foreign = c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "db", "namespace": "other"}, "data": {"x": "eQ=="}})).unwrap();
-    let orphan = c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "stray",
-        "namespace": "other", "labels": {"kubemirror.raczylo.com/managed-by": "kubemirror"}}})).unwrap();
+    let foreign =
+        c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "other"}, "data": {"x": "eQ=="}}))
+            .unwrap();
+    let orphan =
+        c.s.create_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "stray",
+        "namespace": "other", "labels": {"kubemirror.raczylo.com/managed-by": "kubemirror"}}}))
+            .unwrap();
     let source_before = c.s.get_object("v1", "Secret", Some("default"), "db").unwrap();
 
     let args = ["cleanup", "--resource-types=Secret.v1,ConfigMap.v1"];
@@ -326,20 +687,28 @@ fn cleanup_deletes_our_mirrors_releases_our_finalizers_and_touches_nothing_else(
     assert_eq!(c.writes(), 0, "a dry run writes nothing: {:?}", c.s.stats().requests);
     let mut dry: Vec<&str> = out.lines().collect();
     dry.sort();
-    assert_eq!(dry, [
-        "cleanup: 3 mirror(s) would be deleted, 2 finalizer(s) would be removed, 1 object(s) left alone, 0 error(s); nothing was changed (dry run)",
-        "left alone: Secret other/stray has the managed-by label but names no source",
-        "would delete ConfigMap app1/cfg (mirror of default/cfg)",
-        "would delete Secret app1/db (mirror of default/db)",
-        "would delete Secret app2/db (mirror of default/db)",
-        "would remove the finalizer of ConfigMap default/cfg",
-        "would remove the finalizer of Secret default/db",
-    ]);
+    assert_eq!(
+        dry,
+        [
+            "cleanup: 3 mirror(s) would be deleted, 2 finalizer(s) would be removed, 1 object(s) left alone, 0 error(s); nothing was changed (dry run)",
+            "left alone: Secret other/stray has the managed-by label but names no source",
+            "would delete ConfigMap app1/cfg (mirror of default/cfg)",
+            "would delete Secret app1/db (mirror of default/db)",
+            "would delete Secret app2/db (mirror of default/db)",
+            "would remove the finalizer of ConfigMap default/cfg",
+            "would remove the finalizer of Secret default/db",
+        ]
+    );
 
     let (code, out, err) = c.cmd(&args);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.ends_with("cleanup: 3 mirror(s) deleted, 2 finalizer(s) removed, 1 object(s) left alone, 0 error(s)\n"), "{out}");
-    assert!(mirrored_in(&c.s, "v1", "Secret", "db").is_empty() && mirrored_in(&c.s, "v1", "ConfigMap", "cfg").is_empty());
+    assert!(
+        out.ends_with("cleanup: 3 mirror(s) deleted, 2 finalizer(s) removed, 1 object(s) left alone, 0 error(s)\n"),
+        "{out}"
+    );
+    assert!(
+        mirrored_in(&c.s, "v1", "Secret", "db").is_empty() && mirrored_in(&c.s, "v1", "ConfigMap", "cfg").is_empty()
+    );
     let source = c.s.get_object("v1", "Secret", Some("default"), "db").unwrap();
     assert_eq!(finalizers(&source), ["example.com/keep"]);
     // Nothing else of the source changed (not even our sync-status annotation).
@@ -351,13 +720,20 @@ fn cleanup_deletes_our_mirrors_releases_our_finalizers_and_touches_nothing_else(
     let mut expected = source_before.clone();
     expected["metadata"]["finalizers"] = json!(["example.com/keep"]);
     assert_eq!(without_version(source), without_version(expected));
-    assert_eq!(c.s.get_object("v1", "Secret", Some("other"), "db").unwrap(), foreign, "the foreign object is untouched");
+    assert_eq!(
+        c.s.get_object("v1", "Secret", Some("other"), "db").unwrap(),
+        foreign,
+        "the foreign object is untouched"
+    );
     assert_eq!(c.s.get_object("v1", "Secret", Some("other"), "stray").unwrap(), orphan);
 
     c.s.reset_stats();
     let (code, out, _) = c.cmd(&args);
     assert_eq!(code, Some(0));
-    assert_eq!(out, "left alone: Secret other/stray has the managed-by label but names no source\ncleanup: 0 mirror(s) deleted, 0 finalizer(s) removed, 1 object(s) left alone, 0 error(s)\n");
+    assert_eq!(
+        out,
+        "left alone: Secret other/stray has the managed-by label but names no source\ncleanup: 0 mirror(s) deleted, 0 finalizer(s) removed, 1 object(s) left alone, 0 error(s)\n"
+    );
     assert_eq!(c.writes(), 0, "a second run does nothing");
 }
 
@@ -369,7 +745,8 @@ fn cleanup_refuses_while_another_instance_holds_the_lease_unless_forced() {
     let now = kubemirror::util::time::format_rfc3339_micros(std::time::SystemTime::now());
     c.s.create_object(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "kubemirror-controller-leader", "namespace": "default"},
-        "spec": {"holderIdentity": "kubemirror-7d9f_abc", "leaseDurationSeconds": 3600, "renewTime": now}})).unwrap();
+        "spec": {"holderIdentity": "kubemirror-7d9f_abc", "leaseDurationSeconds": 3600, "renewTime": now}}))
+        .unwrap();
     c.s.reset_stats();
     let args = ["cleanup", "--resource-types=Secret.v1", "--leader-election-namespace=default"];
     let (code, out, err) = c.cmd(&args);

@@ -107,7 +107,14 @@ fn the_go_only_flags_are_accepted_and_each_warned_about_once() {
     p.signal("-TERM");
     assert_eq!(p.exit_within(WAIT).and_then(|s| s.code()), Some(0), "{}", p.stderr());
     let stderr = p.stderr();
-    for flag in ["resync-period", "lazy-watcher-init", "watcher-scan-interval", "zap-devel", "zap-stacktrace-level", "zap-time-encoding"] {
+    for flag in [
+        "resync-period",
+        "lazy-watcher-init",
+        "watcher-scan-interval",
+        "zap-devel",
+        "zap-stacktrace-level",
+        "zap-time-encoding",
+    ] {
         let warning = format!("--{flag} has no effect");
         assert_eq!(stderr.matches(&warning).count(), 1, "{flag}:\n{stderr}");
     }
@@ -179,7 +186,10 @@ fn the_log_level_flag_wins_over_rust_log_and_log_level() {
     assert_eq!(p.exit_within(WAIT).and_then(|s| s.code()), Some(0));
     assert!(!p.stderr().contains(" INFO ") && !p.stderr().contains(" DEBUG "), "{}", p.stderr());
     let (code, _, stderr) = run(&args, &[("LOG_LEVEL", "chatty")]);
-    assert_eq!((code, stderr.trim()), (Some(2), "kubemirror: LOG_LEVEL: \"chatty\" is not a level (trace, debug, info, warn, error, off)"));
+    assert_eq!(
+        (code, stderr.trim()),
+        (Some(2), "kubemirror: LOG_LEVEL: \"chatty\" is not a level (trace, debug, info, warn, error, off)")
+    );
 }
 
 /// One of each kind of invalid value through the binary (the parser's unit tests cover every flag).
@@ -188,7 +198,10 @@ const INVALID: &[(&str, &str)] = &[
     ("--worker-threads=0", "--worker-threads: 0 is out of range (1 to 1000)"),
     ("--rate-limit-qps=-5", "--rate-limit-qps: \"-5\" is out of range"),
     ("--discovery-interval=1e19s", "--discovery-interval: invalid duration"),
-    ("--discovery-interval=10000000000000000000s", "--discovery-interval: \"10000000000000000000s\" is longer than 7 days"),
+    (
+        "--discovery-interval=10000000000000000000s",
+        "--discovery-interval: \"10000000000000000000s\" is longer than 7 days",
+    ),
     ("--lease-duration=-15s", "--lease-duration: invalid duration"),
     ("--renew-deadline=20s", "--lease-duration (15s) > --renew-deadline (20s)"),
     ("--excluded-namespaces=team-[", "--excluded-namespaces: bad character class"),
@@ -267,14 +280,17 @@ fn every_metric_family_is_on_metrics_right_after_start() {
         let series = format!("kubemirror_sync_errors_total{{kind=\"{kind}\",reason=\"Forbidden\"}} 0");
         assert!(text.contains(&series), "{series}:\n{text}");
     }
-    for family in ["workqueue_depth", "workqueue_adds_total", "workqueue_retries_total", "workqueue_unfinished_work_seconds"] {
+    for family in
+        ["workqueue_depth", "workqueue_adds_total", "workqueue_retries_total", "workqueue_unfinished_work_seconds"]
+    {
         assert!(text.contains(&format!("{family}{{name=\"sources\"}} ")), "{family}:\n{text}");
     }
     // No object name in any label.
     assert!(!text.contains("\"db\""), "{text}");
     until("the mirror", WAIT, || c.mirrored());
     until("the mirror counted", WAIT, || {
-        http_get(&addr, "/metrics").contains("kubemirror_mirror_resources_total{kind=\"Secret.v1\",namespace=\"app1\"} 1")
+        http_get(&addr, "/metrics")
+            .contains("kubemirror_mirror_resources_total{kind=\"Secret.v1\",namespace=\"app1\"} 1")
     });
     p.signal("-TERM");
     assert_eq!(p.exit_within(WAIT).and_then(|s| s.code()), Some(0));

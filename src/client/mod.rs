@@ -229,8 +229,7 @@ impl Client {
 
 fn decode_json(body: &[u8]) -> Result<Value> {
     // The body is never quoted: it may be an object holding a Secret's data.
-    serde_json::from_slice(body)
-        .map_err(|e| Error::Decode(format!("response is not JSON ({e}; {} bytes)", body.len())))
+    serde_json::from_slice(body).map_err(|e| Error::Decode(format!("response is not JSON ({e}; {} bytes)", body.len())))
 }
 
 /// Reads a DELETE answer: a Status means the object is gone; 202, or an object still held by

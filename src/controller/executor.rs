@@ -70,7 +70,9 @@ pub fn error_reason(e: &client::Error) -> String {
             Reason::Unauthorized => "Unauthorized",
             Reason::Invalid => "Invalid",
             Reason::TooManyRequests => "TooManyRequests",
-            Reason::InternalError | Reason::ServiceUnavailable | Reason::ServerTimeout | Reason::Timeout => "ServerError",
+            Reason::InternalError | Reason::ServiceUnavailable | Reason::ServerTimeout | Reason::Timeout => {
+                "ServerError"
+            }
             _ if s.code >= 500 => "ServerError",
             _ => "Other",
         },

@@ -44,13 +44,22 @@ pub struct Request {
 pub enum ExplainError {
     /// Client configuration or flags.
     Config(String),
-    File { path: String, reason: String },
-    Api { what: String, error: client::Error },
+    File {
+        path: String,
+        reason: String,
+    },
+    Api {
+        what: String,
+        error: client::Error,
+    },
     /// The kind is unknown to the cluster, or not a namespaced kind.
     Kind(String),
     NotFound(String),
     /// `-o` for a namespace that receives no mirror.
-    NotATarget { namespace: String, why: String },
+    NotATarget {
+        namespace: String,
+        why: String,
+    },
     /// `-o` for a source that is not mirrored at all.
     NotMirrored(String),
     Write(std::io::Error),
@@ -345,8 +354,11 @@ mod tests {
         let mut s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
             "data": {"a": "YQ=="}, "stringData": {"b": "b"}});
         normalize_secret(&mut s);
-        assert_eq!(s, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-            "data": {"a": "YQ==", "b": "Yg=="}}));
+        assert_eq!(
+            s,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"a": "YQ==", "b": "Yg=="}})
+        );
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "stringData": {"b": "b"}});
         normalize_secret(&mut cm);
         assert!(cm.get("stringData").is_some());
@@ -357,7 +369,10 @@ mod tests {
         let mut doc = json!({"metadata": {"name": "s", "uid": "fake", "finalizers": ["x"]}});
         let live = json!({"metadata": {"uid": "u1", "resourceVersion": "7", "finalizers": ["a", "b"]}});
         lend_identity(&mut doc, Some(&live));
-        assert_eq!(doc["metadata"], json!({"name": "s", "uid": "u1", "resourceVersion": "7", "finalizers": ["a", "b"]}));
+        assert_eq!(
+            doc["metadata"],
+            json!({"name": "s", "uid": "u1", "resourceVersion": "7", "finalizers": ["a", "b"]})
+        );
         let mut new = json!({"metadata": {"name": "s"}});
         lend_identity(&mut new, None);
         assert_eq!(new["metadata"]["uid"], NOT_CREATED_UID);

@@ -227,17 +227,21 @@ fn live_verdict(input: &Input<'_>, op: &MirrorOp, desired: build::Desired, live:
 pub fn explain(input: &Input<'_>) -> Explanation {
     let src = input.source;
     let ctx = input.settings.context();
-    let records: Vec<MirrorRecord> = input.same_named.iter().filter_map(|o| MirrorRecord::from_object(o).ok()).collect();
+    let records: Vec<MirrorRecord> =
+        input.same_named.iter().filter_map(|o| MirrorRecord::from_object(o).ok()).collect();
     let plan = plan::plan(&ctx, SourceState::Seen(src), input.namespaces, records.iter(), &Ledger::default());
     let spec = TargetSpec::from_source(src);
     let resolved = targets::resolve(&spec, &src.key.namespace, input.namespaces, &input.settings.targets);
     let not_mirrored = not_mirrored(input, &plan);
 
     let mut facts = vec![("targets", targets_fact(src))];
-    facts.push(("type", match &input.watched {
-        Ok(()) => format!("{} (watched)", input.kind),
-        Err(e) => format!("{} (NOT watched: {e})", input.kind),
-    }));
+    facts.push((
+        "type",
+        match &input.watched {
+            Ok(()) => format!("{} (watched)", input.kind),
+            Err(e) => format!("{} (NOT watched: {e})", input.kind),
+        },
+    ));
     if input.file.is_some() {
         facts.push(("in cluster", if input.live { "yes".into() } else { "not yet".into() }));
     }
@@ -282,9 +286,10 @@ pub fn explain(input: &Input<'_>) -> Explanation {
             }
             None => {
                 let ours = records.iter().any(|m| *m.key.namespace == *ns.name && m.is_owned_by(&src.key, &src.uid));
-                let held = plan.problems.iter().any(|p| {
-                    matches!(p, TargetProblem::InvalidEntry { .. } | TargetProblem::InvalidSelector { .. })
-                });
+                let held = plan
+                    .problems
+                    .iter()
+                    .any(|p| matches!(p, TargetProblem::InvalidEntry { .. } | TargetProblem::InvalidSelector { .. }));
                 if ours && held {
                     why.push_str("; its mirror there is kept while the targeting annotations are invalid");
                 }
@@ -313,15 +318,7 @@ pub fn explain(input: &Input<'_>) -> Explanation {
         .collect();
     let done = vec![Outcome::Done; plan.ops.len()];
     let status = plan.status(&done).filter(|_| not_mirrored.is_empty()).map(|s| s.to_string());
-    Explanation {
-        title: format!("{} {}", input.kind, src.key),
-        not_mirrored,
-        facts,
-        targets,
-        others,
-        notes,
-        status,
-    }
+    Explanation { title: format!("{} {}", input.kind, src.key), not_mirrored, facts, targets, others, notes, status }
 }
 
 fn table(out: &mut String, rows: &[Row]) {
@@ -345,7 +342,7 @@ impl Explanation {
             out.push_str(&format!("  NOT MIRRORED: {why}\n"));
         }
         for (k, v) in &self.facts {
-            out.push_str(&format!("  {:11}{v}\n", format!("{k}:")));
+            out.push_str(&format!("  {:12}{v}\n", format!("{k}:")));
         }
         let changes = self.targets.iter().filter(|r| !matches!(r.action, Action::Nothing | Action::Skip)).count();
         out.push_str(&format!(

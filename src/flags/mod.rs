@@ -53,8 +53,14 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 6] =
-        [Section::Cluster, Section::Mirroring, Section::Runtime, Section::Logging, Section::GoCompat, Section::Commands];
+    const ALL: [Section; 6] = [
+        Section::Cluster,
+        Section::Mirroring,
+        Section::Runtime,
+        Section::Logging,
+        Section::GoCompat,
+        Section::Commands,
+    ];
 
     fn title(self) -> &'static str {
         match self {

@@ -199,10 +199,17 @@ const fn val(placeholder: &'static str) -> Takes {
 
 pub static FLAGS: &[Flag] = &[
     // Cluster access.
-    flag!(Cluster, "kubeconfig", val("PATH"), "", "kubeconfig file (else $KUBECONFIG, ~/.kube/config, in-cluster)", |o, v| {
-        o.kubeconfig = Some(PathBuf::from(non_empty(v)?));
-        Ok(())
-    }),
+    flag!(
+        Cluster,
+        "kubeconfig",
+        val("PATH"),
+        "",
+        "kubeconfig file (else $KUBECONFIG, ~/.kube/config, in-cluster)",
+        |o, v| {
+            o.kubeconfig = Some(PathBuf::from(non_empty(v)?));
+            Ok(())
+        }
+    ),
     flag!(Cluster, "context", val("NAME"), "", "kubeconfig context (else its current-context)", |o, v| {
         o.context = Some(non_empty(v)?);
         Ok(())
@@ -220,58 +227,128 @@ pub static FLAGS: &[Flag] = &[
         Ok(())
     }),
     // What to mirror.
-    flag!(Mirroring, "resource-types", val("LIST"), "", "explicit types, Kind.version[.group] (Secret.v1,Ingress.v1.networking.k8s.io); replaces discovery", |o, v| {
-        discovery::parse_type_list(v)?;
-        o.resource_types = Some(v.trim().to_string()).filter(|s| !s.is_empty());
-        Ok(())
-    }),
-    flag!(Mirroring, "deny-resource-types", val("LIST"), "", "extra deny-list entries: Kind, Kind.group or *.group", |o, v| {
-        DenyList::empty().extend(v)?;
-        o.deny_resource_types = v.to_string();
-        Ok(())
-    }),
+    flag!(
+        Mirroring,
+        "resource-types",
+        val("LIST"),
+        "",
+        "explicit types, Kind.version[.group] (Secret.v1,Ingress.v1.networking.k8s.io); replaces discovery",
+        |o, v| {
+            discovery::parse_type_list(v)?;
+            o.resource_types = Some(v.trim().to_string()).filter(|s| !s.is_empty());
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "deny-resource-types",
+        val("LIST"),
+        "",
+        "extra deny-list entries: Kind, Kind.group or *.group",
+        |o, v| {
+            DenyList::empty().extend(v)?;
+            o.deny_resource_types = v.to_string();
+            Ok(())
+        }
+    ),
     flag!(Mirroring, "discovery-interval", val("DUR"), "5m", "rediscovery period in auto mode", |o, v| {
         o.discovery_interval = dur(v, Duration::from_secs(1))?;
         Ok(())
     }),
-    flag!(Mirroring, "included-namespaces", val("LIST"), "", "only these target namespaces (names or globs)", |o, v| {
-        NamespaceFilter::new(v, "").map_err(strip_flag)?;
-        o.included_namespaces = v.to_string();
-        Ok(())
-    }),
-    flag!(Mirroring, "excluded-namespaces", val("LIST"), "", "never these target namespaces (names or globs; kube-system, kube-public, kube-node-lease always)", |o, v| {
-        NamespaceFilter::new("", v).map_err(strip_flag)?;
-        o.excluded_namespaces = v.to_string();
-        Ok(())
-    }),
-    flag!(Mirroring, "max-targets", val("N"), "100", "most targets per source, the first N by name; 0 = no limit", |o, v| {
-        o.max_targets = count(v)?;
-        Ok(())
-    }),
-    flag!(Mirroring, "require-target-consent", BOOL, "false", "a namespace receives mirrors only if it allows them", |o, v| {
-        o.require_target_consent = boolean(v)?;
-        Ok(())
-    }),
-    flag!(Mirroring, "consent-required-kinds", val("LIST"), "Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,ReplicationController,PodTemplate", "kinds mirrored only into consenting namespaces; empty: none", |o, v| {
-        o.consent_required_kinds = kinds(v)?;
-        Ok(())
-    }),
-    flag!(Mirroring, "strip-metadata", val("LIST"), "GitOps keys", "label/annotation keys or prefixes (ending in *) never copied to mirrors", |o, v| {
-        o.strip_metadata = Some(strip_list(v)?);
-        Ok(())
-    }),
-    flag!(Mirroring, "transform-max-bytes", val("N"), "10240", "largest transform annotation accepted, in bytes", |o, v| {
-        o.transform_max_bytes = count_in(v, 1, 262_144)?;
-        Ok(())
-    }),
+    flag!(
+        Mirroring,
+        "included-namespaces",
+        val("LIST"),
+        "",
+        "only these target namespaces (names or globs)",
+        |o, v| {
+            NamespaceFilter::new(v, "").map_err(strip_flag)?;
+            o.included_namespaces = v.to_string();
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "excluded-namespaces",
+        val("LIST"),
+        "",
+        "never these target namespaces (names or globs; kube-system, kube-public, kube-node-lease always)",
+        |o, v| {
+            NamespaceFilter::new("", v).map_err(strip_flag)?;
+            o.excluded_namespaces = v.to_string();
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "max-targets",
+        val("N"),
+        "100",
+        "most targets per source, the first N by name; 0 = no limit",
+        |o, v| {
+            o.max_targets = count(v)?;
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "require-target-consent",
+        BOOL,
+        "false",
+        "a namespace receives mirrors only if it allows them",
+        |o, v| {
+            o.require_target_consent = boolean(v)?;
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "consent-required-kinds",
+        val("LIST"),
+        "Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,ReplicationController,PodTemplate",
+        "kinds mirrored only into consenting namespaces; empty: none",
+        |o, v| {
+            o.consent_required_kinds = kinds(v)?;
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "strip-metadata",
+        val("LIST"),
+        "GitOps keys",
+        "label/annotation keys or prefixes (ending in *) never copied to mirrors",
+        |o, v| {
+            o.strip_metadata = Some(strip_list(v)?);
+            Ok(())
+        }
+    ),
+    flag!(
+        Mirroring,
+        "transform-max-bytes",
+        val("N"),
+        "10240",
+        "largest transform annotation accepted, in bytes",
+        |o, v| {
+            o.transform_max_bytes = count_in(v, 1, 262_144)?;
+            Ok(())
+        }
+    ),
     flag!(Mirroring, "transform-max-rules", val("N"), "50", "most rules in one transform annotation", |o, v| {
         o.transform_max_rules = count_in(v, 1, 10_000)?;
         Ok(())
     }),
-    flag!(Mirroring, "verify-source-freshness", BOOL, "false", "GET the source before writing its mirrors (one read per writing pass)", |o, v| {
-        o.verify_source_freshness = boolean(v)?;
-        Ok(())
-    }),
+    flag!(
+        Mirroring,
+        "verify-source-freshness",
+        BOOL,
+        "false",
+        "GET the source before writing its mirrors (one read per writing pass)",
+        |o, v| {
+            o.verify_source_freshness = boolean(v)?;
+            Ok(())
+        }
+    ),
     // Runtime.
     flag!(Runtime, "worker-threads", val("N"), "5", "concurrent reconciles", |o, v| {
         o.worker_threads = count_in(v, 1, MAX_WORKERS)?;
@@ -285,10 +362,17 @@ pub static FLAGS: &[Flag] = &[
         o.leader_election_id = dns_name(v, false)?;
         Ok(())
     }),
-    flag!(Runtime, "leader-election-namespace", val("NS"), "", "Lease namespace (else POD_NAMESPACE, the service account's, the kubeconfig's)", |o, v| {
-        o.leader_election_namespace = Some(dns_name(v, true)?);
-        Ok(())
-    }),
+    flag!(
+        Runtime,
+        "leader-election-namespace",
+        val("NS"),
+        "",
+        "Lease namespace (else POD_NAMESPACE, the service account's, the kubeconfig's)",
+        |o, v| {
+            o.leader_election_namespace = Some(dns_name(v, true)?);
+            Ok(())
+        }
+    ),
     flag!(Runtime, "lease-duration", val("DUR"), "15s", "how long a Lease is valid without renewal", |o, v| {
         o.lease_duration = dur(v, Duration::from_secs(1))?;
         Ok(())
@@ -310,10 +394,17 @@ pub static FLAGS: &[Flag] = &[
         Ok(())
     }),
     // Logging.
-    flag!(Logging, "log-level", val("LEVEL"), "info", "trace, debug, info, warn, error or off (wins over RUST_LOG and LOG_LEVEL)", |o, v| {
-        o.log_level = Some(log_level(v)?);
-        Ok(())
-    }),
+    flag!(
+        Logging,
+        "log-level",
+        val("LEVEL"),
+        "info",
+        "trace, debug, info, warn, error or off (wins over RUST_LOG and LOG_LEVEL)",
+        |o, v| {
+            o.log_level = Some(log_level(v)?);
+            Ok(())
+        }
+    ),
     flag!(Logging, "log-format", val("FORMAT"), "text", "text, or json: one JSON object per line", |o, v| {
         o.log_format = match v.trim() {
             "text" => LogFormat::Text,
@@ -350,38 +441,95 @@ pub static FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
-    go_only!("resync-period", val("DUR"), "", "periodic full re-reconcile", "watches and drift detection keep mirrors in sync without it", |_, v| dur(v, Duration::ZERO).map(drop)),
-    go_only!("lazy-watcher-init", BOOL, "", "watch a type only once it has sources", "watches are label-filtered: an unused type costs two idle watches", |_, v| boolean(v).map(drop)),
-    go_only!("watcher-scan-interval", val("DUR"), "", "lazy-watcher scan period", "there is no lazy scan", |_, v| dur(v, Duration::ZERO).map(drop)),
-    go_only!("zap-devel", BOOL, "", "zap development mode", "use --log-level and --log-format", |_, v| boolean(v).map(drop)),
-    go_only!("zap-stacktrace-level", val("LEVEL"), "", "zap stack traces from this level", "log lines carry no stack traces", |_, v| zap_level(v).map(drop)),
-    go_only!("zap-time-encoding", val("ENC"), "", "zap time format", "times are always RFC 3339 UTC", |_, v| one_of(v, &["epoch", "millis", "nano", "iso8601", "rfc3339", "rfc3339nano"])),
+    go_only!(
+        "resync-period",
+        val("DUR"),
+        "",
+        "periodic full re-reconcile",
+        "watches and drift detection keep mirrors in sync without it",
+        |_, v| dur(v, Duration::ZERO).map(drop)
+    ),
+    go_only!(
+        "lazy-watcher-init",
+        BOOL,
+        "",
+        "watch a type only once it has sources",
+        "watches are label-filtered: an unused type costs two idle watches",
+        |_, v| boolean(v).map(drop)
+    ),
+    go_only!("watcher-scan-interval", val("DUR"), "", "lazy-watcher scan period", "there is no lazy scan", |_, v| dur(
+        v,
+        Duration::ZERO
+    )
+    .map(drop)),
+    go_only!("zap-devel", BOOL, "", "zap development mode", "use --log-level and --log-format", |_, v| boolean(v)
+        .map(drop)),
+    go_only!(
+        "zap-stacktrace-level",
+        val("LEVEL"),
+        "",
+        "zap stack traces from this level",
+        "log lines carry no stack traces",
+        |_, v| zap_level(v).map(drop)
+    ),
+    go_only!("zap-time-encoding", val("ENC"), "", "zap time format", "times are always RFC 3339 UTC", |_, v| one_of(
+        v,
+        &["epoch", "millis", "nano", "iso8601", "rfc3339", "rfc3339nano"]
+    )),
     // Command flags.
-    command!(EXPLAIN, "filename", Some('f'), val("FILE"), "explain the source(s) in this YAML file (- for stdin)", |c, v| {
-        c.filename = Some(PathBuf::from(non_empty(v)?));
-        Ok(())
-    }),
-    command!(EXPLAIN, "output", Some('o'), val("text|yaml|json"), "explain: text (default), or the mirror(s) that would be written as yaml or json", |c, v| {
-        c.output = match v.trim() {
-            "text" => Output::Text,
-            "yaml" => Output::Yaml,
-            "json" => Output::Json,
-            other => return Err(format!("{other:?} is not text, yaml or json")),
-        };
-        Ok(())
-    }),
-    command!(EXPLAIN, "namespace", None, val("NS"), "explain -o yaml|json: only the mirror for this target namespace", |c, v| {
-        c.namespace = Some(dns_name(v, true)?);
-        Ok(())
-    }),
+    command!(
+        EXPLAIN,
+        "filename",
+        Some('f'),
+        val("FILE"),
+        "explain the source(s) in this YAML file (- for stdin)",
+        |c, v| {
+            c.filename = Some(PathBuf::from(non_empty(v)?));
+            Ok(())
+        }
+    ),
+    command!(
+        EXPLAIN,
+        "output",
+        Some('o'),
+        val("text|yaml|json"),
+        "explain: text (default), or the mirror(s) that would be written as yaml or json",
+        |c, v| {
+            c.output = match v.trim() {
+                "text" => Output::Text,
+                "yaml" => Output::Yaml,
+                "json" => Output::Json,
+                other => return Err(format!("{other:?} is not text, yaml or json")),
+            };
+            Ok(())
+        }
+    ),
+    command!(
+        EXPLAIN,
+        "namespace",
+        None,
+        val("NS"),
+        "explain -o yaml|json: only the mirror for this target namespace",
+        |c, v| {
+            c.namespace = Some(dns_name(v, true)?);
+            Ok(())
+        }
+    ),
     command!(CLEANUP, "dry-run", None, BOOL, "cleanup: print what would be done, change nothing", |c, v| {
         c.dry_run = boolean(v)?;
         Ok(())
     }),
-    command!(CLEANUP, "force", None, BOOL, "cleanup: run even while another instance holds the leader Lease", |c, v| {
-        c.force = boolean(v)?;
-        Ok(())
-    }),
+    command!(
+        CLEANUP,
+        "force",
+        None,
+        BOOL,
+        "cleanup: run even while another instance holds the leader Lease",
+        |c, v| {
+            c.force = boolean(v)?;
+            Ok(())
+        }
+    ),
 ];
 
 /// NamespaceFilter's messages start with the flag name, which the parser adds already.

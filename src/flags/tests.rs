@@ -120,7 +120,14 @@ fn go_only_flags_are_accepted_mapped_or_warned_about() {
     let warned: Vec<&str> = p.warnings.iter().map(|w| w.split(' ').next().unwrap_or("")).collect();
     assert_eq!(
         warned,
-        ["--resync-period", "--lazy-watcher-init", "--watcher-scan-interval", "--zap-devel", "--zap-stacktrace-level", "--zap-time-encoding"]
+        [
+            "--resync-period",
+            "--lazy-watcher-init",
+            "--watcher-scan-interval",
+            "--zap-devel",
+            "--zap-stacktrace-level",
+            "--zap-time-encoding"
+        ]
     );
     assert_eq!(opts(&["--zap-log-level=3"]).log_level, Some(log::LevelFilter::Debug));
     assert_eq!(opts(&["--zap-encoder", "console"]).log_format, LogFormat::Text);

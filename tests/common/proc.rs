@@ -95,7 +95,11 @@ pub fn run(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, String, Strin
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn strings(a: &[&str]) -> Vec<String> {
