@@ -811,3 +811,48 @@ async fn failed_writes_are_retried_through_the_queue_until_they_succeed() {
     assert_eq!(s.stats().count("create", "secrets"), 5, "two creates plus the three refused ones");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_source_freshness_costs_one_get_per_writing_pass_and_none_when_off() {
+    for on in [false, true] {
+        let s = server().await;
+        s.create_object(secret("default", "db", "app1,app2")).unwrap();
+        let opts = Options { verify_source_freshness: on, ..options(Some("Secret.v1"), false) };
+        let c = start(&s, "admin", opts).await;
+        wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+        eventually("status synced:2", || status(&s, "Secret", "default", "db").starts_with("synced:2,")).await;
+        // Two passes wrote: the first (finalizer, two creates, status), and this edit's (two updates).
+        edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("bmV3"));
+        eventually("update propagated", || {
+            ["app1", "app2"]
+                .iter()
+                .all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "bmV3"))
+        })
+        .await;
+        let st = s.stats();
+        assert_eq!(st.count("get", "secrets"), if on { 2 } else { 0 }, "on: {on}: {:?}", st.requests);
+        assert_eq!(c.stop().await, Exit::Clean);
+    }
+}
+
+/// Without the flag this pass would write the cached (old) content: the test fails when it is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_source_freshness_writes_the_live_source_when_the_cache_is_behind() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app-*")).unwrap();
+    let c = start(&s, "admin", Options { verify_source_freshness: true, ..options(Some("Secret.v1"), false) }).await;
+    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b"]).await;
+    // The Secret watches stall: the cache keeps the source as it was.
+    s.hang(kubemirror::testkit::Matcher::new(Some("watch"), Some("secrets")));
+    edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("ZnJlc2g="));
+    // A new namespace (its watch flows) makes a pass that writes: it reads the source first.
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-c"}})).unwrap();
+    eventually("every mirror carries the live content", || {
+        ["app-a", "app-b", "app-c"]
+            .iter()
+            .all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "ZnJlc2g="))
+    })
+    .await;
+    s.release();
+    c.stop().await;
+}
