@@ -255,3 +255,20 @@ fn the_readme_flag_table_is_the_generated_one() {
     let table = readme[start..end].trim_start_matches("<!-- flags:begin -->").trim();
     assert_eq!(table, markdown_table().trim(), "README's flag table is stale; paste markdown_table()'s output");
 }
+
+#[test]
+fn the_shipped_deployment_arguments_and_variables_parse() {
+    let doc = crate::util::yaml::load_one(include_str!("../../deploy/deployment.yaml")).unwrap();
+    let container = &doc["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .collect();
+    let p = parse(&args, &env).unwrap();
+    assert!(p.positionals.is_empty() && p.warnings.is_empty(), "{p:?}");
+    assert!(p.options.leader_elect);
+}
