@@ -406,3 +406,30 @@ pub async fn run(
     metrics.leader.set(0.0);
     Ok(exit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_series_of_types_and_watches_that_go_away_are_removed() {
+        let metrics = Metrics::new().unwrap();
+        let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
+        let cache = Cache::new();
+        cache.add_type("Secret.v1");
+        let health: HealthList =
+            Arc::new(Mutex::new(vec![("Secret.v1 sources".to_string(), Arc::new(WatchHealth::new()))]));
+        let mut gauges = Gauges::default();
+        gauges.update(&metrics, &queue, &cache, &health, true);
+        let text = metrics.render();
+        assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}"), "{text}");
+        assert!(text.contains("kubemirror_leader 1"), "{text}");
+        cache.remove_type("Secret.v1");
+        health.lock().unwrap().clear();
+        gauges.update(&metrics, &queue, &cache, &health, false);
+        let text = metrics.render();
+        assert!(!text.contains("Secret.v1"), "{text}");
+        assert!(text.contains("# TYPE kubemirror_reconcile_total counter"), "{text}");
+    }
+}
