@@ -44,9 +44,23 @@ pub fn filter(
     Ok("info".into())
 }
 
-/// One log line in the JSON format.
+/// The `<Kind> <namespace>/<name>: ` prefix event lines start with, as (kind, "namespace/name").
+fn subject(msg: &str) -> Option<(&str, &str)> {
+    let (head, _) = msg.split_once(": ")?;
+    let (kind, object) = head.split_once(' ')?;
+    let (ns, name) = object.split_once('/')?;
+    let word = |s: &str| !s.is_empty() && !s.contains(' ');
+    (kind.starts_with(|c: char| c.is_ascii_alphabetic()) && word(ns) && word(name)).then_some((kind, object))
+}
+
+/// One log line in the JSON format; an event line's kind and object are also fields of their own.
 pub fn json_line(ts: &str, level: log::Level, target: &str, msg: &str) -> String {
-    serde_json::json!({"ts": ts, "level": level.as_str(), "target": target, "msg": msg}).to_string()
+    let mut line = serde_json::json!({"ts": ts, "level": level.as_str(), "target": target, "msg": msg});
+    if let Some((kind, object)) = subject(msg) {
+        line["kind"] = kind.into();
+        line["object"] = object.into();
+    }
+    line.to_string()
 }
 
 /// One log line in the text format: newlines in messages are flattened so one event stays one line.
@@ -93,5 +107,14 @@ mod tests {
         assert_eq!(v["msg"], "a \"quoted\"\nline");
         assert_eq!(v["target"], "kubemirror::x");
         assert_eq!(text_line("t", log::Level::Info, "k", "a\nb"), "t INFO  k: a b");
+        assert!(v.get("kind").is_none());
+        let l = json_line("t", log::Level::Info, "k", "Secret app1/db: mirror created");
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!((v["kind"].as_str(), v["object"].as_str()), (Some("Secret"), Some("app1/db")));
+        assert_eq!(subject("watch Secret.v1 sources: list failed: x"), None);
+        assert_eq!(
+            subject("lease default/kubemirror-controller-leader: acquired by a"),
+            Some(("lease", "default/kubemirror-controller-leader"))
+        );
     }
 }

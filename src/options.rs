@@ -22,7 +22,7 @@ pub enum LogFormat {
     /// One line per event: `<RFC 3339 time> <LEVEL> <target>: <message>`.
     #[default]
     Text,
-    /// One JSON object per line: `ts`, `level`, `target`, `msg`.
+    /// One JSON object per line: `ts`, `level`, `target`, `msg` (and `kind`, `object` for events).
     Json,
 }
 

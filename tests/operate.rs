@@ -172,6 +172,7 @@ fn variables_alone_configure_the_controller_and_the_command_line_wins() {
     let created = lines.iter().find(|l| l["msg"].as_str().is_some_and(|m| m.contains("mirror created"))).unwrap();
     assert_eq!(created["msg"], "Secret app1/db: mirror created");
     assert_eq!(created["level"], "INFO");
+    assert_eq!((created["kind"].as_str(), created["object"].as_str()), (Some("Secret"), Some("app1/db")));
 }
 
 #[test]
