@@ -267,7 +267,7 @@ async fn live(client: &Client, kind: &str, namespace: &str, name: &str) -> Resul
 }
 
 /// The uid a file's object shows while it does not exist in the cluster.
-pub const NOT_CREATED_UID: &str = "(not created yet)";
+const NOT_CREATED_UID: &str = "(not created yet)";
 
 async fn from_file(client: &Client, path: &Path) -> Result<Vec<Loaded>, ExplainError> {
     let shown = path.display().to_string();

@@ -16,11 +16,13 @@
 //! `--dry-run`, ...) have no variable: what a one-off command does is spelled out where it is run.
 
 pub mod table;
+pub mod values;
 
 use crate::cli::CommandArgs;
 use crate::options::{Options, UsageError};
 
 pub use table::FLAGS;
+pub use values::ValueError;
 
 pub const ENV_PREFIX: &str = "KUBEMIRROR_";
 
@@ -35,9 +37,9 @@ pub enum Takes {
 /// Where a flag's value goes.
 #[derive(Clone, Copy)]
 pub enum Apply {
-    Options(fn(&mut Options, &str) -> Result<(), String>),
+    Options(fn(&mut Options, &str) -> Result<(), ValueError>),
     /// A flag of the commands in the list only.
-    Command(&'static [&'static str], fn(&mut CommandArgs, &str) -> Result<(), String>),
+    Command(&'static [&'static str], fn(&mut CommandArgs, &str) -> Result<(), ValueError>),
 }
 
 /// Help sections, in help order.
@@ -230,7 +232,7 @@ fn tokens(args: &[String], positionals: &mut Vec<String>) -> Result<Vec<(&'stati
     Ok(out)
 }
 
-fn apply(flag: &'static Flag, value: &str, parsed: &mut Parsed) -> Result<(), String> {
+fn apply(flag: &'static Flag, value: &str, parsed: &mut Parsed) -> Result<(), ValueError> {
     match flag.apply {
         Apply::Options(f) => f(&mut parsed.options, value)?,
         Apply::Command(_, f) => {
