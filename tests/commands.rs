@@ -594,6 +594,11 @@ fn explain_names_the_step_that_excludes_each_namespace() {
     let (code, _, err) = c.cmd(&["explain", "secret", "default/off", "-o", "yaml"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("nothing is mirrored: the label"), "{err}");
+    let (code, out, _) = c.cmd(&["explain", "Secret", "default/db", "--resource-types=ConfigMap.v1"]);
+    assert_eq!(code, Some(0));
+    let want =
+        "  NOT MIRRORED: the controller does not watch Secret.v1: it is not in --resource-types \"ConfigMap.v1\"\n";
+    assert!(out.contains(want), "{out}");
     let (code, _, err) = c.cmd(&["explain", "Secret", "default/nope"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("Secret default/nope not found"), "{err}");
