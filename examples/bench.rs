@@ -19,29 +19,36 @@ usage: bench [--sources N (100)] [--namespaces M (50)] [--targets-per-source K|a
              [--objects-other X (1000)] [--steady-secs S (60)] [--deadline-secs D (900)]
              [--binary PATH (target/release/kubemirror)] [--seed N (1)] [--controller-arg ARG]...";
 
+/// `--flag value` or `--flag=value`; `--controller-arg` repeats.
 fn parse() -> Result<Config, String> {
-    let mut a = pico_args::Arguments::from_env();
-    if a.contains(["-h", "--help"]) {
-        println!("{USAGE}");
-        std::process::exit(0);
-    }
-    let d = Config::default();
-    let pe = |e: pico_args::Error| e.to_string();
-    let cfg = Config {
-        sources: a.opt_value_from_str("--sources").map_err(pe)?.unwrap_or(d.sources),
-        namespaces: a.opt_value_from_str("--namespaces").map_err(pe)?.unwrap_or(d.namespaces),
-        targets: a.opt_value_from_fn("--targets-per-source", str::parse::<Targets>).map_err(pe)?.unwrap_or(d.targets),
-        objects_other: a.opt_value_from_str("--objects-other").map_err(pe)?.unwrap_or(d.objects_other),
-        steady: a.opt_value_from_str("--steady-secs").map_err(pe)?.map(Duration::from_secs).unwrap_or(d.steady),
-        deadline: a.opt_value_from_str("--deadline-secs").map_err(pe)?.map(Duration::from_secs).unwrap_or(d.deadline),
-        binary: a.opt_value_from_str::<_, PathBuf>("--binary").map_err(pe)?.unwrap_or(d.binary),
-        seed: a.opt_value_from_str("--seed").map_err(pe)?.unwrap_or(d.seed),
-        controller_args: a.values_from_str("--controller-arg").map_err(pe)?,
-        log_path: None,
-    };
-    let rest = a.finish();
-    if let Some(first) = rest.first() {
-        return Err(format!("unexpected argument {:?}\n{USAGE}", first.to_string_lossy()));
+    let mut cfg = Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let value = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => return Err(format!("{flag} needs a value\n{USAGE}")),
+        };
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        match flag.as_str() {
+            "--sources" => cfg.sources = num(&value)? as usize,
+            "--namespaces" => cfg.namespaces = num(&value)? as usize,
+            "--targets-per-source" => cfg.targets = value.parse::<Targets>()?,
+            "--objects-other" => cfg.objects_other = num(&value)? as usize,
+            "--steady-secs" => cfg.steady = Duration::from_secs(num(&value)?),
+            "--deadline-secs" => cfg.deadline = Duration::from_secs(num(&value)?),
+            "--binary" => cfg.binary = PathBuf::from(value),
+            "--seed" => cfg.seed = num(&value)?,
+            "--controller-arg" => cfg.controller_args.push(value),
+            _ => return Err(format!("unexpected argument {arg:?}\n{USAGE}")),
+        }
     }
     cfg.validate()?;
     Ok(cfg)

@@ -386,8 +386,12 @@ impl<R: Record> Store<R> {
     /// the record keeps what it needs, the rest is dropped here.
     pub fn apply_watcher_event(&self, event: Event) -> Reflected<R> {
         let convert = |obj: Value| {
-            let what =
-                format!("{}/{}", meta(&obj, "namespace").unwrap_or(""), meta(&obj, "name").unwrap_or("<unnamed>"));
+            let what = format!(
+                "{} {}/{}",
+                obj.get("kind").and_then(Value::as_str).unwrap_or("object"),
+                meta(&obj, "namespace").unwrap_or(""),
+                meta(&obj, "name").unwrap_or("<unnamed>")
+            );
             R::from_value(obj).map_err(|e| log::warn!("ignoring unreadable object {what}: {e}")).ok()
         };
         match event {

@@ -441,7 +441,8 @@ fn group_versions(api: &Value, apis: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn path_of(group: &str, version: &str) -> String {
+/// The discovery document path of a group/version (`/api/v1`, `/apis/apps/v1`).
+pub fn path_of(group: &str, version: &str) -> String {
     if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") }
 }
 
@@ -495,6 +496,19 @@ pub async fn discover(client: &impl DiscoveryApi, deny: &DenyList) -> client::Re
     found.resources.sort_by_cached_key(|r| TypeRef::of(r).to_string());
     found.resources.dedup();
     Ok(found)
+}
+
+/// The types to watch: the explicit `--resource-types` list resolved, or auto-discovery.
+pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) -> Result<Vec<ApiResource>, String> {
+    match explicit {
+        Some(list) => {
+            let types = parse_type_list(list).map_err(|e| format!("--resource-types: {e}"))?;
+            resolve(client, &types, deny).await
+        }
+        None => {
+            discover(client, deny).await.map(|d| d.resources).map_err(|e| format!("discovering the API resources: {e}"))
+        }
+    }
 }
 
 /// `--resource-types`: each type must be served, namespaced, support the verbs and not be denied.

@@ -152,7 +152,12 @@ impl EventRecorder {
             }
         };
         if repeat.is_none() && !self.allowed(&obj.uid, now) {
-            log::debug!("event {}/{} {reason}: dropped by the per-object rate limit", obj.namespace, obj.name);
+            log::debug!(
+                "{} {}/{}: event {reason} dropped by the per-object rate limit",
+                obj.kind,
+                obj.namespace,
+                obj.name
+            );
             return;
         }
         let events = ApiResource::events();
@@ -178,7 +183,7 @@ impl EventRecorder {
             }
         };
         if let Err(e) = result {
-            log::warn!("event {}/{} {reason}: not recorded: {e}", obj.namespace, obj.name);
+            log::warn!("{} {}/{}: event {reason} not recorded: {e}", obj.kind, obj.namespace, obj.name);
         }
     }
 }

@@ -1,7 +1,41 @@
-//! Prometheus metrics. Names follow BEHAVIOR.md §L's recommended set; label values are the real
-//! ones the code emits (`kind` is `Kind.version[.group]`), so shipped alerts can match them.
+//! Prometheus metrics: the seed README's `kubemirror_*` names (BEHAVIOR.md §L's recommended set)
+//! and controller-runtime's `workqueue_*` names, so dashboards and alerts written for the Go
+//! version's framework metrics find their series.
+//!
+//! Every family is on /metrics from start-up: with zero-valued series where the label values are
+//! known (per watched kind × result, per kind × error reason, the queue's `name`), and otherwise at
+//! least its HELP and TYPE lines, so alerts can be written before the first error happens.
+//! Cardinality is bounded: labels carry kinds, namespaces, results and a fixed set of reasons, never
+//! object names; the series of a type that stops being watched are removed.
 
-use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, core::Collector,
+};
+
+/// The `result` label of `kubemirror_reconcile_total`.
+pub const RESULTS: [&str; 3] = ["success", "error", "requeue"];
+
+/// The `reason` label of `kubemirror_sync_errors_total`: a fixed set, so a server cannot create
+/// series by inventing reasons (see [`crate::controller::executor::error_reason`]).
+pub const ERROR_REASONS: [&str; 10] = [
+    "Conflict",
+    "NotFound",
+    "AlreadyExists",
+    "Forbidden",
+    "Unauthorized",
+    "Invalid",
+    "TooManyRequests",
+    "ServerError",
+    "Transport",
+    "Other",
+];
+
+/// The `name` label of the `workqueue_*` families: the controller has one queue.
+pub const QUEUE: &str = "sources";
+
+const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+/// controller-runtime's workqueue buckets: 1 µs to 10 s, ×10.
+const QUEUE_BUCKETS: [f64; 8] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -11,94 +45,197 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     /// Live mirrors by type and target namespace.
     pub mirror_resources: IntGaugeVec,
-    /// Failed mirror operations by type and reason (`Conflict`, `Forbidden`, `Invalid`, ...).
+    /// Failed writes by type and reason (one of [`ERROR_REASONS`]).
     pub sync_errors_total: IntCounterVec,
     /// Same-named objects we do not own, found in a target namespace.
     pub ownership_conflicts_total: IntCounterVec,
     /// Sources whose target set exceeded `--max-targets`.
     pub target_truncations_total: IntCounterVec,
-    pub queue_depth: IntGauge,
+    pub queue_depth: IntGaugeVec,
     pub queue_adds_total: IntCounterVec,
     pub queue_retries_total: IntCounterVec,
+    /// Seconds a key waited in the queue before a worker took it.
+    pub queue_duration: HistogramVec,
+    /// Seconds a worker spent on a key.
+    pub work_duration: HistogramVec,
+    /// Seconds of work in progress, summed over the keys being processed.
+    pub unfinished_work: GaugeVec,
+    pub longest_running_processor: GaugeVec,
     /// Seconds since each watch last saw an event or bookmark: the silent-stall detector.
     pub watch_last_event_age: GaugeVec,
     pub watch_restarts_total: IntCounterVec,
     pub relists_total: IntCounterVec,
     pub leader: Gauge,
+    /// Every family registered here (name, help, type), to print HELP/TYPE for those without series.
+    families: Vec<(String, String, &'static str)>,
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(c.clone()))?;
-    Ok(c)
+struct Builder {
+    registry: Registry,
+    families: Vec<(String, String, &'static str)>,
+}
+
+impl Builder {
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C, ty: &'static str) -> prometheus::Result<C> {
+        for d in c.desc() {
+            self.families.push((d.fq_name.clone(), d.help.clone(), ty));
+        }
+        self.registry.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn counter(&mut self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?, "counter")
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels)?, "gauge")
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, labels: &[&str], b: &[f64]) -> prometheus::Result<HistogramVec> {
+        self.add(HistogramVec::new(HistogramOpts::new(name, help).buckets(b.to_vec()), labels)?, "histogram")
+    }
 }
 
 impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
-        let r = Registry::new();
-        let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("kubemirror_reconcile_duration_seconds", "Time spent reconciling one source.")
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
-            &["kind"],
-        )?;
-        r.register(Box::new(reconcile_duration.clone()))?;
-        let mirror_resources =
-            IntGaugeVec::new(Opts::new("kubemirror_mirror_resources_total", "Live mirrors."), &["kind", "namespace"])?;
-        r.register(Box::new(mirror_resources.clone()))?;
-        let queue_depth = IntGauge::new("workqueue_depth", "Keys waiting in the work queue.")?;
-        r.register(Box::new(queue_depth.clone()))?;
-        let watch_last_event_age = GaugeVec::new(
-            Opts::new("kubemirror_watch_last_event_age_seconds", "Seconds since the watch saw an event or bookmark."),
-            &["resource"],
-        )?;
-        r.register(Box::new(watch_last_event_age.clone()))?;
-        let leader = Gauge::new("kubemirror_leader", "1 while this replica holds the lease.")?;
-        r.register(Box::new(leader.clone()))?;
-        Ok(Metrics {
-            reconcile_total: counter(&r, "kubemirror_reconcile_total", "Reconciles by result.", &["kind", "result"])?,
-            reconcile_duration,
-            mirror_resources,
-            sync_errors_total: counter(
-                &r,
-                "kubemirror_sync_errors_total",
-                "Failed mirror writes.",
-                &["kind", "reason"],
+        let mut b = Builder { registry: Registry::new(), families: Vec::new() };
+        let q = &["name"];
+        let m = Metrics {
+            reconcile_total: b.counter("kubemirror_reconcile_total", "Reconciles by result.", &["kind", "result"])?,
+            reconcile_duration: b.histogram(
+                "kubemirror_reconcile_duration_seconds",
+                "Time spent reconciling one source.",
+                &["kind"],
+                &DURATION_BUCKETS,
             )?,
-            ownership_conflicts_total: counter(
-                &r,
+            mirror_resources: b.add(
+                IntGaugeVec::new(
+                    Opts::new("kubemirror_mirror_resources_total", "Live mirrors."),
+                    &["kind", "namespace"],
+                )?,
+                "gauge",
+            )?,
+            sync_errors_total: b.counter("kubemirror_sync_errors_total", "Failed writes.", &["kind", "reason"])?,
+            ownership_conflicts_total: b.counter(
                 "kubemirror_ownership_conflicts_total",
                 "Target objects of the source's name that KubeMirror does not own.",
                 &["kind"],
             )?,
-            target_truncations_total: counter(
-                &r,
+            target_truncations_total: b.counter(
                 "kubemirror_target_truncations_total",
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
             )?,
-            queue_depth,
-            queue_adds_total: counter(&r, "workqueue_adds_total", "Keys added to the work queue.", &["name"])?,
-            queue_retries_total: counter(&r, "workqueue_retries_total", "Keys re-queued after a failure.", &["name"])?,
-            watch_last_event_age,
-            watch_restarts_total: counter(
-                &r,
+            queue_depth: b
+                .add(IntGaugeVec::new(Opts::new("workqueue_depth", "Keys waiting for a worker."), q)?, "gauge")?,
+            queue_adds_total: b.counter("workqueue_adds_total", "Keys added to the work queue.", q)?,
+            queue_retries_total: b.counter("workqueue_retries_total", "Keys re-queued after a failure.", q)?,
+            queue_duration: b.histogram(
+                "workqueue_queue_duration_seconds",
+                "How long a key waits in the queue before a worker takes it.",
+                q,
+                &QUEUE_BUCKETS,
+            )?,
+            work_duration: b.histogram(
+                "workqueue_work_duration_seconds",
+                "How long processing a key takes.",
+                q,
+                &QUEUE_BUCKETS,
+            )?,
+            unfinished_work: b.gauge(
+                "workqueue_unfinished_work_seconds",
+                "Seconds of work in progress that has not been observed by work_duration yet.",
+                q,
+            )?,
+            longest_running_processor: b.gauge(
+                "workqueue_longest_running_processor_seconds",
+                "How long the longest-running worker has been processing its key.",
+                q,
+            )?,
+            watch_last_event_age: b.gauge(
+                "kubemirror_watch_last_event_age_seconds",
+                "Seconds since the watch saw an event or bookmark.",
+                &["resource"],
+            )?,
+            watch_restarts_total: b.counter(
                 "kubemirror_watch_restarts_total",
                 "Watches re-established.",
                 &["resource"],
             )?,
-            relists_total: counter(&r, "kubemirror_relists_total", "Full relists (410 Gone or start).", &["resource"])?,
-            leader,
-            registry: r,
-        })
+            relists_total: b.counter("kubemirror_relists_total", "Full relists (410 Gone or start).", &["resource"])?,
+            leader: b.add(Gauge::new("kubemirror_leader", "1 while this replica holds the lease.")?, "gauge")?,
+            registry: b.registry,
+            families: b.families,
+        };
+        // The queue exists from the start: its series too.
+        m.queue_depth.with_label_values(&[QUEUE]);
+        m.queue_adds_total.with_label_values(&[QUEUE]);
+        m.queue_retries_total.with_label_values(&[QUEUE]);
+        m.queue_duration.with_label_values(&[QUEUE]);
+        m.work_duration.with_label_values(&[QUEUE]);
+        m.unfinished_work.with_label_values(&[QUEUE]);
+        m.longest_running_processor.with_label_values(&[QUEUE]);
+        Ok(m)
     }
 
-    /// Text exposition format.
+    /// Zero-valued series for a newly watched type: every result and error reason is known.
+    pub fn kind_watched(&self, kind: &str) {
+        for result in RESULTS {
+            self.reconcile_total.with_label_values(&[kind, result]);
+        }
+        for reason in ERROR_REASONS {
+            self.sync_errors_total.with_label_values(&[kind, reason]);
+        }
+        self.reconcile_duration.with_label_values(&[kind]);
+        self.ownership_conflicts_total.with_label_values(&[kind]);
+        self.target_truncations_total.with_label_values(&[kind]);
+    }
+
+    /// Removes a type's series once it is no longer watched (its mirror gauges go with the next
+    /// rebuild of `mirror_resources`).
+    pub fn kind_unwatched(&self, kind: &str) {
+        for result in RESULTS {
+            let _ = self.reconcile_total.remove_label_values(&[kind, result]);
+        }
+        for reason in ERROR_REASONS {
+            let _ = self.sync_errors_total.remove_label_values(&[kind, reason]);
+        }
+        let _ = self.reconcile_duration.remove_label_values(&[kind]);
+        let _ = self.ownership_conflicts_total.remove_label_values(&[kind]);
+        let _ = self.target_truncations_total.remove_label_values(&[kind]);
+    }
+
+    /// Removes the series of a watch that stopped.
+    pub fn watch_stopped(&self, resource: &str) {
+        let _ = self.watch_last_event_age.remove_label_values(&[resource]);
+        let _ = self.watch_restarts_total.remove_label_values(&[resource]);
+        let _ = self.relists_total.remove_label_values(&[resource]);
+    }
+
+    /// Text exposition format; families without series still show their HELP and TYPE.
     pub fn render(&self) -> String {
+        let gathered = self.registry.gather();
         let mut out = String::new();
-        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&gathered, &mut out) {
             log::warn!("metrics: encoding failed: {e}");
         }
+        for (name, help, ty) in &self.families {
+            if !gathered.iter().any(|mf| mf.name() == name) {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {ty}\n"));
+            }
+        }
         out
+    }
+}
+
+impl crate::queue::QueueObserver for Metrics {
+    fn waited(&self, d: std::time::Duration) {
+        self.queue_duration.with_label_values(&[QUEUE]).observe(d.as_secs_f64());
+    }
+
+    fn worked(&self, d: std::time::Duration) {
+        self.work_duration.with_label_values(&[QUEUE]).observe(d.as_secs_f64());
     }
 }
 
@@ -107,12 +244,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registers_and_renders() {
+    fn every_family_is_listed_from_the_start() {
         let m = Metrics::new().unwrap();
-        m.reconcile_total.with_label_values(&["Secret.v1", "success"]).inc();
-        m.watch_last_event_age.with_label_values(&["secrets"]).set(3.0);
         let text = m.render();
-        assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"} 1"), "{text}");
-        assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"secrets\"} 3"), "{text}");
+        for family in [
+            "kubemirror_reconcile_total",
+            "kubemirror_reconcile_duration_seconds",
+            "kubemirror_mirror_resources_total",
+            "kubemirror_sync_errors_total",
+            "workqueue_depth",
+            "workqueue_adds_total",
+            "workqueue_retries_total",
+            "workqueue_queue_duration_seconds",
+            "workqueue_work_duration_seconds",
+            "workqueue_unfinished_work_seconds",
+            "workqueue_longest_running_processor_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {family} ")), "{family}: {text}");
+        }
+        assert!(text.contains("workqueue_depth{name=\"sources\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn a_watched_kind_has_zero_series_and_loses_them_when_unwatched() {
+        let m = Metrics::new().unwrap();
+        m.kind_watched("Secret.v1");
+        m.watch_last_event_age.with_label_values(&["Secret.v1 sources"]).set(3.0);
+        let text = m.render();
+        assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"error\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_sync_errors_total{kind=\"Secret.v1\",reason=\"Forbidden\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"} 3"), "{text}");
+        m.kind_unwatched("Secret.v1");
+        m.watch_stopped("Secret.v1 sources");
+        let text = m.render();
+        assert!(!text.contains("Secret.v1"), "{text}");
+        assert!(text.contains("# TYPE kubemirror_reconcile_total counter"), "{text}");
     }
 }

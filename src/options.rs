@@ -1,57 +1,30 @@
-//! Controller flags: the Go original's names and defaults (BEHAVIOR.md §K), so existing Helm values
-//! and manifests keep working, plus the additions of this implementation. Parsed and validated
-//! once at start; a bad value is a startup error naming the flag.
+//! The controller's settings: the Go original's flag names and defaults (BEHAVIOR.md §K), so
+//! existing Helm values and manifests keep working, plus the additions of this implementation.
+//!
+//! This module holds the values and the rules between them; how they are read from the command
+//! line and the environment, and their help texts, is [`crate::flags`]. Every value is checked once
+//! at start-up: a bad one is a usage error naming the flag (exit code 2), never a panic later.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::client::{ClientOptions, LoadOptions};
-use crate::util::duration;
 
-pub const HELP: &str = "\
-kubemirror: mirror namespaced Kubernetes objects into the namespaces their annotations name
+/// The kinds whose mirrors run workloads: mirrored only into namespaces that consent, whatever
+/// `--require-target-consent` says (`--consent-required-kinds`).
+pub const DEFAULT_CONSENT_REQUIRED_KINDS: &str =
+    "Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,ReplicationController,PodTemplate";
 
-USAGE:
-  kubemirror [FLAGS]                 run the controller
-  kubemirror check-connection        load the client configuration, print the server version, exit
-
-CLUSTER ACCESS:
-  --kubeconfig PATH                  kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)
-  --context NAME                     kubeconfig context (default: current-context)
-  --rate-limit-qps N                 client-side API rate limit, requests/s (50; 0 disables)
-  --rate-limit-burst N               client-side API burst (100)
-
-WHAT TO MIRROR:
-  --resource-types LIST              explicit types, Kind.version[.group] (e.g. Secret.v1,Ingress.v1.networking.k8s.io);
-                                     replaces discovery
-  --deny-resource-types LIST         extra deny-list entries: Kind, Kind.group or *.group
-  --discovery-interval DUR           rediscovery period in auto mode (5m)
-  --included-namespaces LIST         only these target namespaces (names or globs)
-  --excluded-namespaces LIST         never these target namespaces (names or globs; kube-system,
-                                     kube-public, kube-node-lease always excluded)
-  --max-targets N                    most targets per source; the first N by name are kept (100; 0 = no limit)
-  --require-target-consent           a namespace receives mirrors only if it allows them
-  --strip-metadata LIST              label/annotation keys or prefixes (ending in /) never copied
-                                     (default: GitOps tracking metadata)
-
-RUNTIME:
-  --worker-threads N                 concurrent reconciles (5)
-  --leader-elect BOOL                elect a leader with a Lease (true)
-  --leader-election-id NAME          Lease name (kubemirror-controller-leader)
-  --leader-election-namespace NS     Lease namespace (default: POD_NAMESPACE or the service-account namespace)
-  --lease-duration DUR               (15s)
-  --renew-deadline DUR               (10s)
-  --retry-period DUR                 (2s)
-  --metrics-bind-address ADDR        Prometheus endpoint (:8080; 0 disables)
-  --health-probe-bind-address ADDR   /healthz and /readyz (:8081; 0 disables)
-
-  -h, --help                         this text
-  -V, --version                      print the version
-
-Logging: RUST_LOG (e.g. RUST_LOG=info or RUST_LOG=kubemirror=debug).
-Durations use Go syntax: 500ms, 30s, 5m, 1h30m.
-";
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line per event: `<RFC 3339 time> <LEVEL> <target>: <message>`.
+    #[default]
+    Text,
+    /// One JSON object per line: `ts`, `level`, `target`, `msg` (and `kind`, `object` for events).
+    Json,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -66,7 +39,14 @@ pub struct Options {
     pub excluded_namespaces: String,
     pub max_targets: usize,
     pub require_target_consent: bool,
+    /// Kinds mirrored only into consenting namespaces (see [`DEFAULT_CONSENT_REQUIRED_KINDS`]).
+    pub consent_required_kinds: Vec<String>,
     pub strip_metadata: Option<String>,
+    /// Limits of the `transform` annotation: its size in bytes and its number of rules.
+    pub transform_max_bytes: usize,
+    pub transform_max_rules: usize,
+    /// One direct GET of the source before a pass writes its mirrors (BEHAVIOR.md §D.3).
+    pub verify_source_freshness: bool,
     pub worker_threads: usize,
     pub leader_elect: bool,
     pub leader_election_id: String,
@@ -76,6 +56,9 @@ pub struct Options {
     pub retry_period: Duration,
     pub metrics_bind_address: Option<SocketAddr>,
     pub health_probe_bind_address: Option<SocketAddr>,
+    /// `--log-level` / `--zap-log-level`; `None`: `RUST_LOG`, then `LOG_LEVEL`, then info.
+    pub log_level: Option<log::LevelFilter>,
+    pub log_format: LogFormat,
 }
 
 impl Default for Options {
@@ -92,7 +75,11 @@ impl Default for Options {
             excluded_namespaces: String::new(),
             max_targets: 100,
             require_target_consent: false,
+            consent_required_kinds: DEFAULT_CONSENT_REQUIRED_KINDS.split(',').map(String::from).collect(),
             strip_metadata: None,
+            transform_max_bytes: 10 * 1024,
+            transform_max_rules: 50,
+            verify_source_freshness: false,
             worker_threads: 5,
             leader_elect: true,
             leader_election_id: "kubemirror-controller-leader".to_string(),
@@ -102,127 +89,26 @@ impl Default for Options {
             retry_period: Duration::from_secs(2),
             metrics_bind_address: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
             health_probe_bind_address: Some(SocketAddr::from(([0, 0, 0, 0], 8081))),
+            log_level: None,
+            log_format: LogFormat::Text,
         }
     }
 }
 
+/// A value the user gave that cannot be used; the text names the flag (and the variable it came
+/// from, if any). Exit code 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionsError(pub String);
+pub struct UsageError(pub String);
 
-impl std::fmt::Display for OptionsError {
+impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for OptionsError {}
-
-/// `:8080`, `0.0.0.0:8080`, `[::]:8080`; `0` or empty disables the endpoint.
-fn bind_address(flag: &str, v: &str) -> Result<Option<SocketAddr>, OptionsError> {
-    let v = v.trim();
-    if v.is_empty() || v == "0" {
-        return Ok(None);
-    }
-    let full = if v.starts_with(':') { format!("0.0.0.0{v}") } else { v.to_string() };
-    full.parse()
-        .map(Some)
-        .map_err(|_| OptionsError(format!("{flag}: {v:?} is not an address like :8080 or 127.0.0.1:8080")))
-}
-
-fn boolean(flag: &str, v: &str) -> Result<bool, OptionsError> {
-    match v.trim() {
-        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
-        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
-        other => Err(OptionsError(format!("{flag}: {other:?} is not a boolean"))),
-    }
-}
-
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, OptionsError> {
-    v.trim().parse().map_err(|_| OptionsError(format!("{flag}: {v:?} is not a valid number")))
-}
-
-fn dur(flag: &str, v: &str) -> Result<Duration, OptionsError> {
-    duration::parse(v).map_err(|e| OptionsError(format!("{flag}: {e}")))
-}
+impl std::error::Error for UsageError {}
 
 impl Options {
-    /// Parses every flag from `args`, leaving free arguments (the subcommand) for the caller.
-    pub fn from_args(args: &mut pico_args::Arguments) -> Result<Self, OptionsError> {
-        let mut o = Options::default();
-        let pe = |e: pico_args::Error| OptionsError(e.to_string());
-        let mut s =
-            |name: &'static str| -> Result<Option<String>, OptionsError> { args.opt_value_from_str(name).map_err(pe) };
-        if let Some(v) = s("--kubeconfig")? {
-            o.kubeconfig = Some(PathBuf::from(v));
-        }
-        o.context = s("--context")?;
-        if let Some(v) = s("--rate-limit-qps")? {
-            o.rate_limit_qps = number("--rate-limit-qps", &v)?;
-        }
-        if let Some(v) = s("--rate-limit-burst")? {
-            o.rate_limit_burst = number("--rate-limit-burst", &v)?;
-        }
-        o.resource_types = s("--resource-types")?.filter(|v| !v.trim().is_empty());
-        if let Some(v) = s("--deny-resource-types")? {
-            o.deny_resource_types = v;
-        }
-        if let Some(v) = s("--discovery-interval")? {
-            o.discovery_interval = dur("--discovery-interval", &v)?;
-        }
-        if let Some(v) = s("--included-namespaces")? {
-            o.included_namespaces = v;
-        }
-        if let Some(v) = s("--excluded-namespaces")? {
-            o.excluded_namespaces = v;
-        }
-        if let Some(v) = s("--max-targets")? {
-            // The original accepts 0 or negative for "no limit".
-            let n: i64 = number("--max-targets", &v)?;
-            o.max_targets = usize::try_from(n).unwrap_or(0);
-        }
-        if let Some(v) = s("--require-target-consent")? {
-            o.require_target_consent = boolean("--require-target-consent", &v)?;
-        }
-        o.strip_metadata = s("--strip-metadata")?;
-        if let Some(v) = s("--worker-threads")? {
-            o.worker_threads = number("--worker-threads", &v)?;
-        }
-        if let Some(v) = s("--leader-elect")? {
-            o.leader_elect = boolean("--leader-elect", &v)?;
-        }
-        if let Some(v) = s("--leader-election-id")? {
-            o.leader_election_id = v;
-        }
-        o.leader_election_namespace = s("--leader-election-namespace")?;
-        if let Some(v) = s("--lease-duration")? {
-            o.lease_duration = dur("--lease-duration", &v)?;
-        }
-        if let Some(v) = s("--renew-deadline")? {
-            o.renew_deadline = dur("--renew-deadline", &v)?;
-        }
-        if let Some(v) = s("--retry-period")? {
-            o.retry_period = dur("--retry-period", &v)?;
-        }
-        if let Some(v) = s("--metrics-bind-address")? {
-            o.metrics_bind_address = bind_address("--metrics-bind-address", &v)?;
-        }
-        if let Some(v) = s("--health-probe-bind-address")? {
-            o.health_probe_bind_address = bind_address("--health-probe-bind-address", &v)?;
-        }
-        o.validate()?;
-        Ok(o)
-    }
-
-    /// Parses a complete argument list of flags only; anything else is an error.
-    pub fn parse(mut args: pico_args::Arguments) -> Result<Self, OptionsError> {
-        let o = Options::from_args(&mut args)?;
-        let rest = args.finish();
-        if let Some(first) = rest.first() {
-            return Err(OptionsError(format!("unknown argument {:?} (see --help)", first.to_string_lossy())));
-        }
-        Ok(o)
-    }
-
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions { kubeconfig: self.kubeconfig.clone(), context: self.context.clone() }
     }
@@ -231,30 +117,24 @@ impl Options {
         ClientOptions { qps: self.rate_limit_qps, burst: self.rate_limit_burst, ..ClientOptions::default() }
     }
 
-    pub fn validate(&self) -> Result<(), OptionsError> {
-        if self.worker_threads == 0 {
-            return Err(OptionsError("--worker-threads must be at least 1".into()));
-        }
-        if self.rate_limit_qps < 0.0 || !self.rate_limit_qps.is_finite() {
-            return Err(OptionsError("--rate-limit-qps must be 0 (disabled) or positive".into()));
-        }
-        if self.rate_limit_burst == 0 {
-            return Err(OptionsError("--rate-limit-burst must be at least 1".into()));
-        }
-        if self.context.as_deref() == Some("") {
-            return Err(OptionsError("--context must not be empty".into()));
-        }
+    /// The rules between flags; each flag's own value was checked when it was read.
+    pub fn validate(&self) -> Result<(), UsageError> {
         // client-go's rule: LeaseDuration > RenewDeadline > JitterFactor(1.2) × RetryPeriod.
         if self.leader_elect
             && !(self.lease_duration > self.renew_deadline && self.renew_deadline > self.retry_period.mul_f64(1.2))
         {
-            return Err(OptionsError(format!(
-                "leader election timings must satisfy lease-duration ({:?}) > renew-deadline ({:?}) > 1.2 × retry-period ({:?})",
+            return Err(UsageError(format!(
+                "--lease-duration ({:?}) > --renew-deadline ({:?}) > 1.2 × --retry-period ({:?}) does not hold",
                 self.lease_duration, self.renew_deadline, self.retry_period
             )));
         }
-        if self.discovery_interval < Duration::from_secs(1) {
-            return Err(OptionsError("--discovery-interval must be at least 1s".into()));
+        // Port 0 picks a free port for each, so only a fixed port can collide.
+        let fixed = self.metrics_bind_address.is_some_and(|a| a.port() != 0);
+        if fixed && self.metrics_bind_address == self.health_probe_bind_address {
+            let addr = self.metrics_bind_address.map(|a| a.to_string()).unwrap_or_default();
+            return Err(UsageError(format!(
+                "--metrics-bind-address and --health-probe-bind-address are both {addr}; give them different ports"
+            )));
         }
         Ok(())
     }
@@ -264,55 +144,26 @@ impl Options {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options, OptionsError> {
-        Options::parse(pico_args::Arguments::from_vec(args.iter().map(Into::into).collect()))
-    }
-
     #[test]
     fn defaults_match_the_original() {
-        let o = parse(&[]).unwrap();
-        assert_eq!(o, Options::default());
+        let o = Options::default();
         assert_eq!(o.max_targets, 100);
         assert_eq!(o.worker_threads, 5);
         assert_eq!(o.metrics_bind_address, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(o.consent_required_kinds.len(), 8);
+        assert_eq!(o.validate(), Ok(()));
     }
 
     #[test]
-    fn chart_style_arguments() {
-        let o = parse(&[
-            "--leader-elect=false",
-            "--metrics-bind-address=:9090",
-            "--health-probe-bind-address",
-            "127.0.0.1:9091",
-            "--max-targets=-1",
-            "--worker-threads=2",
-            "--rate-limit-qps=50.0",
-            "--resource-types=Secret.v1,ConfigMap.v1",
-            "--discovery-interval=1m",
-        ])
-        .unwrap();
-        assert!(!o.leader_elect);
-        assert_eq!(o.metrics_bind_address, Some("0.0.0.0:9090".parse().unwrap()));
-        assert_eq!(o.health_probe_bind_address, Some("127.0.0.1:9091".parse().unwrap()));
-        assert_eq!(o.max_targets, 0);
-        assert_eq!(o.resource_types.as_deref(), Some("Secret.v1,ConfigMap.v1"));
-        assert_eq!(o.discovery_interval, Duration::from_secs(60));
-        assert_eq!(parse(&["--metrics-bind-address=0"]).unwrap().metrics_bind_address, None);
-    }
-
-    #[test]
-    fn bad_values_name_the_flag() {
-        for (args, needle) in [
-            (vec!["--worker-threads=x"], "--worker-threads"),
-            (vec!["--worker-threads=0"], "--worker-threads"),
-            (vec!["--discovery-interval=5"], "--discovery-interval"),
-            (vec!["--leader-elect=maybe"], "--leader-elect"),
-            (vec!["--metrics-bind-address=nope"], "--metrics-bind-address"),
-            (vec!["--renew-deadline=20s"], "lease-duration"),
-            (vec!["--bogus"], "unknown argument"),
-        ] {
-            let e = parse(&args).unwrap_err();
-            assert!(e.0.contains(needle), "{args:?}: {e}");
-        }
+    fn rules_between_flags_name_them() {
+        let o = Options { renew_deadline: Duration::from_secs(20), ..Options::default() };
+        assert!(o.validate().unwrap_err().0.contains("--renew-deadline"));
+        // Without leader election the timings do not matter.
+        assert_eq!(Options { leader_elect: false, ..o }.validate(), Ok(()));
+        let same = Options { health_probe_bind_address: Options::default().metrics_bind_address, ..Options::default() };
+        assert!(same.validate().unwrap_err().0.contains("--health-probe-bind-address"));
+        let any: Option<std::net::SocketAddr> = Some("127.0.0.1:0".parse().unwrap());
+        let both_free = Options { metrics_bind_address: any, health_probe_bind_address: any, ..Options::default() };
+        assert_eq!(both_free.validate(), Ok(()));
     }
 }

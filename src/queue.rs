@@ -75,6 +75,17 @@ pub struct QueueStats {
     pub adds: u64,
     /// Retries scheduled after a failure.
     pub retries: u64,
+    /// Time spent so far on the keys being processed, summed.
+    pub unfinished_work: Duration,
+    /// Time spent so far on the key processed longest.
+    pub longest_running: Duration,
+}
+
+/// Told how long each key waited for a worker and how long its processing took (the
+/// `workqueue_queue_duration_seconds` / `workqueue_work_duration_seconds` histograms).
+pub trait QueueObserver: Send + Sync {
+    fn waited(&self, d: Duration);
+    fn worked(&self, d: Duration);
 }
 
 struct State<K> {
@@ -88,6 +99,10 @@ struct State<K> {
     timers: BTreeMap<(Instant, u64), K>,
     seq: u64,
     failures: HashMap<K, u32>,
+    /// When each dirty key was marked (for the wait it is observed with).
+    queued_at: HashMap<K, Instant>,
+    /// When a worker took each key being processed.
+    started: HashMap<K, Instant>,
     shutdown: bool,
 }
 
@@ -98,6 +113,7 @@ struct Inner<K> {
     cfg: QueueConfig,
     adds: AtomicU64,
     retries: AtomicU64,
+    observer: Option<Arc<dyn QueueObserver>>,
 }
 
 /// Cheap to clone; all clones share one queue.
@@ -113,6 +129,11 @@ impl<K> Clone for WorkQueue<K> {
 
 impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
     pub fn new(cfg: QueueConfig) -> Self {
+        Self::observed(cfg, None)
+    }
+
+    /// A queue that reports its waits and processing times to `observer`.
+    pub fn observed(cfg: QueueConfig, observer: Option<Arc<dyn QueueObserver>>) -> Self {
         let retry_bucket = TokenBucket::new(cfg.retry_qps, cfg.retry_burst);
         WorkQueue {
             inner: Arc::new(Inner {
@@ -124,6 +145,8 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
                     timers: BTreeMap::new(),
                     seq: 0,
                     failures: HashMap::new(),
+                    queued_at: HashMap::new(),
+                    started: HashMap::new(),
                     shutdown: false,
                 }),
                 wake: Notify::new(),
@@ -131,6 +154,7 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
                 cfg,
                 adds: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                observer,
             }),
         }
     }
@@ -209,6 +233,7 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
             return false;
         }
         st.dirty.insert(key.clone());
+        st.queued_at.insert(key.clone(), Instant::now());
         if st.processing.contains(&key) {
             return false;
         }
@@ -265,10 +290,17 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
                 if st.shutdown {
                     return None;
                 }
-                Self::promote_due(&mut st, Instant::now());
+                let now = Instant::now();
+                Self::promote_due(&mut st, now);
                 if let Some(key) = st.ready.pop_front() {
                     st.dirty.remove(&key);
                     st.processing.insert(key.clone());
+                    let waited = st.queued_at.remove(&key).map(|t| now.saturating_duration_since(t));
+                    st.started.insert(key.clone(), now);
+                    drop(st);
+                    if let (Some(o), Some(w)) = (&self.inner.observer, waited) {
+                        o.waited(w);
+                    }
                     return Some(key);
                 }
                 st.timers.keys().next().map(|(at, _)| *at)
@@ -289,9 +321,16 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
     pub fn done(&self, key: &K) {
         let mut st = self.lock();
         st.processing.remove(key);
-        if st.dirty.contains(key) && !st.shutdown {
+        let worked = st.started.remove(key).map(|t| Instant::now().saturating_duration_since(t));
+        let ready = st.dirty.contains(key) && !st.shutdown;
+        if ready {
             st.ready.push_back(key.clone());
-            drop(st);
+        }
+        drop(st);
+        if let (Some(o), Some(w)) = (&self.inner.observer, worked) {
+            o.worked(w);
+        }
+        if ready {
             self.inner.wake.notify_waiters();
         }
     }
@@ -308,7 +347,11 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
 
     pub fn stats(&self) -> QueueStats {
         let st = self.lock();
+        let now = Instant::now();
+        let running = st.started.values().map(|t| now.saturating_duration_since(*t));
         QueueStats {
+            unfinished_work: running.clone().sum(),
+            longest_running: running.max().unwrap_or_default(),
             depth: st.ready.len(),
             delayed: st.delayed.len(),
             processing: st.processing.len(),
@@ -676,5 +719,33 @@ mod tests {
         q.shutdown();
         runner.await.unwrap();
         assert_eq!(q.stats().processing, 0);
+    }
+
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<(&'static str, Duration)>>);
+
+    impl QueueObserver for Seen {
+        fn waited(&self, d: Duration) {
+            self.0.lock().unwrap().push(("waited", d));
+        }
+        fn worked(&self, d: Duration) {
+            self.0.lock().unwrap().push(("worked", d));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_and_processing_times_are_observed() {
+        let seen = Arc::new(Seen::default());
+        let q = WorkQueue::observed(QueueConfig::default(), Some(seen.clone() as Arc<dyn QueueObserver>));
+        q.add("a");
+        tokio::time::advance(Duration::from_millis(30)).await;
+        assert_eq!(try_next(&q).await, Some("a"));
+        tokio::time::advance(Duration::from_millis(70)).await;
+        let st = q.stats();
+        assert_eq!((st.unfinished_work, st.longest_running), (Duration::from_millis(70), Duration::from_millis(70)));
+        q.done(&"a");
+        let got = seen.0.lock().unwrap().clone();
+        assert_eq!(got, [("waited", Duration::from_millis(30)), ("worked", Duration::from_millis(70))]);
+        assert_eq!(q.stats().unfinished_work, Duration::ZERO);
     }
 }

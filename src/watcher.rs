@@ -422,7 +422,7 @@ pub struct WatchHealth {
 }
 
 impl WatchHealth {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         WatchHealth {
             last_progress: Mutex::new(Instant::now()),
             lists: AtomicU64::new(0),

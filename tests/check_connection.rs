@@ -82,11 +82,13 @@ fn a_broken_config_fails_with_file_and_context() {
 }
 
 #[test]
-fn bad_flags_exit_1_with_usage() {
+fn bad_flags_exit_2_with_one_line_naming_the_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_kubemirror"))
         .args(["check-connection", "--rate-limit-burst", "0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("USAGE"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("kubemirror: --rate-limit-burst: "), "{stderr}");
 }

@@ -717,7 +717,7 @@ async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
 }
 
 #[test]
-fn the_binary_exits_2_when_it_loses_the_lease() {
+fn the_binary_exits_1_when_it_loses_the_lease() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let s = rt.block_on(server());
     s.create_object(secret("default", "db", "app1")).unwrap();
@@ -743,7 +743,7 @@ fn the_binary_exits_2_when_it_loses_the_lease() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(2));
+    assert_eq!(status.code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -809,5 +809,58 @@ async fn failed_writes_are_retried_through_the_queue_until_they_succeed() {
     eventually("status clean", || status(&s, "Secret", "default", "db") == "synced:2,failed:0,conflicts:0,skipped:0")
         .await;
     assert_eq!(s.stats().count("create", "secrets"), 5, "two creates plus the three refused ones");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_source_freshness_costs_one_get_per_writing_pass_and_none_when_off() {
+    for on in [false, true] {
+        let s = server().await;
+        s.create_object(secret("default", "db", "app1,app2")).unwrap();
+        let opts = Options { verify_source_freshness: on, ..options(Some("Secret.v1"), false) };
+        let c = start(&s, "admin", opts).await;
+        wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+        eventually("status synced:2", || status(&s, "Secret", "default", "db").starts_with("synced:2,")).await;
+        // Two passes wrote: the first (finalizer, two creates, status), and this edit's (two updates).
+        edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("bmV3"));
+        eventually("update propagated", || {
+            ["app1", "app2"]
+                .iter()
+                .all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "bmV3"))
+        })
+        .await;
+        let st = s.stats();
+        let gets = st.count("get", "secrets");
+        // A create whose answer is lost (seen on an overloaded machine) is planned again, meets 409
+        // and is verified with one GET of the mirror: the count is exact when no answer was lost.
+        let lost = st.count("create", "secrets").saturating_sub(2);
+        if lost == 0 {
+            assert_eq!(gets, if on { 2 } else { 0 }, "on: {on}: {:?}", st.requests);
+        } else if !on {
+            assert_eq!(gets, lost, "{:?}", st.requests);
+        }
+        assert_eq!(c.stop().await, Exit::Clean);
+    }
+}
+
+/// Without the flag this pass would write the cached (old) content: the test fails when it is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_source_freshness_writes_the_live_source_when_the_cache_is_behind() {
+    let s = server().await;
+    s.create_object(secret("default", "db", "app-*")).unwrap();
+    let c = start(&s, "admin", Options { verify_source_freshness: true, ..options(Some("Secret.v1"), false) }).await;
+    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b"]).await;
+    // The Secret watches stall: the cache keeps the source as it was.
+    s.hang(kubemirror::testkit::Matcher::new(Some("watch"), Some("secrets")));
+    edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("ZnJlc2g="));
+    // A new namespace (its watch flows) makes a pass that writes: it reads the source first.
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-c"}})).unwrap();
+    eventually("every mirror carries the live content", || {
+        ["app-a", "app-b", "app-c"]
+            .iter()
+            .all(|ns| get(&s, "Secret", ns, "db").is_some_and(|m| m["data"]["password"] == "ZnJlc2g="))
+    })
+    .await;
+    s.release();
     c.stop().await;
 }

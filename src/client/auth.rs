@@ -9,7 +9,7 @@ use hyper::header::HeaderValue;
 use serde_json::{Value, json};
 
 use super::config::{Auth, ExecConfig};
-use super::error::{Error, Result, snippet};
+use super::error::{Error, Result};
 use crate::util::{base64, time};
 
 /// client-go re-reads token files this often.
@@ -191,7 +191,8 @@ async fn run_plugin(cfg: &ExecConfig) -> Result<Credential> {
         Ok(Ok(out)) => out,
     };
     if !out.status.success() {
-        return Err(fail(format!("{}: stderr: {}", out.status, snippet(&out.stderr))));
+        // Its output is never shown: a plugin may print credentials. Run it by hand to read it.
+        return Err(fail(format!("{} ({} bytes on stderr, not shown)", out.status, out.stderr.len())));
     }
     parse_credential(&out.stdout, &cfg.api_version).map_err(fail)
 }
@@ -199,9 +200,9 @@ async fn run_plugin(cfg: &ExecConfig) -> Result<Credential> {
 /// The plugin's ExecCredential: a token, and when it expires.
 fn parse_credential(stdout: &[u8], api_version: &str) -> Result<Credential, String> {
     let v: Value =
-        serde_json::from_slice(stdout).map_err(|e| format!("output is not JSON ({e}): {}", snippet(stdout)))?;
+        serde_json::from_slice(stdout).map_err(|e| format!("output is not JSON ({e}; {} bytes)", stdout.len()))?;
     if v.get("kind").and_then(Value::as_str) != Some("ExecCredential") {
-        return Err(format!("output is not an ExecCredential: {}", snippet(stdout)));
+        return Err(format!("output is not an ExecCredential ({} bytes)", stdout.len()));
     }
     let got = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if got != api_version {
@@ -237,7 +238,9 @@ mod tests {
         let e = parse_credential(out, "client.authentication.k8s.io/v1beta1").err().unwrap();
         assert!(e.contains("apiVersion"), "{e}");
         let e = parse_credential(b"hello", "x").err().unwrap();
-        assert!(e.contains("not JSON") && e.contains("hello"), "{e}");
+        assert!(e.contains("not JSON") && e.contains("5 bytes") && !e.contains("hello"), "{e}");
+        let e = parse_credential(br#"{"kind":"Secret","data":{"token":"c2VjcmV0"}}"#, "x").err().unwrap();
+        assert!(!e.contains("c2VjcmV0"), "{e}");
         let e = parse_credential(
             br#"{"apiVersion":"v","kind":"ExecCredential","status":{"clientCertificateData":"x"}}"#,
             "v",

@@ -140,6 +140,20 @@ impl Client {
         ObjectList::from_value(v).map_err(Error::Decode)
     }
 
+    /// Every page of a list, followed to the end (`limit` per page).
+    pub async fn list_all(&self, r: &ApiResource, ns: Option<&str>, p: &ListParams) -> Result<Vec<Value>> {
+        let mut params = ListParams { limit: p.limit.or(Some(500)), ..p.clone() };
+        let mut items = Vec::new();
+        loop {
+            let page = self.list(r, ns, &params).await?;
+            items.extend(page.items);
+            match page.continue_token {
+                Some(token) => params.continue_token = Some(token),
+                None => return Ok(items),
+            }
+        }
+    }
+
     pub async fn watch(&self, r: &ApiResource, ns: Option<&str>, p: &WatchParams) -> Result<WatchStream> {
         let accept = if p.metadata_only { ACCEPT_METADATA } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
@@ -214,8 +228,8 @@ impl Client {
 }
 
 fn decode_json(body: &[u8]) -> Result<Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| Error::Decode(format!("response is not JSON ({e}): {}", error::snippet(body))))
+    // The body is never quoted: it may be an object holding a Secret's data.
+    serde_json::from_slice(body).map_err(|e| Error::Decode(format!("response is not JSON ({e}; {} bytes)", body.len())))
 }
 
 /// Reads a DELETE answer: a Status means the object is gone; 202, or an object still held by

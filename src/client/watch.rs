@@ -73,8 +73,8 @@ impl WatchDecoder {
 }
 
 pub fn decode_event(line: &[u8]) -> Result<WatchEvent> {
-    let mut v: Value = serde_json::from_slice(line)
-        .map_err(|e| Error::Decode(format!("watch event: {e}: {}", super::error::snippet(line))))?;
+    let mut v: Value =
+        serde_json::from_slice(line).map_err(|e| Error::Decode(format!("watch event ({} bytes): {e}", line.len())))?;
     let typ = v.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     let object = v.get_mut("object").map(Value::take).unwrap_or(Value::Null);
     if !object.is_object() {

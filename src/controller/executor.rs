@@ -24,6 +24,8 @@ pub struct Settings {
     pub targets: TargetConfig,
     pub build: BuildConfig,
     pub verify_unknown: bool,
+    /// `--verify-source-freshness`: GET the source before a pass writes its mirrors.
+    pub verify_source_freshness: bool,
 }
 
 impl Settings {
@@ -55,14 +57,29 @@ pub fn error_text(e: &client::Error) -> String {
     }
 }
 
-/// The metric label for a failed write.
+/// The metric label for a failed write: one of [`crate::metrics::ERROR_REASONS`], never a text
+/// from the server (which would let it create series).
 pub fn error_reason(e: &client::Error) -> String {
-    match e {
-        client::Error::Api(s) => s.reason.as_str().to_string(),
-        client::Error::Transport(_) => "Transport".into(),
-        client::Error::Timeout(_) => "Timeout".into(),
-        client::Error::Decode(_) => "Decode".into(),
-    }
+    use client::Reason;
+    let reason = match e {
+        client::Error::Api(s) => match &s.reason {
+            Reason::Conflict => "Conflict",
+            Reason::NotFound => "NotFound",
+            Reason::AlreadyExists => "AlreadyExists",
+            Reason::Forbidden => "Forbidden",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::Invalid => "Invalid",
+            Reason::TooManyRequests => "TooManyRequests",
+            Reason::InternalError | Reason::ServiceUnavailable | Reason::ServerTimeout | Reason::Timeout => {
+                "ServerError"
+            }
+            _ if s.code >= 500 => "ServerError",
+            _ => "Other",
+        },
+        client::Error::Transport(_) | client::Error::Timeout(_) => "Transport",
+        client::Error::Decode(_) => "Other",
+    };
+    reason.to_string()
 }
 
 fn outcome_of(e: &client::Error) -> Outcome {
@@ -434,6 +451,12 @@ mod tests {
         assert_eq!(error_text(&t1), "API server unreachable");
         assert_eq!(error_text(&t2), "API request timed out");
         assert_eq!(error_reason(&denied), "Forbidden");
+        assert_eq!(error_reason(&t2), "Transport");
+        assert_eq!(error_reason(&api(503, client::Reason::Other("Weird".into()), "")), "ServerError");
+        assert_eq!(error_reason(&api(418, client::Reason::Other("Teapot".into()), "")), "Other");
+        for e in [&a, &denied, &t1] {
+            assert!(crate::metrics::ERROR_REASONS.contains(&error_reason(e).as_str()));
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! - [`state`]: per watched type, the write ledger and blocked targets; the queue key;
 //! - [`reconcile`]: one pass for one source (caches → plan → executor → requeue decision);
 //! - [`routing`]: cache changes → queued sources;
+//! - [`rediscovery`]: periodic discovery on its own task, results over a channel;
 //! - [`run`]: the process: discovery, watches, leader gating, workers, rediscovery, admin, stop.
 
 pub mod executor;
 pub mod reconcile;
+pub mod rediscovery;
 pub mod routing;
 pub mod run;
 pub mod state;

@@ -136,7 +136,28 @@ impl Reconciler {
                 }
             }
         }
-        let src = cached.or(fetched.as_ref());
+        let mut gone = false;
+        if let Some(cached) = cached.filter(|_| self.settings.verify_source_freshness && !plan.ops.is_empty()) {
+            // --verify-source-freshness: the one read of the source a writing pass makes.
+            match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
+                Err(e) if e.is_not_found() => {
+                    log::info!("{kind} {key}: source deleted before its mirrors were written");
+                    plan = self.plan(ts, SourceState::Gone(key));
+                    gone = true;
+                }
+                Err(e) => return Err(RetryError(format!("{kind} {key}: reading the source failed: {e}"))),
+                Ok(obj) => {
+                    let live = SourceObject::from_object(obj)
+                        .map_err(|e| RetryError(format!("{kind} {key}: unreadable source: {e}")))?;
+                    if live.resource_version != cached.resource_version {
+                        log::debug!("{kind} {key}: the cache is behind the source, planning with the live object");
+                        plan = self.plan(ts, SourceState::Seen(&live));
+                        fetched = Some(live);
+                    }
+                }
+            }
+        }
+        let src = if gone { None } else { fetched.as_ref().or(cached) };
         if src.is_none() {
             // Gone for good: nothing of ours to remember about it (bounds the memo by live sources).
             ts.statuses.forget(key);

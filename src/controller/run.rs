@@ -5,7 +5,7 @@
 //! the caches are complete. On gaining the lease every cached source is queued once; on losing it
 //! the queue stops at once (writes are fenced anyway) and the process exits to restart clean.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,9 +16,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, Check, Checks};
 use crate::cache::Cache;
-use crate::client::{ApiResource, Client};
+use crate::client::Client;
 use crate::controller::executor::Settings;
 use crate::controller::reconcile::Reconciler;
+use crate::controller::rediscovery;
 use crate::controller::routing::{self, Router};
 use crate::controller::state::{Types, WorkKey};
 use crate::controller::writer::Writer;
@@ -26,12 +27,12 @@ use crate::discovery::{self, DenyList, TypeRef};
 use crate::events::EventRecorder;
 use crate::informers::{InformerOptions, Informers};
 use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError, Leadership};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QUEUE};
 use crate::mirror::build::{BuildConfig, StripList};
 use crate::mirror::targets::{NamespaceFilter, TargetConfig};
 use crate::model::Str;
 use crate::options::Options;
-use crate::queue::{QueueConfig, WorkQueue};
+use crate::queue::{QueueConfig, QueueObserver, WorkQueue};
 use crate::util::rand::Rng;
 use crate::watcher;
 use crate::watcher::WatchHealth;
@@ -57,28 +58,16 @@ pub struct Bound {
     pub health: Option<SocketAddr>,
 }
 
-fn settings(opts: &Options) -> Result<Settings, String> {
+/// The controller's fixed settings from its options (also what `explain` plans with).
+pub fn settings(opts: &Options) -> Result<Settings, String> {
     let filter = NamespaceFilter::new(&opts.included_namespaces, &opts.excluded_namespaces)?;
     let strip = opts.strip_metadata.as_deref().map(StripList::parse).unwrap_or_default();
     Ok(Settings {
         targets: TargetConfig { filter, require_consent: opts.require_target_consent, max_targets: opts.max_targets },
         build: BuildConfig { strip },
         verify_unknown: true,
+        verify_source_freshness: opts.verify_source_freshness,
     })
-}
-
-async fn resources(client: &Client, opts: &Options, deny: &DenyList) -> Result<Vec<ApiResource>, String> {
-    match &opts.resource_types {
-        Some(list) => {
-            let types = discovery::parse_type_list(list).map_err(|e| format!("--resource-types: {e}"))?;
-            discovery::resolve(client, &types, deny).await
-        }
-        None => {
-            let found =
-                discovery::discover(client, deny).await.map_err(|e| format!("discovering the API resources: {e}"))?;
-            Ok(found.resources)
-        }
-    }
 }
 
 type HealthList = Arc<Mutex<Vec<(String, Arc<WatchHealth>)>>>;
@@ -108,12 +97,14 @@ async fn start_admin(
         let a = admin::serve(addr, Checks::default(), Some(metrics.clone()), stop.clone())
             .await
             .map_err(|e| format!("--metrics-bind-address {addr}: {e}"))?;
+        log::info!("serving metrics on http://{a}/metrics");
         bound.metrics = Some(a);
     }
     if let Some(addr) = opts.health_probe_bind_address {
         let a = admin::serve(addr, checks, None, stop.clone())
             .await
             .map_err(|e| format!("--health-probe-bind-address {addr}: {e}"))?;
+        log::info!("serving health probes on http://{a}/healthz and /readyz");
         bound.health = Some(a);
     }
     Ok(bound)
@@ -135,6 +126,9 @@ async fn wait_synced(cache: &Cache) {
 #[derive(Default)]
 struct Gauges {
     last: HashMap<String, u64>,
+    /// Kinds and watches with series, so those that go away lose theirs.
+    kinds: HashSet<Str>,
+    watches: HashSet<String>,
 }
 
 impl Gauges {
@@ -152,11 +146,30 @@ impl Gauges {
         leading: bool,
     ) {
         let stats = queue.stats();
-        metrics.queue_depth.set(stats.depth as i64);
-        metrics.queue_adds_total.with_label_values(&["sources"]).inc_by(self.delta("adds".into(), stats.adds));
-        metrics.queue_retries_total.with_label_values(&["sources"]).inc_by(self.delta("retries".into(), stats.retries));
+        let q = &[QUEUE];
+        metrics.queue_depth.with_label_values(q).set(stats.depth as i64);
+        metrics.queue_adds_total.with_label_values(q).inc_by(self.delta("adds".into(), stats.adds));
+        metrics.queue_retries_total.with_label_values(q).inc_by(self.delta("retries".into(), stats.retries));
+        metrics.unfinished_work.with_label_values(q).set(stats.unfinished_work.as_secs_f64());
+        metrics.longest_running_processor.with_label_values(q).set(stats.longest_running.as_secs_f64());
         metrics.leader.set(if leading { 1.0 } else { 0.0 });
-        for (name, h) in health.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let kinds: HashSet<Str> = cache.type_names().into_iter().collect();
+        for gone in self.kinds.difference(&kinds) {
+            metrics.kind_unwatched(gone);
+        }
+        for new in kinds.difference(&self.kinds) {
+            metrics.kind_watched(new);
+        }
+        self.kinds = kinds;
+        let health = health.lock().unwrap_or_else(|p| p.into_inner());
+        let watches: HashSet<String> = health.iter().map(|(name, _)| name.clone()).collect();
+        for gone in self.watches.difference(&watches) {
+            metrics.watch_stopped(gone);
+            self.last.remove(&format!("watches {gone}"));
+            self.last.remove(&format!("relists {gone}"));
+        }
+        self.watches = watches;
+        for (name, h) in health.iter() {
             metrics.watch_last_event_age.with_label_values(&[name]).set(h.age().as_secs_f64());
             let restarts = self.delta(format!("watches {name}"), h.watches().saturating_sub(1));
             metrics.watch_restarts_total.with_label_values(&[name]).inc_by(restarts);
@@ -196,13 +209,22 @@ pub async fn run(
         None => Metrics::new().map_err(|e| format!("metrics registry: {e}"))?,
     };
     let identity = leader::identity_from_env();
-    let initial = resources(&client, &opts, &deny).await?;
+    tokio::pin!(shutdown);
+    // Start-up requests can hang (an aggregated API, a partition): a stop request still wins.
+    let initial = tokio::select! {
+        found = discovery::selected(&client, opts.resource_types.as_deref(), &deny) => found?,
+        _ = &mut shutdown => return Ok(Exit::Clean),
+    };
     if initial.is_empty() {
         log::warn!("no mirrorable resource types found; waiting for rediscovery");
     }
 
     // One GET per process, not per type: it decides whether every watch starts with watch-list.
-    let watch_list = match client.get_path("/version").await {
+    let version = tokio::select! {
+        v = client.get_path("/version") => v,
+        _ = &mut shutdown => return Ok(Exit::Clean),
+    };
+    let watch_list = match version {
         Ok(v) => watcher::watch_list_by_default(&v),
         Err(e) => {
             log::warn!("GET /version failed ({e}); using list + watch");
@@ -211,7 +233,8 @@ pub async fn run(
     };
     let cache = Cache::new();
     let types = Types::default();
-    let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
+    let observer: Arc<dyn QueueObserver> = Arc::new(metrics.clone());
+    let queue: WorkQueue<WorkKey> = WorkQueue::observed(QueueConfig::default(), Some(observer));
     let router = Arc::new(Router { cache: cache.clone(), types: types.clone() });
     let mut informers = Informers::new(
         client.clone(),
@@ -225,6 +248,9 @@ pub async fn run(
         informers.add(r);
     }
     let health: HealthList = Arc::new(Mutex::new(informers.health()));
+    // Every series is there from the first scrape, before the first tick.
+    let mut gauge_state = Gauges::default();
+    gauge_state.update(&metrics, &queue, &cache, &health, false);
 
     let (admin_stop, admin_rx) = watch::channel(false);
     let bound = match start_admin(&opts, checks(&cache, &health), &metrics, &admin_rx).await {
@@ -296,11 +322,11 @@ pub async fn run(
     let mut leading = lead_rx.borrow().is_leader();
     let mut workers: Option<JoinHandle<()>> = leading.then(start_workers);
     let mut lead_open = true;
-    let mut rediscover = tokio::time::interval(opts.discovery_interval);
-    rediscover.reset();
+    let mut rediscover = opts
+        .resource_types
+        .is_none()
+        .then(|| rediscovery::spawn(client.clone(), deny.clone(), opts.discovery_interval));
     let mut gauges = tokio::time::interval(METRICS_PERIOD);
-    let mut gauge_state = Gauges::default();
-    tokio::pin!(shutdown);
 
     let exit = loop {
         tokio::select! {
@@ -333,21 +359,21 @@ pub async fn run(
                 }
                 metrics.leader.set(if leading { 1.0 } else { 0.0 });
             }
-            _ = rediscover.tick(), if opts.resource_types.is_none() => {
-                match discovery::discover(&client, &deny).await {
-                    Ok(found) => {
-                        let changes = found.changes_from(&informers.watched());
-                        for r in &changes.removed {
-                            types.remove(&TypeRef::of(r).to_string());
-                        }
-                        for r in &changes.added {
-                            types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
-                        }
-                        informers.apply(&changes);
-                        *health.lock().unwrap_or_else(|p| p.into_inner()) = informers.health();
-                    }
-                    Err(e) => log::warn!("rediscovery failed, keeping the watched types: {e}"),
+            Some(found) = async {
+                match rediscover.as_mut() {
+                    Some(r) => r.results.recv().await,
+                    None => std::future::pending().await,
                 }
+            } => {
+                let changes = found.changes_from(&informers.watched());
+                for r in &changes.removed {
+                    types.remove(&TypeRef::of(r).to_string());
+                }
+                for r in &changes.added {
+                    types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
+                }
+                informers.apply(&changes);
+                *health.lock().unwrap_or_else(|p| p.into_inner()) = informers.health();
             }
             _ = gauges.tick() => {
                 let lead = leading && lead_rx.borrow().is_leader();
@@ -357,6 +383,7 @@ pub async fn run(
     };
 
     // Stop taking work; let in-flight passes finish (after a lost lease their writes are fenced).
+    drop(rediscover.take());
     queue.shutdown();
     if let Some(w) = workers {
         let abort = w.abort_handle();
@@ -378,4 +405,31 @@ pub async fn run(
     let _ = admin_stop.send(true);
     metrics.leader.set(0.0);
     Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_series_of_types_and_watches_that_go_away_are_removed() {
+        let metrics = Metrics::new().unwrap();
+        let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
+        let cache = Cache::new();
+        cache.add_type("Secret.v1");
+        let health: HealthList =
+            Arc::new(Mutex::new(vec![("Secret.v1 sources".to_string(), Arc::new(WatchHealth::new()))]));
+        let mut gauges = Gauges::default();
+        gauges.update(&metrics, &queue, &cache, &health, true);
+        let text = metrics.render();
+        assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}"), "{text}");
+        assert!(text.contains("kubemirror_leader 1"), "{text}");
+        cache.remove_type("Secret.v1");
+        health.lock().unwrap().clear();
+        gauges.update(&metrics, &queue, &cache, &health, false);
+        let text = metrics.render();
+        assert!(!text.contains("Secret.v1"), "{text}");
+        assert!(text.contains("# TYPE kubemirror_reconcile_total counter"), "{text}");
+    }
 }

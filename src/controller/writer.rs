@@ -1,6 +1,7 @@
 //! Every write the controller makes goes through [`Writer`], which asks the leadership channel
 //! right before sending (fencing): a replica that is not — or no longer — the leader sends nothing,
-//! whatever pass it is in the middle of.
+//! whatever pass it is in the middle of. (The one other writer, `kubemirror cleanup`, is a separate
+//! command for after the controller is stopped: see [`crate::cleanup`].)
 
 use serde_json::Value;
 use tokio::sync::watch;

@@ -236,6 +236,16 @@ impl TargetSpec {
         }) || self.selector.as_ref().is_some_and(|s| s.matches_with(|k| ns.label(k)))
     }
 
+    /// Whether the list contains the `all` keyword (whose opt-out label explains a non-selection).
+    pub fn uses_all(&self) -> bool {
+        self.entries.iter().any(|e| matches!(e, Entry::All))
+    }
+
+    /// Whether the list contains the `all-labeled` keyword.
+    pub fn uses_all_labeled(&self) -> bool {
+        self.entries.iter().any(|e| matches!(e, Entry::AllLabeled))
+    }
+
     fn literals(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().filter_map(|e| match e {
             Entry::Name(g) if g.is_literal() => Some(g.as_str()),
@@ -280,9 +290,59 @@ impl NamespaceFilter {
     }
 
     pub fn allows(&self, ns: &str) -> bool {
-        !keys::ALWAYS_EXCLUDED_NAMESPACES.contains(&ns)
-            && !self.excluded.iter().any(|g| g.matches(ns))
-            && (self.included.is_empty() || self.included.iter().any(|g| g.matches(ns)))
+        self.check(ns).is_ok()
+    }
+
+    /// Step 3 with its reason: system namespaces, then `--excluded-namespaces`, then
+    /// `--included-namespaces`.
+    pub fn check(&self, ns: &str) -> Result<(), Step> {
+        if keys::ALWAYS_EXCLUDED_NAMESPACES.contains(&ns) {
+            return Err(Step::AlwaysExcluded);
+        }
+        if let Some(g) = self.excluded.iter().find(|g| g.matches(ns)) {
+            return Err(Step::ExcludedByFlag(g.as_str().to_string()));
+        }
+        if !self.included.is_empty() && !self.included.iter().any(|g| g.matches(ns)) {
+            return Err(Step::NotIncluded);
+        }
+        Ok(())
+    }
+}
+
+/// The step of the precedence (module docs) at which a namespace stops being a target candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// 1: neither the list nor the selector picks it.
+    NotSelected,
+    /// 2.
+    SourceNamespace,
+    /// 3: `kube-system`, `kube-public`, `kube-node-lease`.
+    AlwaysExcluded,
+    /// 3: matches this `--excluded-namespaces` glob.
+    ExcludedByFlag(String),
+    /// 3: `--included-namespaces` is set and does not match.
+    NotIncluded,
+    /// 4.
+    Terminating,
+    /// 5.
+    NotConsenting,
+}
+
+/// Steps 1 to 5 for one namespace: `None` when it passes them all (step 6, the limit, is applied
+/// to the whole set by [`resolve`]).
+pub fn step_for(spec: &TargetSpec, source_ns: &str, ns: &NamespaceRecord, config: &TargetConfig) -> Option<Step> {
+    if !spec.selects(ns) {
+        Some(Step::NotSelected)
+    } else if *ns.name == *source_ns {
+        Some(Step::SourceNamespace)
+    } else if let Err(step) = config.filter.check(&ns.name) {
+        Some(step)
+    } else if ns.terminating {
+        Some(Step::Terminating)
+    } else if config.require_consent && !consents(ns, source_ns) {
+        Some(Step::NotConsenting)
+    } else {
+        None
     }
 }
 
@@ -322,7 +382,8 @@ pub fn resolve<'a>(
     let mut selected: Vec<Str> = Vec::new();
     let literals: BTreeSet<&str> = spec.literals().collect();
     for ns in namespaces {
-        if !spec.selects(ns) {
+        let step = step_for(spec, source_ns, ns, config);
+        if step == Some(Step::NotSelected) {
             continue;
         }
         let name = &*ns.name;
@@ -330,17 +391,13 @@ pub fn resolve<'a>(
         if literal {
             found.insert(name);
         }
-        if name == source_ns || !config.filter.allows(name) {
+        match step {
+            None => selected.push(ns.name.clone()),
+            Some(Step::Terminating) => problems.push(TargetProblem::Terminating(ns.name.clone())),
+            Some(Step::NotConsenting) => problems.push(TargetProblem::ConsentRefused(ns.name.clone())),
             // Only a literal is worth reporting: a glob or `all` crossing an excluded namespace is normal.
-            if literal {
-                problems.push(TargetProblem::Excluded(ns.name.clone()));
-            }
-        } else if ns.terminating {
-            problems.push(TargetProblem::Terminating(ns.name.clone()));
-        } else if config.require_consent && !consents(ns, source_ns) {
-            problems.push(TargetProblem::ConsentRefused(ns.name.clone()));
-        } else {
-            selected.push(ns.name.clone());
+            Some(_) if literal => problems.push(TargetProblem::Excluded(ns.name.clone())),
+            Some(_) => {}
         }
     }
     for lit in literals.difference(&found) {
@@ -508,6 +565,30 @@ mod tests {
         for bad in ["", "[", "a[", "[z-a]", "a]", "A*", "a\\", "a b", "-app", "[a-]"] {
             assert!(Glob::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn each_namespace_stops_at_its_first_failing_step() {
+        let config = TargetConfig {
+            filter: NamespaceFilter::new("", "app-*").unwrap(),
+            require_consent: true,
+            ..TargetConfig::default()
+        };
+        let spec = TargetSpec::parse(Some("all"), None);
+        let steps: Vec<(String, Option<Step>)> =
+            cluster().iter().map(|ns| (ns.name.to_string(), step_for(&spec, "default", ns, &config))).collect();
+        let get = |n: &str| steps.iter().find(|(name, _)| name == n).map(|(_, s)| s.clone()).unwrap();
+        assert_eq!(get("optout"), Some(Step::NotSelected));
+        assert_eq!(get("default"), Some(Step::SourceNamespace));
+        assert_eq!(get("kube-system"), Some(Step::AlwaysExcluded));
+        assert_eq!(get("app-x"), Some(Step::ExcludedByFlag("app-*".into())));
+        assert_eq!(get("dying"), Some(Step::Terminating));
+        assert_eq!(get("app1"), Some(Step::NotConsenting));
+        assert_eq!(get("labeled"), None);
+        assert_eq!(get("consenting"), None);
+        let only = TargetConfig { filter: NamespaceFilter::new("prod-*", "").unwrap(), ..TargetConfig::default() };
+        assert_eq!(step_for(&spec, "default", &cluster()[1], &only), Some(Step::NotIncluded));
+        assert!(spec.uses_all() && !spec.uses_all_labeled());
     }
 
     #[test]

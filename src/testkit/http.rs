@@ -240,6 +240,7 @@ async fn serve(
         tokio::time::sleep(lat).await;
     }
     if let Some(mut rx) = decision.hang {
+        let _hung = shared.stats.hung();
         // A dropped sender (server gone) also ends the wait.
         while !*rx.borrow() {
             if rx.changed().await.is_err() {

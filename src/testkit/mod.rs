@@ -428,6 +428,11 @@ impl ApiServer {
     pub fn open_watches(&self) -> i64 {
         self.shared.stats.open_watches()
     }
+
+    /// Requests waiting on a [`ApiServer::hang`] partition right now (not watches).
+    pub fn hung_requests(&self) -> i64 {
+        self.shared.stats.hung_requests()
+    }
 }
 
 impl Drop for ApiServer {

@@ -37,6 +37,17 @@ pub struct Stats {
     open_watches: AtomicI64,
     bytes_sent: AtomicU64,
     watch_events: AtomicU64,
+    hung: AtomicI64,
+}
+
+/// Counts a request as hung by [`crate::testkit::ApiServer::hang`] while it lives (the client may
+/// give up, which drops it).
+pub struct Hung<'a>(&'a Stats);
+
+impl Drop for Hung<'_> {
+    fn drop(&mut self) {
+        self.0.hung.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Stats {
@@ -64,6 +75,15 @@ impl Stats {
 
     pub fn open_watches(&self) -> i64 {
         self.open_watches.load(Ordering::SeqCst)
+    }
+
+    pub fn hung(&self) -> Hung<'_> {
+        self.hung.fetch_add(1, Ordering::SeqCst);
+        Hung(self)
+    }
+
+    pub fn hung_requests(&self) -> i64 {
+        self.hung.load(Ordering::SeqCst)
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -6,7 +6,7 @@
 //! not emulated.
 
 use serde_json::{Map, Number, Value};
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError(pub String);
@@ -79,6 +79,36 @@ pub fn to_json(y: &Yaml) -> Result<Value, YamlError> {
     })
 }
 
+fn from_json(v: &Value) -> Yaml {
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        Value::String(s) => Yaml::String(s.clone()),
+        Value::Array(items) => Yaml::Array(items.iter().map(from_json).collect()),
+        Value::Object(m) => {
+            let mut h = yaml_rust2::yaml::Hash::new();
+            for (k, v) in m {
+                h.insert(Yaml::String(k.clone()), from_json(v));
+            }
+            Yaml::Hash(h)
+        }
+    }
+}
+
+/// One YAML document (starting with `---`) for a JSON value: how objects are printed for people.
+pub fn dump(v: &Value) -> Result<String, YamlError> {
+    let mut out = String::new();
+    let mut emitter = YamlEmitter::new(&mut out);
+    emitter.multiline_strings(true);
+    emitter.dump(&from_json(v)).map_err(|e| YamlError(format!("cannot write YAML: {e}")))?;
+    out.push('\n');
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +131,16 @@ mod tests {
         let e = load_one("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.0.contains("line"), "{e}");
         assert!(load_one("a: 1\n---\nb: 2").is_err());
+    }
+
+    #[test]
+    fn dump_reads_back_the_same_value() {
+        let v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "true"}},
+            "data": {"n": "123", "f": "1.50", "yes": "yes", "empty": "", "multi": "a\nb\n", "colon": "a: b"},
+            "list": [1, 2.5, null, false]});
+        let text = dump(&v).unwrap();
+        assert!(text.starts_with("---"), "{text}");
+        assert_eq!(load_one(&text).unwrap(), v, "{text}");
     }
 
     #[test]
