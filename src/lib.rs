@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod events;
 pub mod informers;
 pub mod keys;
+pub mod kinds;
 pub mod leader;
 pub mod metrics;
 pub mod mirror;

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub ownership_conflicts_total: IntCounterVec,
     /// Sources whose target set exceeded `--max-targets`.
     pub target_truncations_total: IntCounterVec,
+    /// Target namespaces skipped, by reason (`missing`, `excluded`, `terminating`, `no_consent`,
+    /// `runs_code_no_consent`), counted by passes that wrote something (the status changed).
+    pub targets_skipped_total: IntCounterVec,
     pub queue_depth: IntGauge,
     pub queue_adds_total: IntCounterVec,
     pub queue_retries_total: IntCounterVec,
@@ -75,6 +78,12 @@ impl Metrics {
                 "kubemirror_target_truncations_total",
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
+            )?,
+            targets_skipped_total: counter(
+                &r,
+                "kubemirror_targets_skipped_total",
+                "Target namespaces skipped (missing, excluded, terminating, without consent), by passes that wrote.",
+                &["kind", "reason"],
             )?,
             queue_depth,
             queue_adds_total: counter(&r, "workqueue_adds_total", "Keys added to the work queue.", &["name"])?,

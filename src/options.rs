@@ -32,6 +32,10 @@ WHAT TO MIRROR:
                                      kube-public, kube-node-lease always excluded)
   --max-targets N                    most targets per source; the first N by name are kept (100; 0 = no limit)
   --require-target-consent           a namespace receives mirrors only if it allows them
+  --consent-required-kinds LIST      kinds mirrored only into namespaces that allow them, even without
+                                     --require-target-consent: Kind or Kind.group (default: the kinds
+                                     that run pods, Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,
+                                     CronJob,ReplicationController,PodTemplate; \"\" = none)
   --strip-metadata LIST              label/annotation keys or prefixes (ending in /) never copied
                                      (default: GitOps tracking metadata)
 
@@ -66,6 +70,8 @@ pub struct Options {
     pub excluded_namespaces: String,
     pub max_targets: usize,
     pub require_target_consent: bool,
+    /// Kind list ([`crate::kinds`]); empty = no kind needs consent.
+    pub consent_required_kinds: String,
     pub strip_metadata: Option<String>,
     pub worker_threads: usize,
     pub leader_elect: bool,
@@ -92,6 +98,7 @@ impl Default for Options {
             excluded_namespaces: String::new(),
             max_targets: 100,
             require_target_consent: false,
+            consent_required_kinds: crate::mirror::targets::CONSENT_REQUIRED_KINDS.join(","),
             strip_metadata: None,
             worker_threads: 5,
             leader_elect: true,
@@ -183,6 +190,9 @@ impl Options {
         if let Some(v) = s("--require-target-consent")? {
             o.require_target_consent = boolean("--require-target-consent", &v)?;
         }
+        if let Some(v) = s("--consent-required-kinds")? {
+            o.consent_required_kinds = v;
+        }
         o.strip_metadata = s("--strip-metadata")?;
         if let Some(v) = s("--worker-threads")? {
             o.worker_threads = number("--worker-threads", &v)?;
@@ -253,6 +263,8 @@ impl Options {
                 self.lease_duration, self.renew_deadline, self.retry_period
             )));
         }
+        crate::kinds::KindList::parse(&self.consent_required_kinds)
+            .map_err(|e| OptionsError(format!("--consent-required-kinds: {e}")))?;
         if self.discovery_interval < Duration::from_secs(1) {
             return Err(OptionsError("--discovery-interval must be at least 1s".into()));
         }
@@ -301,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn consent_required_kinds_default_widen_or_empty() {
+        let default = parse(&[]).unwrap().consent_required_kinds;
+        assert_eq!(
+            default,
+            "Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,ReplicationController,PodTemplate"
+        );
+        let widened = parse(&["--consent-required-kinds", "Deployment,Rollout.argoproj.io"]).unwrap();
+        assert_eq!(widened.consent_required_kinds, "Deployment,Rollout.argoproj.io");
+        assert_eq!(parse(&["--consent-required-kinds", ""]).unwrap().consent_required_kinds, "");
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, needle) in [
             (vec!["--worker-threads=x"], "--worker-threads"),
@@ -310,6 +334,7 @@ mod tests {
             (vec!["--metrics-bind-address=nope"], "--metrics-bind-address"),
             (vec!["--renew-deadline=20s"], "lease-duration"),
             (vec!["--bogus"], "unknown argument"),
+            (vec!["--consent-required-kinds=Deployment,*"], "--consent-required-kinds"),
         ] {
             let e = parse(&args).unwrap_err();
             assert!(e.0.contains(needle), "{args:?}: {e}");

@@ -184,5 +184,8 @@ impl Reconciler {
         if report.writes > 0 && plan.problems.iter().any(|p| matches!(p, TargetProblem::Truncated { .. })) {
             m.target_truncations_total.with_label_values(&[kind]).inc();
         }
+        for reason in plan.problems.iter().filter(|_| report.writes > 0).filter_map(TargetProblem::skip_reason) {
+            m.targets_skipped_total.with_label_values(&[kind, reason]).inc();
+        }
     }
 }

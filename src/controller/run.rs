@@ -25,6 +25,7 @@ use crate::controller::writer::Writer;
 use crate::discovery::{self, DenyList, TypeRef};
 use crate::events::EventRecorder;
 use crate::informers::{InformerOptions, Informers};
+use crate::kinds::KindList;
 use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
 use crate::mirror::build::{BuildConfig, StripList};
@@ -60,8 +61,20 @@ pub struct Bound {
 fn settings(opts: &Options) -> Result<Settings, String> {
     let filter = NamespaceFilter::new(&opts.included_namespaces, &opts.excluded_namespaces)?;
     let strip = opts.strip_metadata.as_deref().map(StripList::parse).unwrap_or_default();
+    let consent_kinds =
+        KindList::parse(&opts.consent_required_kinds).map_err(|e| format!("--consent-required-kinds: {e}"))?;
+    if consent_kinds.is_empty() {
+        log::warn!(
+            "--consent-required-kinds is empty: kinds that run pods are mirrored into namespaces that did not consent"
+        );
+    }
     Ok(Settings {
-        targets: TargetConfig { filter, require_consent: opts.require_target_consent, max_targets: opts.max_targets },
+        targets: TargetConfig {
+            filter,
+            require_consent: opts.require_target_consent,
+            consent_kinds,
+            max_targets: opts.max_targets,
+        },
         build: BuildConfig { strip },
         verify_unknown: true,
     })

@@ -326,7 +326,8 @@ pub fn plan<'a>(
     if !src.has_finalizer(keys::FINALIZER) {
         plan.add_finalizer = Some(add_finalizer_patch(src));
     }
-    let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets);
+    let consent = ctx.targets.consent_rule_for(src);
+    let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets, &consent);
     plan.problems = resolved.problems;
     // A terminating namespace takes its mirrors with it; deleting them first would only add requests.
     let terminating = |ns: &Str| plan.problems.iter().any(|p| matches!(p, TargetProblem::Terminating(t) if t == ns));
@@ -1104,6 +1105,40 @@ mod tests {
             remove_finalizer_patch(&source("x"), true),
             json!({"metadata": {"finalizers": null, "resourceVersion": "100"}})
         );
+    }
+
+    #[test]
+    fn a_deployment_goes_only_where_it_is_welcome_and_the_rest_is_reported() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let dep = source_with(Some("all"), |o| {
+            o["apiVersion"] = json!("apps/v1");
+            o["kind"] = json!("Deployment");
+            o.as_object_mut().unwrap().remove("data");
+            o.as_object_mut().unwrap().remove("type");
+            o["spec"] = json!({"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}});
+        });
+        // An existing mirror in a namespace that never consented (made before the rule existed) goes.
+        let old = mirror_of(&dep, "app1", "5");
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&dep), &cluster(), &[old], &Ledger::default());
+        assert_eq!(describe(&p), ["delete app1 m-app1 (NotTargeted)", "create labeled"]);
+        let st = p.status(&[Outcome::Done, Outcome::Done]).unwrap().to_string();
+        // app-a, app-b, app1, app2, other refused; dying terminating (reported first).
+        assert_eq!(st, "synced:1,failed:0,conflicts:0,skipped:6; last-error: target namespace dying is terminating");
+        assert_eq!(
+            p.problems.iter().filter(|p| matches!(p, TargetProblem::RunsCodeWithoutConsent { .. })).count(),
+            5,
+            "{:?}",
+            p.problems
+        );
+        let skipped = p.events(&[Outcome::Done, Outcome::Done]);
+        assert!(
+            skipped.iter().any(|e| !e.warning && e.message.contains("not consenting to Deployment mirrors")),
+            "{skipped:?}"
+        );
+        // The same source as a Secret-like kind goes everywhere.
+        let nobody = TargetConfig { consent_kinds: crate::kinds::KindList::empty(), ..TargetConfig::default() };
+        let p = plan(&ctx(&nobody, &bc, true), SourceState::Seen(&dep), &cluster(), &[], &Ledger::default());
+        assert_eq!(p.ops.len(), 6, "{:?}", describe(&p));
     }
 
     #[test]
