@@ -26,6 +26,9 @@ pub struct Metrics {
     /// Seconds since each watch last saw an event or bookmark: the silent-stall detector.
     pub watch_last_event_age: GaugeVec,
     pub watch_restarts_total: IntCounterVec,
+    /// Failed list and watch requests by watcher and reason (`Forbidden`, `NotFound`, `ServerError`, ...):
+    /// a type RBAC does not grant or a deleted CRD shows here, retried with backoff.
+    pub watch_failures_total: IntCounterVec,
     pub relists_total: IntCounterVec,
     pub leader: Gauge,
 }
@@ -94,6 +97,12 @@ impl Metrics {
                 "kubemirror_watch_restarts_total",
                 "Watches re-established.",
                 &["resource"],
+            )?,
+            watch_failures_total: counter(
+                &r,
+                "kubemirror_watch_failures_total",
+                "Failed list and watch requests, by reason; retried with backoff.",
+                &["resource", "reason"],
             )?,
             relists_total: counter(&r, "kubemirror_relists_total", "Full relists (410 Gone or start).", &["resource"])?,
             leader,

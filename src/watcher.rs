@@ -15,6 +15,10 @@
 //! - other errors back off (0.8 s doubling to 30 s with jitter, reset after 2 healthy minutes) and
 //!   then retry the same step; a watch that closes within a second without any event counts as an
 //!   error so a misbehaving server cannot make us spin;
+//! - a list or watch request the server refuses for access (403, 401) or because the resource is
+//!   not there (404: a CRD deleted while watched) is retried for ever, never given up, but on a
+//!   slower schedule (0.8 s doubling to 5 minutes): RBAC and CRDs change rarely, and a type the
+//!   controller may not read must not cost a request every 30 s per watcher;
 //! - watch-list is used when enabled; if the server rejects it or the stream fails before the
 //!   initial-events-end bookmark, the watcher falls back to list + watch for good (client-go:
 //!   "making progress is better than deadlocking").
@@ -41,6 +45,10 @@ pub const WATCH_TIMEOUT_SECS: (u64, u64) = (290, 590);
 pub const STUCK_AFTER: Duration = Duration::from_secs(2 * WATCH_TIMEOUT_SECS.1);
 /// A watch shorter than this without a single event is treated as a failure, not a normal end.
 const MIN_HEALTHY_WATCH: Duration = Duration::from_secs(1);
+/// Cap of the backoff after a refusal (403, 401, 404); see the module docs.
+const REFUSED_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest failure detail kept for logs and the readiness report.
+const MAX_DETAIL: usize = 240;
 
 /// Where the stream is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,10 +419,91 @@ impl WatchConfig {
     }
 }
 
+/// Why a list or watch request failed, as a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureReason {
+    Forbidden,
+    Unauthorized,
+    /// The resource is not served (a CRD deleted, an aggregated API gone).
+    NotFound,
+    TooManyRequests,
+    /// 5xx: a failing conversion webhook or aggregated API, an overloaded server.
+    ServerError,
+    /// Another 4xx.
+    ClientError,
+    Transport,
+    Timeout,
+    Decode,
+}
+
+impl FailureReason {
+    pub fn of(e: &client::Error) -> Self {
+        match e {
+            client::Error::Api(s) => match s.code {
+                401 => FailureReason::Unauthorized,
+                403 => FailureReason::Forbidden,
+                404 => FailureReason::NotFound,
+                429 => FailureReason::TooManyRequests,
+                c if c >= 500 => FailureReason::ServerError,
+                _ => FailureReason::ClientError,
+            },
+            client::Error::Transport(_) => FailureReason::Transport,
+            client::Error::Timeout(_) => FailureReason::Timeout,
+            client::Error::Decode(_) => FailureReason::Decode,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Forbidden => "Forbidden",
+            FailureReason::Unauthorized => "Unauthorized",
+            FailureReason::NotFound => "NotFound",
+            FailureReason::TooManyRequests => "TooManyRequests",
+            FailureReason::ServerError => "ServerError",
+            FailureReason::ClientError => "ClientError",
+            FailureReason::Transport => "Transport",
+            FailureReason::Timeout => "Timeout",
+            FailureReason::Decode => "Decode",
+        }
+    }
+
+    /// The server refuses us or does not serve the resource: nothing a quick retry changes.
+    pub fn is_refusal(self) -> bool {
+        matches!(self, FailureReason::Forbidden | FailureReason::Unauthorized | FailureReason::NotFound)
+    }
+}
+
+/// The current failure streak of a watcher: its list or watch requests fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: FailureReason,
+    /// The last error, capped (a status message, never a response body).
+    pub detail: String,
+    pub since: Instant,
+    /// Failed requests in this streak.
+    pub attempts: u64,
+}
+
+/// Where a watcher stands, for readiness, the reconcilers and the readiness report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchState {
+    /// First listing in progress.
+    Syncing,
+    /// Listed, and its requests succeed.
+    Synced,
+    /// Its requests fail and are retried with backoff; `synced`: whether a listing completed before
+    /// (the cache then holds the last state it saw, which can no longer be refreshed).
+    Failing { failure: Failure, synced: bool },
+}
+
 /// Liveness and counters of one watcher, shared with the metrics and health endpoints.
 #[derive(Debug)]
 pub struct WatchHealth {
     last_progress: Mutex<Instant>,
+    /// Last answer of any kind, failures included: the driver loop is turning.
+    last_activity: Mutex<Instant>,
+    failure: Mutex<Option<Failure>>,
+    failures: Mutex<std::collections::BTreeMap<FailureReason, u64>>,
     lists: AtomicU64,
     watches: AtomicU64,
     listings: AtomicU64,
@@ -425,6 +514,9 @@ impl WatchHealth {
     fn new() -> Self {
         WatchHealth {
             last_progress: Mutex::new(Instant::now()),
+            last_activity: Mutex::new(Instant::now()),
+            failure: Mutex::new(None),
+            failures: Mutex::default(),
             lists: AtomicU64::new(0),
             watches: AtomicU64::new(0),
             listings: AtomicU64::new(0),
@@ -434,18 +526,69 @@ impl WatchHealth {
 
     fn progress(&self) {
         *self.last_progress.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.active();
     }
 
-    /// Time since the last list page, watch start, event or bookmark. A healthy watch sees a
-    /// bookmark about every minute and restarts within [`WATCH_TIMEOUT_SECS`], so an age well past
-    /// twice the longest watch timeout means a stuck watcher (fail liveness).
+    fn active(&self) {
+        *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// A list or watch request failed; returns the streak (whose `attempts == 1` on its first failure).
+    fn failed(&self, e: &client::Error) -> Failure {
+        self.active();
+        let reason = FailureReason::of(e);
+        *self.failures.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+        let full = e.to_string();
+        let mut detail: String = full.chars().take(MAX_DETAIL).collect();
+        if detail.len() < full.len() {
+            detail.push('…');
+        }
+        let mut current = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match current.take() {
+            Some(f) if f.reason == reason => Failure { detail, attempts: f.attempts + 1, ..f },
+            _ => Failure { reason, detail, since: Instant::now(), attempts: 1 },
+        };
+        *current = Some(next.clone());
+        next
+    }
+
+    /// A list or watch request succeeded; returns the streak it ended, if any.
+    fn recovered(&self) -> Option<Failure> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Time since the last list page, watch start, event or bookmark (the
+    /// `kubemirror_watch_last_event_age_seconds` metric).
     pub fn age(&self) -> Duration {
         self.last_progress.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
     }
 
-    /// For the liveness probe: no progress for [`STUCK_AFTER`].
+    /// For the liveness probe: nothing at all happened for [`STUCK_AFTER`] — no event, no bookmark,
+    /// no answer, not even an error. A healthy watch sees a bookmark about every minute and restarts
+    /// within [`WATCH_TIMEOUT_SECS`]; a watcher whose requests keep failing (403 on a type RBAC does
+    /// not grant, 404 on a deleted CRD, a failing webhook) gets an answer at least every
+    /// [`REFUSED_MAX_BACKOFF`] and is reported, not stuck: restarting the process cannot fix it.
     pub fn is_stuck(&self) -> bool {
-        self.age() > STUCK_AFTER
+        self.last_activity.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > STUCK_AFTER
+    }
+
+    /// The current failure streak, if the last list or watch request failed.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn state(&self) -> WatchState {
+        let synced = self.listings() > 0;
+        match (self.failure(), synced) {
+            (Some(failure), synced) => WatchState::Failing { failure, synced },
+            (None, true) => WatchState::Synced,
+            (None, false) => WatchState::Syncing,
+        }
+    }
+
+    /// Failed list and watch requests by reason, since start.
+    pub fn failures(&self) -> Vec<(FailureReason, u64)> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, n)| (*r, *n)).collect()
     }
 
     /// List requests (pages) sent.
@@ -480,12 +623,24 @@ pub struct Watcher<A: ListWatchApi> {
     cfg: WatchConfig,
     health: Arc<WatchHealth>,
     backoff: Backoff,
+    /// After a refusal (403, 401, 404): same start, longer cap.
+    refused_backoff: Backoff,
     rng: Rng,
 }
 
 impl<A: ListWatchApi> Watcher<A> {
     pub fn new(api: A, cfg: WatchConfig, rng: Rng) -> Self {
-        Watcher { api, cfg, health: Arc::new(WatchHealth::new()), backoff: Backoff::watch_default(), rng }
+        let refused_backoff = Backoff::new(Duration::from_millis(800), REFUSED_MAX_BACKOFF)
+            .with_jitter(0.2)
+            .with_reset_after(REFUSED_MAX_BACKOFF * 3);
+        Watcher {
+            api,
+            cfg,
+            health: Arc::new(WatchHealth::new()),
+            backoff: Backoff::watch_default(),
+            refused_backoff,
+            rng,
+        }
     }
 
     pub fn health(&self) -> Arc<WatchHealth> {
@@ -504,6 +659,7 @@ impl<A: ListWatchApi> Watcher<A> {
                 input = self.perform(&action, &mut stream) => input,
             };
             self.log_input(&input, machine.state());
+            self.track(&input);
             let step = machine.step(input);
             for ev in step.events {
                 if ev == Event::InitDone {
@@ -580,18 +736,59 @@ impl<A: ListWatchApi> Watcher<A> {
             Action::Backoff => {
                 *stream = None;
                 self.health.errors.fetch_add(1, Ordering::Relaxed);
-                let delay = self.backoff.next_delay(Instant::now().into_std(), &mut self.rng);
+                let refused = self.health.failure().is_some_and(|f| f.reason.is_refusal());
+                let backoff = if refused { &mut self.refused_backoff } else { &mut self.backoff };
+                let delay = backoff.next_delay(Instant::now().into_std(), &mut self.rng);
                 tokio::time::sleep(delay).await;
                 Input::Resume
             }
         }
     }
 
+    /// Keeps the failure streak: a failed list or watch request starts or extends it (logged once
+    /// per streak and reason, so a type RBAC does not grant costs one warning, not one per retry),
+    /// a successful one ends it.
+    fn track(&self, input: &Input) {
+        let name = &self.cfg.name;
+        let (what, e) = match input {
+            Input::Listed(Ok(_)) | Input::WatchOpened(Ok(())) => {
+                if let Some(f) = self.health.recovered() {
+                    log::info!(
+                        "watch {name}: recovered after {} failed request(s) over {}s ({})",
+                        f.attempts,
+                        f.since.elapsed().as_secs(),
+                        f.reason.as_str()
+                    );
+                }
+                return;
+            }
+            Input::Listed(Err(e)) => ("list", e),
+            // A 410 is the normal way back to a relist, not a failure.
+            Input::WatchOpened(Err(e)) if !e.is_gone() => ("watch", e),
+            _ => return,
+        };
+        let f = self.health.failed(e);
+        if f.attempts == 1 {
+            let next =
+                if f.reason.is_refusal() { "retrying with backoff up to 5 min" } else { "retrying with backoff" };
+            log::warn!("watch {name}: {what} failed ({}): {}; {next}", f.reason.as_str(), f.detail);
+        } else {
+            log::debug!(
+                "watch {name}: {what} failed again ({}, attempt {}): {}",
+                f.reason.as_str(),
+                f.attempts,
+                f.detail
+            );
+        }
+    }
+
     fn log_input(&self, input: &Input, state: &State) {
         let name = &self.cfg.name;
         match input {
-            Input::Listed(Err(e)) => log::warn!("watch {name}: list failed: {e}"),
-            Input::WatchOpened(Err(e)) => log::warn!("watch {name}: watch request failed: {e}"),
+            // Failed requests are logged by `track`, once per streak.
+            Input::Listed(Err(_)) => {}
+            Input::WatchOpened(Err(e)) if !e.is_gone() => {}
+            Input::WatchOpened(Err(e)) => log::info!("watch {name}: resourceVersion expired ({e}), relisting"),
             Input::Event(Err(client::Error::Timeout(d))) => {
                 log::info!("watch {name}: no data for {d:?}, resuming the watch")
             }
@@ -1073,6 +1270,15 @@ mod tests {
         }
     }
 
+    /// For schedules measured in minutes: polls once a (virtual) second.
+    async fn wait_calls_slowly(script: &Script, n: usize) {
+        let t0 = Instant::now();
+        while script.calls().len() < n {
+            assert!(t0.elapsed() < Duration::from_secs(3600), "only {:?}", script.calls());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     fn ev(e: WatchEvent) -> client::Result<WatchEvent> {
         Ok(e)
     }
@@ -1179,6 +1385,74 @@ mod tests {
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(12_000) && took <= Duration::from_millis(24_100), "{took:?}");
         assert_eq!(health.errors(), 4);
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_type_keeps_retrying_slowly_is_reported_never_stuck_and_recovers() {
+        let script = Script::default();
+        let refusals = 14;
+        for _ in 0..refusals {
+            script.push(Reply::List(Err(api(403, Reason::Forbidden))));
+        }
+        script.push(Reply::List(Ok(page(&[("a", "1")], "10", None))));
+        script.push(Reply::Watch(Ok(vec![]), true));
+        let t0 = Instant::now();
+        let (events, health, stop, task) = spawn_watcher(&script, WatchConfig::new("Widget.v1.example.com sources"));
+        wait_calls(&script, 1).await;
+        assert_eq!(health.state(), WatchState::Failing { failure: health.failure().unwrap(), synced: false });
+        let f = health.failure().unwrap();
+        assert_eq!((f.reason, f.attempts), (FailureReason::Forbidden, 1));
+        assert!(f.detail.contains("403 Forbidden"), "{}", f.detail);
+        // Well past the liveness deadline, still refused: reported, never stuck, never given up.
+        let mut gaps = Vec::new();
+        let mut last = Instant::now();
+        for n in 2..=refusals {
+            wait_calls_slowly(&script, n).await;
+            gaps.push(last.elapsed());
+            last = Instant::now();
+            assert!(!health.is_stuck(), "attempt {n}");
+        }
+        assert!(t0.elapsed() > STUCK_AFTER, "{:?}", t0.elapsed());
+        assert!(gaps.iter().all(|g| *g >= Duration::from_millis(800)), "no hot loop: {gaps:?}");
+        // (Polled once a second: a gap reads up to a second long.)
+        assert!(
+            gaps.iter().all(|g| *g <= REFUSED_MAX_BACKOFF.mul_f64(1.2) + Duration::from_secs(1)),
+            "capped: {gaps:?}"
+        );
+        assert!(gaps.iter().rev().take(3).all(|g| *g >= REFUSED_MAX_BACKOFF), "slow once refused: {gaps:?}");
+        assert_eq!(health.failure().unwrap().attempts, refusals as u64);
+        assert_eq!(health.failures(), vec![(FailureReason::Forbidden, refusals as u64)]);
+        // Access granted: the next attempt lists, the streak ends.
+        wait_calls_slowly(&script, refusals + 2).await;
+        assert_eq!(health.state(), WatchState::Synced);
+        assert!(events.lock().unwrap().contains(&Event::InitDone));
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_type_gone_after_its_sync_is_failing_with_its_cache_kept() {
+        let script = Script::default();
+        script.push(Reply::List(Ok(page(&[("a", "1")], "10", None))));
+        // The CRD is deleted: the watch ends, re-watching answers 404, and keeps answering it.
+        script.push(Reply::Watch(Ok(vec![]), false));
+        for _ in 0..3 {
+            script.push(Reply::Watch(Err(api(404, Reason::NotFound)), false));
+        }
+        let (events, health, stop, task) = spawn_watcher(&script, WatchConfig::new("Widget.v1.example.com sources"));
+        wait_calls(&script, 5).await;
+        match health.state() {
+            WatchState::Failing { failure, synced: true } => {
+                assert_eq!(failure.reason, FailureReason::NotFound);
+                assert!(failure.attempts >= 2, "{failure:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing was taken out of the cache: no relist, no deletion.
+        assert_eq!(*events.lock().unwrap(), vec![Event::Init, Event::InitApply(obj("a", "1")), Event::InitDone]);
+        assert!(!health.is_stuck());
         stop.send(()).unwrap();
         task.await.unwrap();
     }

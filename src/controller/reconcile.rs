@@ -11,6 +11,7 @@ use crate::controller::executor::{Executor, Report, Settings};
 use crate::controller::state::{TypeState, Types, WorkKey};
 use crate::controller::writer::{WriteError, Writer};
 use crate::events::EventRecorder;
+use crate::informers::{SyncState, Watches};
 use crate::metrics::Metrics;
 use crate::mirror::plan::{self, Plan, SourceState};
 use crate::mirror::targets::TargetProblem;
@@ -20,6 +21,10 @@ use crate::queue::Action;
 /// While the caches are still listing, a pass would plan on half a world (and could delete
 /// mirrors of namespaces not listed yet): look again shortly.
 const NOT_SYNCED_RETRY: Duration = Duration::from_millis(250);
+/// While a type's (or the namespaces') watch fails, its passes wait: the cache can no longer be
+/// refreshed, so nothing is written or deleted from it (see [`crate::informers`]). A change seen
+/// after the watch recovers queues the source at once; this is the longest wait otherwise.
+const PAUSED_RETRY: Duration = Duration::from_secs(10);
 
 pub struct Reconciler {
     pub cache: Cache,
@@ -28,6 +33,7 @@ pub struct Reconciler {
     pub settings: Settings,
     pub events: EventRecorder,
     pub metrics: Option<Metrics>,
+    pub watches: Watches,
 }
 
 /// Why a pass is retried with backoff.
@@ -70,9 +76,30 @@ impl Reconciler {
         )
     }
 
+    /// How long to postpone a pass whose caches are not fit to plan from: still listing, or
+    /// fed by a watch that fails (its last view is kept but not acted on).
+    fn not_plannable(&self, key: &WorkKey) -> Option<Duration> {
+        let namespaces = self.watches.namespaces();
+        let this = self.watches.state(&key.kind);
+        for (what, state) in [("namespaces", Some(namespaces)), (&*key.kind, this)] {
+            match state {
+                Some(SyncState::Failing { failure, .. }) => {
+                    log::debug!("{key}: pass postponed, the {what} watch fails ({})", failure.reason.as_str());
+                    return Some(PAUSED_RETRY);
+                }
+                Some(SyncState::Syncing) => return Some(NOT_SYNCED_RETRY),
+                Some(SyncState::Synced) | None => {}
+            }
+        }
+        None
+    }
+
     pub async fn reconcile(&self, key: WorkKey) -> Result<Action, RetryError> {
         let Some(ts) = self.types.get(&key.kind) else { return Ok(Action::Done) };
         let Some(stores) = self.cache.get_type(&key.kind) else { return Ok(Action::Done) };
+        if let Some(wait) = self.not_plannable(&key) {
+            return Ok(Action::RequeueAfter(wait));
+        }
         if !self.cache.namespaces.is_synced() || !stores.is_synced() {
             return Ok(Action::RequeueAfter(NOT_SYNCED_RETRY));
         }

@@ -1,14 +1,16 @@
 //! The controller process: discovery, the watches feeding the cache, routing into the work queue,
 //! leader election gating the workers, rediscovery, the admin endpoints and a graceful stop.
 //!
-//! Every replica watches (standbys keep warm caches); only the leader runs workers, and only once
-//! the caches are complete. On gaining the lease every cached source is queued once; on losing it
-//! the queue stops at once (writes are fenced anyway) and the process exits to restart clean.
+//! Every replica watches (standbys keep warm caches); only the leader runs workers, once the
+//! namespaces and every type that can sync have synced (a type the server refuses or does not
+//! serve is reported and retried on its own: see [`crate::informers`]). On gaining the lease every
+//! cached source is queued once; on losing it the queue stops at once (writes are fenced anyway)
+//! and the process exits to restart clean.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
@@ -24,7 +26,7 @@ use crate::controller::state::{Types, WorkKey};
 use crate::controller::writer::Writer;
 use crate::discovery::{self, DenyList, TypeRef};
 use crate::events::EventRecorder;
-use crate::informers::{InformerOptions, Informers};
+use crate::informers::{InformerOptions, Informers, Watches};
 use crate::kinds::KindList;
 use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
@@ -35,7 +37,6 @@ use crate::options::Options;
 use crate::queue::{QueueConfig, WorkQueue};
 use crate::util::rand::Rng;
 use crate::watcher;
-use crate::watcher::WatchHealth;
 
 /// How long a graceful stop waits for in-flight passes: well inside the chart's 10 s termination
 /// grace period, so the lease is still released before the kubelet kills the pod.
@@ -94,19 +95,15 @@ async fn resources(client: &Client, opts: &Options, deny: &DenyList) -> Result<V
     }
 }
 
-type HealthList = Arc<Mutex<Vec<(String, Arc<WatchHealth>)>>>;
-
-fn checks(cache: &Cache, health: &HealthList) -> Checks {
-    let (cache, health) = (cache.clone(), health.clone());
-    let live: Check = Arc::new(move || {
-        let list = health.lock().unwrap_or_else(|p| p.into_inner());
-        match list.iter().find(|(_, h)| h.is_stuck()) {
-            Some((name, h)) => Err(format!("watch {name}: no event or bookmark for {}s", h.age().as_secs())),
-            None => Ok(()),
-        }
+/// Liveness: no watcher is stuck (a failing one is not: it is reported by readiness). Readiness:
+/// the namespaces and every type that can sync have synced; the others are listed.
+fn checks(watches: &Watches) -> Checks {
+    let (live_w, ready_w) = (watches.clone(), watches.clone());
+    let live: Check = Arc::new(move || match live_w.all().into_iter().find(|(_, h)| h.is_stuck()) {
+        Some((name, h)) => Err(format!("watch {name}: nothing happened for {}s", h.age().as_secs())),
+        None => Ok(Vec::new()),
     });
-    let ready: Check =
-        Arc::new(move || if cache.is_synced() { Ok(()) } else { Err("caches are still listing".into()) });
+    let ready: Check = Arc::new(move || ready_w.readiness());
     Checks { liveness: vec![("watches".into(), live)], readiness: vec![("caches-synced".into(), ready)] }
 }
 
@@ -132,14 +129,28 @@ async fn start_admin(
     Ok(bound)
 }
 
-/// Waits for the namespaces and every currently watched type to complete a first listing.
-async fn wait_synced(cache: &Cache) {
-    cache.namespaces.wait_synced().await;
-    for name in cache.type_names() {
-        if let Some(stores) = cache.get_type(&name) {
-            stores.sources.wait_synced().await;
-            stores.mirrors.wait_synced().await;
+/// How often the start of the workers looks whether the caches are ready.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// Waits for the namespaces and every watched type that can sync to complete a first listing (a
+/// type whose requests fail is not waited for: its sources are planned once it syncs).
+async fn wait_ready(watches: &Watches) {
+    let mut logged = false;
+    loop {
+        match watches.readiness() {
+            Ok(notes) => {
+                for note in notes {
+                    log::warn!("not mirrored for now: {note}");
+                }
+                return;
+            }
+            Err(why) if !logged => {
+                log::info!("waiting for the caches: {why}");
+                logged = true;
+            }
+            Err(_) => {}
         }
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 
@@ -161,7 +172,7 @@ impl Gauges {
         metrics: &Metrics,
         queue: &WorkQueue<WorkKey>,
         cache: &Cache,
-        health: &HealthList,
+        watches: &Watches,
         leading: bool,
     ) {
         let stats = queue.stats();
@@ -169,11 +180,16 @@ impl Gauges {
         metrics.queue_adds_total.with_label_values(&["sources"]).inc_by(self.delta("adds".into(), stats.adds));
         metrics.queue_retries_total.with_label_values(&["sources"]).inc_by(self.delta("retries".into(), stats.retries));
         metrics.leader.set(if leading { 1.0 } else { 0.0 });
-        for (name, h) in health.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (name, h) in watches.all() {
+            let name = name.as_str();
             metrics.watch_last_event_age.with_label_values(&[name]).set(h.age().as_secs_f64());
             let restarts = self.delta(format!("watches {name}"), h.watches().saturating_sub(1));
             metrics.watch_restarts_total.with_label_values(&[name]).inc_by(restarts);
             metrics.relists_total.with_label_values(&[name]).inc_by(self.delta(format!("relists {name}"), h.relists()));
+            for (reason, n) in h.failures() {
+                let new = self.delta(format!("failures {name} {}", reason.as_str()), n);
+                metrics.watch_failures_total.with_label_values(&[name, reason.as_str()]).inc_by(new);
+            }
         }
         // Rebuilt each time so namespaces and types that went away do not linger.
         metrics.mirror_resources.reset();
@@ -237,10 +253,10 @@ pub async fn run(
         types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
         informers.add(r);
     }
-    let health: HealthList = Arc::new(Mutex::new(informers.health()));
+    let watches = informers.watches();
 
     let (admin_stop, admin_rx) = watch::channel(false);
-    let bound = match start_admin(&opts, checks(&cache, &health), &metrics, &admin_rx).await {
+    let bound = match start_admin(&opts, checks(&watches), &metrics, &admin_rx).await {
         Ok(b) => b,
         Err(e) => {
             informers.shutdown().await;
@@ -287,12 +303,13 @@ pub async fn run(
         settings,
         events: EventRecorder::new(client.clone(), &identity),
         metrics: Some(metrics.clone()),
+        watches: watches.clone(),
     });
     let start_workers = || -> JoinHandle<()> {
-        let (cache, queue, router, reconciler) = (cache.clone(), queue.clone(), router.clone(), reconciler.clone());
+        let (watches, queue, router, reconciler) = (watches.clone(), queue.clone(), router.clone(), reconciler.clone());
         let workers = opts.worker_threads;
         tokio::spawn(async move {
-            wait_synced(&cache).await;
+            wait_ready(&watches).await;
             let keys = router.all_sources();
             log::info!("leading: caches synced, reconciling {} sources with {workers} workers", keys.len());
             keys.into_iter().for_each(|k| queue.add(k));
@@ -357,14 +374,13 @@ pub async fn run(
                             types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
                         }
                         informers.apply(&changes);
-                        *health.lock().unwrap_or_else(|p| p.into_inner()) = informers.health();
                     }
                     Err(e) => log::warn!("rediscovery failed, keeping the watched types: {e}"),
                 }
             }
             _ = gauges.tick() => {
                 let lead = leading && lead_rx.borrow().is_leader();
-                gauge_state.update(&metrics, &queue, &cache, &health, lead);
+                gauge_state.update(&metrics, &queue, &cache, &watches, lead);
             }
         }
     };
