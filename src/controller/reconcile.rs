@@ -9,8 +9,7 @@ use tokio::time::Instant;
 use crate::cache::Cache;
 use crate::controller::executor::{Executor, Report, Settings};
 use crate::controller::state::{TypeState, Types, WorkKey};
-use crate::controller::writer::{WriteError, Writer};
-use crate::events::EventRecorder;
+use crate::controller::writer::{MirrorApi, WriteError, Writer};
 use crate::informers::{SyncState, Watches};
 use crate::metrics::Metrics;
 use crate::mirror::plan::{self, Plan, SourceState};
@@ -26,12 +25,12 @@ const NOT_SYNCED_RETRY: Duration = Duration::from_millis(250);
 /// after the watch recovers queues the source at once; this is the longest wait otherwise.
 const PAUSED_RETRY: Duration = Duration::from_secs(10);
 
-pub struct Reconciler {
+/// `A`: where the pass's requests go ([`Writer`] in production, a script in tests).
+pub struct Reconciler<A: MirrorApi = Writer> {
     pub cache: Cache,
     pub types: Types,
-    pub writer: Writer,
+    pub api: A,
     pub settings: Settings,
-    pub events: EventRecorder,
     pub metrics: Option<Metrics>,
     pub watches: Watches,
 }
@@ -46,7 +45,7 @@ impl std::fmt::Display for RetryError {
     }
 }
 
-impl Reconciler {
+impl<A: MirrorApi> Reconciler<A> {
     /// Mirrors naming this source plus any record of the same name in another namespace (another
     /// source's mirror in the way), so the planner can tell conflicts without a request.
     fn mirrors(&self, ts: &TypeState, key: &ObjectKey, namespaces: &[Arc<NamespaceRecord>]) -> Vec<Arc<MirrorRecord>> {
@@ -136,7 +135,9 @@ impl Reconciler {
         outcome
     }
 
-    async fn pass(
+    /// The pass itself, once the caches are fit to plan from: plan, re-check a departed source,
+    /// execute, remember blocked targets.
+    pub(crate) async fn pass(
         &self,
         ts: &TypeState,
         key: &ObjectKey,
@@ -152,7 +153,7 @@ impl Reconciler {
         let departed = ts.take_departed(key);
         if plan.recheck_source || (cached.is_none() && departed) {
             // The source left the label-filtered watch: gone for real, or only unlabelled.
-            match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
+            match self.api.get(&ts.resource, &key.namespace, &key.name).await {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(RetryError(format!("{kind} {key}: reading the source failed: {e}"))),
                 Ok(obj) => {
@@ -173,12 +174,11 @@ impl Reconciler {
             return Ok((plan, Report::default()));
         }
         let exec = Executor {
-            writer: &self.writer,
+            api: &self.api,
             resource: &ts.resource,
             settings: &self.settings,
             ledger: &ts.ledger,
             statuses: &ts.statuses,
-            events: &self.events,
         };
         let report = match exec.execute(&plan, src).await {
             Ok(r) => r,

@@ -25,7 +25,6 @@ use crate::controller::routing::{self, Router};
 use crate::controller::state::{Types, WorkKey};
 use crate::controller::writer::Writer;
 use crate::discovery::{self, DenyList, TypeRef};
-use crate::events::EventRecorder;
 use crate::informers::{InformerOptions, Informers, Watches};
 use crate::kinds::KindList;
 use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError, Leadership};
@@ -299,9 +298,8 @@ pub async fn run(
     let reconciler = Arc::new(Reconciler {
         cache: cache.clone(),
         types: types.clone(),
-        writer: Writer::new(client.clone(), leadership.clone()),
+        api: Writer::new(client.clone(), leadership.clone(), &identity),
         settings,
-        events: EventRecorder::new(client.clone(), &identity),
         metrics: Some(metrics.clone()),
         watches: watches.clone(),
     });
