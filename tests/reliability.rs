@@ -397,3 +397,43 @@ async fn a_crd_deleted_while_watched_fails_alone_and_comes_back_with_its_crd() {
     .await;
     assert_eq!(c.stop().await, Exit::Clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_or_source_never_blocks_the_others() {
+    // The controller may read Secrets everywhere but write them only in some namespaces: app2
+    // (a target) and `locked` (a source's own namespace) refuse every write.
+    let all = ["create", "update", "patch", "delete"];
+    let rules = vec![
+        Rule::new(&["get", "list", "watch"], &[""], &["secrets", "namespaces"]),
+        Rule::new(&all, &[""], &["secrets"]).in_namespaces(&["default", "app1", "app3", "other"]),
+        Rule::new(&["create", "patch"], &["", "events.k8s.io"], &["events"]),
+    ];
+    let s = server(vec![User::admin(), controller_user(rules)]).await;
+    s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "locked"}})).unwrap();
+    let mut stuck = secret("stuck", "app1");
+    stuck["metadata"]["namespace"] = json!("locked");
+    s.create_object(stuck).unwrap();
+    s.create_object(secret("spread", "app1,app2,app3")).unwrap();
+    s.create_object(secret("plain", "other")).unwrap();
+    let c = start(&s, "ctl", options(Some("Secret.v1"))).await;
+
+    wait_mirrors(&s, "v1", "Secret", "spread", &["app1", "app3"]).await;
+    wait_mirrors(&s, "v1", "Secret", "plain", &["other"]).await;
+    eventually("the refused target reported on its source", || {
+        let st = status(&s, "v1", "Secret", "spread");
+        st.starts_with("synced:2,failed:1,conflicts:0,skipped:0; last-error: app2: Forbidden:")
+    })
+    .await;
+    // The source whose own namespace refuses the finalizer gets nothing, and holds nobody up:
+    // a later source is mirrored while it keeps failing with backoff.
+    s.create_object(secret("later", "app3")).unwrap();
+    wait_mirrors(&s, "v1", "Secret", "later", &["app3"]).await;
+    assert!(mirrored_in(&s, "v1", "Secret", "stuck").is_empty());
+    let metrics = c.metrics;
+    eventually_async("the refused writes in the metrics", || async move {
+        let m = http_get(metrics, "/metrics").await;
+        metric_line(&m, "kubemirror_sync_errors_total", &["kind=\"Secret.v1\"", "reason=\"Forbidden\""]).is_some()
+    })
+    .await;
+    assert_eq!(c.stop().await, Exit::Clean);
+}
