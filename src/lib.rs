@@ -29,4 +29,5 @@ pub mod selector;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod util;
+pub mod watch_health;
 pub mod watcher;
