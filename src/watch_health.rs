@@ -186,7 +186,12 @@ impl WatchHealth {
     /// not grant, 404 on a deleted CRD, a failing webhook) gets an answer at least every
     /// [`crate::watcher::REFUSED_MAX_BACKOFF`] and is reported, not stuck: restarting the process cannot fix it.
     pub fn is_stuck(&self) -> bool {
-        self.last_activity.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > STUCK_AFTER
+        self.idle() > STUCK_AFTER
+    }
+
+    /// Time since the last answer of any kind (see [`is_stuck`](Self::is_stuck)).
+    pub fn idle(&self) -> Duration {
+        self.last_activity.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
     }
 
     /// The current failure streak, if the last list or watch request failed.

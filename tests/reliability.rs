@@ -437,3 +437,24 @@ async fn a_failing_target_or_source_never_blocks_the_others() {
     .await;
     assert_eq!(c.stop().await, Exit::Clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_whose_api_keeps_failing_is_reported_and_holds_nothing_up() {
+    let s = server(vec![User::admin()]).await;
+    s.create_object(widget_crd()).unwrap();
+    s.create_object(widget("w1")).unwrap();
+    s.create_object(secret("db", "app1")).unwrap();
+    // Like a CRD whose conversion webhook is down: every list of it answers 503.
+    s.fail_next(kubemirror::testkit::Matcher::new(Some("list"), Some("widgets")), 1_000_000, 503, None);
+    let c = start(&s, "admin", options(Some("Secret.v1,Widget.v1.example.com"))).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
+    let health = c.health;
+    eventually_async("ready, the broken type listed", || async move {
+        let r = http_get(health, "/readyz").await;
+        r.starts_with("HTTP/1.1 200") && r.contains("Widget.v1.example.com: cannot sync") && r.contains("ServerError")
+    })
+    .await;
+    assert!(http_get(c.health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(mirrored_in(&s, "example.com/v1", "Widget", "w1").is_empty());
+    assert_eq!(c.stop().await, Exit::Clean);
+}

@@ -99,7 +99,7 @@ async fn resources(client: &Client, opts: &Options, deny: &DenyList) -> Result<V
 fn checks(watches: &Watches) -> Checks {
     let (live_w, ready_w) = (watches.clone(), watches.clone());
     let live: Check = Arc::new(move || match live_w.all().into_iter().find(|(_, h)| h.is_stuck()) {
-        Some((name, h)) => Err(format!("watch {name}: nothing happened for {}s", h.age().as_secs())),
+        Some((name, h)) => Err(format!("watch {name}: nothing happened for {}s", h.idle().as_secs())),
         None => Ok(Vec::new()),
     });
     let ready: Check = Arc::new(move || ready_w.readiness());
