@@ -12,10 +12,12 @@
 //! synced": a type whose requests fail does not hold it back, it is listed. Liveness never fails
 //! for it (see [`WatchHealth::is_stuck`]).
 //!
-//! A type that fails *after* its first sync keeps its cache, but no pass of that type runs while it
-//! fails (the reconciler requeues them): its sources, mirrors and their deletions could have
-//! changed unseen, and deciding to delete or overwrite from a view that cannot be refreshed is how
-//! a controller destroys what it should protect. When the watch comes back it resumes (or relists
+//! A type that fails *after* its first sync keeps its cache, but no pass of that type runs while its
+//! watch is refused (403/401/404) or any other failure has lasted [`LASTING_FAILURE`] (the
+//! reconciler requeues them; a shorter blip is planned through, as every watch-based controller
+//! does): its sources, mirrors and their deletions could have changed unseen, and deciding to
+//! delete or overwrite from a view that cannot be refreshed is how a controller destroys what it
+//! should protect. When the watch comes back it resumes (or relists
 //! and reports what changed meanwhile) and the postponed passes run on a fresh view. The cache is
 //! kept rather than dropped so that recovery is a resume, not a relist of everything, and so a
 //! type that is gone for good (a deleted CRD) is released by rediscovery, not guessed at.
@@ -72,7 +74,24 @@ pub enum SyncState {
     },
 }
 
+/// A failure that is not a refusal pauses a synced type's passes only once it lasts this long: a
+/// view a few seconds old is what every watch-based controller plans from (write preconditions
+/// catch what changed meanwhile), so a blip must not stall mirroring.
+pub const LASTING_FAILURE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl SyncState {
+    /// Whether passes of this type must wait (see the module docs): it never synced, or its watch is
+    /// refused (403/401/404), or another failure has lasted [`LASTING_FAILURE`].
+    pub fn pauses_passes(&self) -> bool {
+        match self {
+            SyncState::Syncing => true,
+            SyncState::Synced => false,
+            SyncState::Failing { failure, synced, .. } => {
+                !synced || failure.reason.is_refusal() || failure.since.elapsed() >= LASTING_FAILURE
+            }
+        }
+    }
+
     fn of(watchers: &[(String, Arc<WatchHealth>)]) -> SyncState {
         SyncState::combine(watchers.iter().map(|(n, h)| (n, h.state())).collect())
     }
@@ -96,9 +115,13 @@ impl SyncState {
             SyncState::Synced => format!("{name}: synced"),
             SyncState::Failing { watcher, failure, synced } => {
                 let which = watcher.strip_prefix(name).unwrap_or(watcher).trim();
+                let what = match (synced, self.pauses_passes()) {
+                    (false, _) => "cannot sync",
+                    (true, true) => "failing, passes paused",
+                    (true, false) => "failing",
+                };
                 format!(
-                    "{name}: {}: {which}{}watch {} ({} failed request(s) over {}s, retrying with backoff): {}",
-                    if *synced { "failing, passes paused" } else { "cannot sync" },
+                    "{name}: {what}: {which}{}watch {} ({} failed request(s) over {}s, retrying with backoff): {}",
                     if which.is_empty() { "" } else { " " },
                     failure.reason.as_str(),
                     failure.attempts,
@@ -351,6 +374,27 @@ mod tests {
         assert_eq!(combine(WatchState::Synced, fail(true)), failing_mirrors(true));
         assert_eq!(combine(WatchState::Synced, fail(false)), failing_mirrors(false));
         assert_eq!(combine(WatchState::Syncing, fail(true)), failing_mirrors(false), "not every watcher listed");
+    }
+
+    #[test]
+    fn only_refusals_lasting_failures_and_unsynced_types_pause_passes() {
+        let with = |reason, synced, age: u64| SyncState::Failing {
+            watcher: "x".into(),
+            failure: Failure {
+                reason,
+                detail: String::new(),
+                since: Instant::now().checked_sub(std::time::Duration::from_secs(age)).unwrap_or_else(Instant::now),
+                attempts: 1,
+            },
+            synced,
+        };
+        assert!(SyncState::Syncing.pauses_passes() && !SyncState::Synced.pauses_passes());
+        assert!(with(FailureReason::Forbidden, true, 0).pauses_passes());
+        assert!(with(FailureReason::NotFound, true, 0).pauses_passes());
+        assert!(!with(FailureReason::ServerError, true, 1).pauses_passes(), "a blip is planned through");
+        assert!(!with(FailureReason::Transport, true, 1).pauses_passes());
+        assert!(with(FailureReason::ServerError, true, LASTING_FAILURE.as_secs() + 1).pauses_passes());
+        assert!(with(FailureReason::ServerError, false, 0).pauses_passes(), "never synced");
     }
 
     #[test]

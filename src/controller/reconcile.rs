@@ -75,19 +75,22 @@ impl<A: MirrorApi> Reconciler<A> {
         )
     }
 
-    /// How long to postpone a pass whose caches are not fit to plan from: still listing, or
-    /// fed by a watch that fails (its last view is kept but not acted on).
+    /// How long to postpone a pass whose caches are not fit to plan from: still listing, or fed by
+    /// a watch that is refused or has failed for a while (its last view is kept but not acted on;
+    /// see [`SyncState::pauses_passes`]).
     fn not_plannable(&self, key: &WorkKey) -> Option<Duration> {
         let namespaces = self.watches.namespaces();
         let this = self.watches.state(&key.kind);
         for (what, state) in [("namespaces", Some(namespaces)), (&*key.kind, this)] {
             match state {
-                Some(SyncState::Failing { failure, .. }) => {
-                    log::debug!("{key}: pass postponed, the {what} watch fails ({})", failure.reason.as_str());
+                Some(SyncState::Syncing) => return Some(NOT_SYNCED_RETRY),
+                Some(s @ SyncState::Failing { .. }) if s.pauses_passes() => {
+                    if let SyncState::Failing { failure, .. } = &s {
+                        log::debug!("{key}: pass postponed, the {what} watch fails ({})", failure.reason.as_str());
+                    }
                     return Some(PAUSED_RETRY);
                 }
-                Some(SyncState::Syncing) => return Some(NOT_SYNCED_RETRY),
-                Some(SyncState::Synced) | None => {}
+                _ => {}
             }
         }
         None
