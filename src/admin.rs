@@ -1,8 +1,10 @@
 //! The admin HTTP endpoints: `/metrics`, `/healthz` (liveness) and `/readyz` (readiness), plain
 //! HTTP/1.1 on their own listeners, as the chart's probes and Prometheus expect.
 //!
-//! Liveness fails when a watch is stuck (no event or bookmark for too long) — the silent stall the
-//! peers' users fix with restart CronJobs — so the kubelet restarts us instead.
+//! Liveness fails when a watcher is stuck (nothing at all happened for too long) — the silent stall
+//! the peers' users fix with restart CronJobs — so the kubelet restarts us instead. A check may pass
+//! with notes (a type that cannot be watched does not hold readiness back): they are listed in the
+//! body as `[!]name: note` lines, with or without `?verbose`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,8 +19,8 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// A named check: `Ok` or the reason it fails.
-pub type Check = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// A named check: `Ok` with notes worth showing (often none), or the reason it fails.
+pub type Check = Arc<dyn Fn() -> Result<Vec<String>, String> + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct Checks {
@@ -31,9 +33,12 @@ fn run_checks(checks: &[(String, Check)], verbose: bool) -> (StatusCode, String)
     let mut ok = true;
     for (name, check) in checks {
         match check() {
-            Ok(()) => {
+            Ok(notes) => {
                 if verbose {
                     body.push_str(&format!("[+]{name} ok\n"));
+                }
+                for note in notes {
+                    body.push_str(&format!("[!]{name}: {note}\n"));
                 }
             }
             Err(why) => {
@@ -134,10 +139,16 @@ mod tests {
         let synced = Arc::new(AtomicBool::new(false));
         let flag = synced.clone();
         let checks = Checks {
-            liveness: vec![("ping".into(), Arc::new(|| Ok(())) as Check)],
+            liveness: vec![("ping".into(), Arc::new(|| Ok(Vec::new())) as Check)],
             readiness: vec![(
                 "caches".into(),
-                Arc::new(move || if flag.load(Ordering::SeqCst) { Ok(()) } else { Err("not synced".into()) }) as Check,
+                Arc::new(move || {
+                    if flag.load(Ordering::SeqCst) {
+                        Ok(vec!["Widget.v1: cannot sync".into()])
+                    } else {
+                        Err("not synced".into())
+                    }
+                }) as Check,
             )],
         };
         let metrics = Metrics::new().unwrap();
@@ -152,7 +163,11 @@ mod tests {
             "{not_ready}"
         );
         synced.store(true, Ordering::SeqCst);
-        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        let ready = get(addr, "/readyz").await;
+        assert!(
+            ready.starts_with("HTTP/1.1 200") && ready.ends_with("[!]caches: Widget.v1: cannot sync\nok\n"),
+            "{ready}"
+        );
         assert!(get(addr, "/metrics").await.contains("kubemirror_leader 1"));
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
         tx.send(true).unwrap();

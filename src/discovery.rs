@@ -18,6 +18,7 @@ use std::future::Future;
 use serde_json::Value;
 
 use crate::client::{self, ApiResource, Client};
+use crate::kinds::{KindList, looks_like_version};
 
 const REQUIRED_VERBS: [&str; 7] = ["get", "list", "watch", "create", "update", "patch", "delete"];
 
@@ -255,40 +256,10 @@ pub fn parse_type_list(list: &str) -> Result<Vec<TypeRef>, String> {
     list.split(',').map(str::trim).filter(|e| !e.is_empty()).map(TypeRef::parse).collect()
 }
 
-/// `v1`, `v2`, `v1beta1`, `v1alpha2`.
-fn looks_like_version(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('v') else { return false };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return false;
-    }
-    let tail = &rest[digits..];
-    tail.is_empty()
-        || ["alpha", "beta"]
-            .iter()
-            .any(|p| tail.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DenyRule {
-    /// "*": every kind of the group.
-    kind: String,
-    /// None: any group; else the group or any subdomain of it ("" only the core group).
-    group: Option<String>,
-}
-
-impl DenyRule {
-    fn matches(&self, group: &str, kind: &str) -> bool {
-        (self.kind == kind || self.kind == "*")
-            && self.group.as_deref().is_none_or(|g| {
-                group == g || (!g.is_empty() && group.strip_suffix(g).is_some_and(|p| p.ends_with('.')))
-            })
-    }
-}
-
+/// The kinds that are never mirrored: [`DENY`] plus `--deny-resource-types` (syntax: [`crate::kinds`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyList {
-    rules: Vec<DenyRule>,
+    kinds: KindList,
 }
 
 impl Default for DenyList {
@@ -299,45 +270,22 @@ impl Default for DenyList {
 
 impl DenyList {
     pub fn builtin() -> Self {
-        let rules = DENY
-            .iter()
-            .flat_map(|(group, kinds)| {
-                kinds.iter().map(|k| DenyRule { kind: (*k).to_string(), group: Some((*group).to_string()) })
-            })
-            .collect();
-        DenyList { rules }
+        DenyList { kinds: KindList::of_groups(DENY) }
     }
 
     pub fn empty() -> Self {
-        DenyList { rules: Vec::new() }
+        DenyList { kinds: KindList::empty() }
     }
 
     /// `--deny-resource-types`: comma-separated `Kind` (every group), `Kind.group`, `*.group` (the
     /// whole group), or the `--resource-types` forms `Kind.version` (core) / `Kind.version.group`
     /// (version ignored).
     pub fn extend(&mut self, list: &str) -> Result<(), String> {
-        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (kind, rest) = match entry.split_once('.') {
-                Some((k, r)) => (k, Some(r)),
-                None => (entry, None),
-            };
-            if kind.is_empty() || rest.is_some_and(str::is_empty) || (kind == "*" && rest.is_none()) {
-                return Err(format!(
-                    "deny entry {entry:?}: expected Kind, Kind.group, *.group or Kind.version[.group]"
-                ));
-            }
-            let group = rest.map(|r| match r.split_once('.') {
-                Some((v, g)) if looks_like_version(v) => g.to_string(),
-                None if looks_like_version(r) => String::new(),
-                _ => r.to_string(),
-            });
-            self.rules.push(DenyRule { kind: kind.to_string(), group });
-        }
-        Ok(())
+        self.kinds.extend(list).map_err(|e| format!("deny {e}"))
     }
 
     pub fn denies(&self, group: &str, kind: &str) -> bool {
-        self.rules.iter().any(|r| r.matches(group, kind))
+        self.kinds.matches(group, kind)
     }
 }
 
@@ -564,16 +512,6 @@ mod tests {
         let list = parse_type_list("Secret.v1, ,ConfigMap.v1,").unwrap();
         assert_eq!(list.len(), 2);
         assert!(parse_type_list("Secret.v1,Bogus").unwrap_err().contains("Bogus"));
-    }
-
-    #[test]
-    fn versions_are_recognised() {
-        for ok in ["v1", "v2", "v10", "v1beta1", "v1alpha2", "v2beta10"] {
-            assert!(looks_like_version(ok), "{ok}");
-        }
-        for bad in ["", "v", "1", "vbeta1", "v1beta", "v1gamma1", "networking"] {
-            assert!(!looks_like_version(bad), "{bad}");
-        }
     }
 
     #[test]

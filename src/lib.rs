@@ -23,6 +23,7 @@ pub mod explain;
 pub mod flags;
 pub mod informers;
 pub mod keys;
+pub mod kinds;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
@@ -34,4 +35,5 @@ pub mod selector;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod util;
+pub mod watch_health;
 pub mod watcher;

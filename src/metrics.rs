@@ -32,6 +32,8 @@ pub const ERROR_REASONS: [&str; 10] = [
 
 /// The `name` label of the `workqueue_*` families: the controller has one queue.
 pub const QUEUE: &str = "sources";
+/// `reason` of `kubemirror_targets_skipped_total` ([`crate::mirror::targets::TargetProblem::skip_reason`]).
+pub const SKIP_REASONS: [&str; 5] = ["missing", "excluded", "terminating", "no_consent", "runs_code_no_consent"];
 
 const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 /// controller-runtime's workqueue buckets: 1 µs to 10 s, ×10.
@@ -51,6 +53,9 @@ pub struct Metrics {
     pub ownership_conflicts_total: IntCounterVec,
     /// Sources whose target set exceeded `--max-targets`.
     pub target_truncations_total: IntCounterVec,
+    /// Target namespaces skipped, by reason (`missing`, `excluded`, `terminating`, `no_consent`,
+    /// `runs_code_no_consent`), counted by passes that wrote something (the status changed).
+    pub targets_skipped_total: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub queue_adds_total: IntCounterVec,
     pub queue_retries_total: IntCounterVec,
@@ -64,6 +69,9 @@ pub struct Metrics {
     /// Seconds since each watch last saw an event or bookmark: the silent-stall detector.
     pub watch_last_event_age: GaugeVec,
     pub watch_restarts_total: IntCounterVec,
+    /// Failed list and watch requests by watcher and reason (`Forbidden`, `NotFound`, `ServerError`, ...):
+    /// a type RBAC does not grant or a deleted CRD shows here, retried with backoff.
+    pub watch_failures_total: IntCounterVec,
     pub relists_total: IntCounterVec,
     pub leader: Gauge,
     /// Every family registered here (name, help, type), to print HELP/TYPE for those without series.
@@ -127,6 +135,11 @@ impl Metrics {
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
             )?,
+            targets_skipped_total: b.counter(
+                "kubemirror_targets_skipped_total",
+                "Target namespaces skipped (missing, excluded, terminating, without consent), by passes that wrote.",
+                &["kind", "reason"],
+            )?,
             queue_depth: b
                 .add(IntGaugeVec::new(Opts::new("workqueue_depth", "Keys waiting for a worker."), q)?, "gauge")?,
             queue_adds_total: b.counter("workqueue_adds_total", "Keys added to the work queue.", q)?,
@@ -163,6 +176,11 @@ impl Metrics {
                 "Watches re-established.",
                 &["resource"],
             )?,
+            watch_failures_total: b.counter(
+                "kubemirror_watch_failures_total",
+                "Failed list and watch requests, by reason; retried with backoff.",
+                &["resource", "reason"],
+            )?,
             relists_total: b.counter("kubemirror_relists_total", "Full relists (410 Gone or start).", &["resource"])?,
             leader: b.add(Gauge::new("kubemirror_leader", "1 while this replica holds the lease.")?, "gauge")?,
             registry: b.registry,
@@ -190,6 +208,9 @@ impl Metrics {
         self.reconcile_duration.with_label_values(&[kind]);
         self.ownership_conflicts_total.with_label_values(&[kind]);
         self.target_truncations_total.with_label_values(&[kind]);
+        for reason in SKIP_REASONS {
+            self.targets_skipped_total.with_label_values(&[kind, reason]);
+        }
     }
 
     /// Removes a type's series once it is no longer watched (its mirror gauges go with the next
@@ -204,6 +225,9 @@ impl Metrics {
         let _ = self.reconcile_duration.remove_label_values(&[kind]);
         let _ = self.ownership_conflicts_total.remove_label_values(&[kind]);
         let _ = self.target_truncations_total.remove_label_values(&[kind]);
+        for reason in SKIP_REASONS {
+            let _ = self.targets_skipped_total.remove_label_values(&[kind, reason]);
+        }
     }
 
     /// Removes the series of a watch that stopped.
@@ -211,6 +235,9 @@ impl Metrics {
         let _ = self.watch_last_event_age.remove_label_values(&[resource]);
         let _ = self.watch_restarts_total.remove_label_values(&[resource]);
         let _ = self.relists_total.remove_label_values(&[resource]);
+        for reason in crate::watch_health::FailureReason::ALL {
+            let _ = self.watch_failures_total.remove_label_values(&[resource, reason.as_str()]);
+        }
     }
 
     /// Text exposition format; families without series still show their HELP and TYPE.

@@ -177,14 +177,20 @@ impl MirrorRecord {
         })
     }
 
-    /// Ours and this source's: managed AND the source reference matches (uid when the mirror has one).
+    /// Ours and this source's: managed AND the source reference matches, uid included. Every mirror
+    /// we write carries the source's uid, so a managed object without one (or with an empty one) was
+    /// not written by us — someone copied our labels — and is never updated or deleted by us.
     pub fn is_owned_by(&self, source: &ObjectKey, source_uid: &str) -> bool {
         self.managed
-            && self.source.as_ref().is_some_and(|s| {
-                s.namespace == source.namespace
-                    && s.name == source.name
-                    && s.uid.as_deref().is_none_or(|u| u.is_empty() || u == source_uid)
+            && self.verified_source().is_some_and(|s| {
+                s.namespace == source.namespace && s.name == source.name && s.uid.as_deref() == Some(source_uid)
             })
+    }
+
+    /// The source reference, if the mirror is managed and carries a non-empty source uid (the
+    /// shape every mirror we write has).
+    pub fn verified_source(&self) -> Option<&SourceRef> {
+        self.source.as_ref().filter(|s| self.managed && s.uid.as_deref().is_some_and(|u| !u.is_empty()))
     }
 }
 
@@ -278,8 +284,19 @@ mod tests {
         assert!(m.is_owned_by(&src, "u1"));
         assert!(!m.is_owned_by(&src, "u2"));
         assert!(!m.is_owned_by(&ObjectKey::new("other", "db"), "u1"));
-        let foreign = MirrorRecord { managed: false, ..m };
+        let foreign = MirrorRecord { managed: false, ..m.clone() };
         assert!(!foreign.is_owned_by(&src, "u1"));
+        // A managed object without a (non-empty) source uid was not written by us.
+        for uid in [None, Some("")] {
+            let unverified = MirrorRecord {
+                source: Some(SourceRef { namespace: "default".into(), name: "db".into(), uid: uid.map(Str::from) }),
+                ..m.clone()
+            };
+            assert!(!unverified.is_owned_by(&src, "u1"), "{uid:?}");
+            assert!(!unverified.is_owned_by(&src, ""), "{uid:?}");
+            assert!(unverified.verified_source().is_none());
+        }
+        assert!(m.verified_source().is_some());
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub struct Options {
     pub excluded_namespaces: String,
     pub max_targets: usize,
     pub require_target_consent: bool,
-    /// Kinds mirrored only into consenting namespaces (see [`DEFAULT_CONSENT_REQUIRED_KINDS`]).
-    pub consent_required_kinds: Vec<String>,
+    /// Kinds mirrored only into consenting namespaces ([`crate::kinds`] syntax); empty = none.
+    pub consent_required_kinds: String,
     pub strip_metadata: Option<String>,
     /// Limits of the `transform` annotation: its size in bytes and its number of rules.
     pub transform_max_bytes: usize,
@@ -75,7 +75,7 @@ impl Default for Options {
             excluded_namespaces: String::new(),
             max_targets: 100,
             require_target_consent: false,
-            consent_required_kinds: DEFAULT_CONSENT_REQUIRED_KINDS.split(',').map(String::from).collect(),
+            consent_required_kinds: DEFAULT_CONSENT_REQUIRED_KINDS.to_string(),
             strip_metadata: None,
             transform_max_bytes: 10 * 1024,
             transform_max_rules: 50,

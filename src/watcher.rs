@@ -15,13 +15,16 @@
 //! - other errors back off (0.8 s doubling to 30 s with jitter, reset after 2 healthy minutes) and
 //!   then retry the same step; a watch that closes within a second without any event counts as an
 //!   error so a misbehaving server cannot make us spin;
+//! - a list or watch request the server refuses for access (403, 401) or because the resource is
+//!   not there (404: a CRD deleted while watched) is retried for ever, never given up, but on a
+//!   slower schedule (0.8 s doubling to 5 minutes): RBAC and CRDs change rarely, and a type the
+//!   controller may not read must not cost a request every 30 s per watcher;
 //! - watch-list is used when enabled; if the server rejects it or the stream fails before the
 //!   initial-events-end bookmark, the watcher falls back to list + watch for good (client-go:
 //!   "making progress is better than deadlocking").
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,16 +34,16 @@ use crate::client::{self, ApiResource, Client, ListParams, ObjectExt, ObjectList
 use crate::util::backoff::Backoff;
 use crate::util::rand::Rng;
 
+pub use crate::watch_health::{Failure, FailureReason, STUCK_AFTER, WatchHealth, WatchState};
+
 /// client-go's pager default.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 /// Server-side watch timeout range (seconds), so watches of many types do not expire together.
 pub const WATCH_TIMEOUT_SECS: (u64, u64) = (290, 590);
-/// A watcher without progress for this long is stuck: a healthy one gets a bookmark about every
-/// minute and re-opens its watch within the longest server timeout. Twice that timeout leaves room
-/// for one failed attempt plus backoff.
-pub const STUCK_AFTER: Duration = Duration::from_secs(2 * WATCH_TIMEOUT_SECS.1);
 /// A watch shorter than this without a single event is treated as a failure, not a normal end.
 const MIN_HEALTHY_WATCH: Duration = Duration::from_secs(1);
+/// Cap of the backoff after a refusal (403, 401, 404); see the module docs.
+pub const REFUSED_MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Where the stream is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,81 +414,30 @@ impl WatchConfig {
     }
 }
 
-/// Liveness and counters of one watcher, shared with the metrics and health endpoints.
-#[derive(Debug)]
-pub struct WatchHealth {
-    last_progress: Mutex<Instant>,
-    lists: AtomicU64,
-    watches: AtomicU64,
-    listings: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl WatchHealth {
-    pub(crate) fn new() -> Self {
-        WatchHealth {
-            last_progress: Mutex::new(Instant::now()),
-            lists: AtomicU64::new(0),
-            watches: AtomicU64::new(0),
-            listings: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-        }
-    }
-
-    fn progress(&self) {
-        *self.last_progress.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    /// Time since the last list page, watch start, event or bookmark. A healthy watch sees a
-    /// bookmark about every minute and restarts within [`WATCH_TIMEOUT_SECS`], so an age well past
-    /// twice the longest watch timeout means a stuck watcher (fail liveness).
-    pub fn age(&self) -> Duration {
-        self.last_progress.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
-    }
-
-    /// For the liveness probe: no progress for [`STUCK_AFTER`].
-    pub fn is_stuck(&self) -> bool {
-        self.age() > STUCK_AFTER
-    }
-
-    /// List requests (pages) sent.
-    pub fn lists(&self) -> u64 {
-        self.lists.load(Ordering::Relaxed)
-    }
-
-    /// Watch requests sent.
-    pub fn watches(&self) -> u64 {
-        self.watches.load(Ordering::Relaxed)
-    }
-
-    /// Complete listings, the first included.
-    pub fn listings(&self) -> u64 {
-        self.listings.load(Ordering::Relaxed)
-    }
-
-    /// Complete listings after the first (410s).
-    pub fn relists(&self) -> u64 {
-        self.listings().saturating_sub(1)
-    }
-
-    /// Backoffs taken (failed calls, failed or instantly closed streams).
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-}
-
 /// Drives a [`Machine`] against the API.
 pub struct Watcher<A: ListWatchApi> {
     api: A,
     cfg: WatchConfig,
     health: Arc<WatchHealth>,
     backoff: Backoff,
+    /// After a refusal (403, 401, 404): same start, longer cap.
+    refused_backoff: Backoff,
     rng: Rng,
 }
 
 impl<A: ListWatchApi> Watcher<A> {
     pub fn new(api: A, cfg: WatchConfig, rng: Rng) -> Self {
-        Watcher { api, cfg, health: Arc::new(WatchHealth::new()), backoff: Backoff::watch_default(), rng }
+        let refused_backoff = Backoff::new(Duration::from_millis(800), REFUSED_MAX_BACKOFF)
+            .with_jitter(0.2)
+            .with_reset_after(REFUSED_MAX_BACKOFF * 3);
+        Watcher {
+            api,
+            cfg,
+            health: Arc::new(WatchHealth::new()),
+            backoff: Backoff::watch_default(),
+            refused_backoff,
+            rng,
+        }
     }
 
     pub fn health(&self) -> Arc<WatchHealth> {
@@ -504,10 +456,11 @@ impl<A: ListWatchApi> Watcher<A> {
                 input = self.perform(&action, &mut stream) => input,
             };
             self.log_input(&input, machine.state());
+            self.track(&input);
             let step = machine.step(input);
             for ev in step.events {
                 if ev == Event::InitDone {
-                    self.health.listings.fetch_add(1, Ordering::Relaxed);
+                    self.health.count_listing();
                 }
                 sink(ev);
             }
@@ -527,7 +480,7 @@ impl<A: ListWatchApi> Watcher<A> {
                     metadata_only: self.cfg.metadata_only,
                     ..ListParams::default()
                 };
-                self.health.lists.fetch_add(1, Ordering::Relaxed);
+                self.health.count_list();
                 let res = self.api.list(&p).await;
                 if res.is_ok() {
                     self.health.progress();
@@ -547,7 +500,7 @@ impl<A: ListWatchApi> Watcher<A> {
                     // The client's default: the server timeout plus a few seconds.
                     idle_timeout: None,
                 };
-                self.health.watches.fetch_add(1, Ordering::Relaxed);
+                self.health.count_watch();
                 match self.api.watch(&p).await {
                     Ok(s) => {
                         self.health.progress();
@@ -579,19 +532,60 @@ impl<A: ListWatchApi> Watcher<A> {
             }
             Action::Backoff => {
                 *stream = None;
-                self.health.errors.fetch_add(1, Ordering::Relaxed);
-                let delay = self.backoff.next_delay(Instant::now().into_std(), &mut self.rng);
+                self.health.count_error();
+                let refused = self.health.failure().is_some_and(|f| f.reason.is_refusal());
+                let backoff = if refused { &mut self.refused_backoff } else { &mut self.backoff };
+                let delay = backoff.next_delay(Instant::now().into_std(), &mut self.rng);
                 tokio::time::sleep(delay).await;
                 Input::Resume
             }
         }
     }
 
+    /// Keeps the failure streak: a failed list or watch request starts or extends it (logged once
+    /// per streak and reason, so a type RBAC does not grant costs one warning, not one per retry),
+    /// a successful one ends it.
+    fn track(&self, input: &Input) {
+        let name = &self.cfg.name;
+        let (what, e) = match input {
+            Input::Listed(Ok(_)) | Input::WatchOpened(Ok(())) => {
+                if let Some(f) = self.health.recovered() {
+                    log::info!(
+                        "watch {name}: recovered after {} failed request(s) over {}s ({})",
+                        f.attempts,
+                        f.since.elapsed().as_secs(),
+                        f.reason.as_str()
+                    );
+                }
+                return;
+            }
+            Input::Listed(Err(e)) => ("list", e),
+            // A 410 is the normal way back to a relist, not a failure.
+            Input::WatchOpened(Err(e)) if !e.is_gone() => ("watch", e),
+            _ => return,
+        };
+        let f = self.health.failed(e);
+        if f.attempts == 1 {
+            let next =
+                if f.reason.is_refusal() { "retrying with backoff up to 5 min" } else { "retrying with backoff" };
+            log::warn!("watch {name}: {what} failed ({}): {}; {next}", f.reason.as_str(), f.detail);
+        } else {
+            log::debug!(
+                "watch {name}: {what} failed again ({}, attempt {}): {}",
+                f.reason.as_str(),
+                f.attempts,
+                f.detail
+            );
+        }
+    }
+
     fn log_input(&self, input: &Input, state: &State) {
         let name = &self.cfg.name;
         match input {
-            Input::Listed(Err(e)) => log::warn!("watch {name}: list failed: {e}"),
-            Input::WatchOpened(Err(e)) => log::warn!("watch {name}: watch request failed: {e}"),
+            // Failed requests are logged by `track`, once per streak.
+            Input::Listed(Err(_)) => {}
+            Input::WatchOpened(Err(e)) if !e.is_gone() => {}
+            Input::WatchOpened(Err(e)) => log::info!("watch {name}: resourceVersion expired ({e}), relisting"),
             Input::Event(Err(client::Error::Timeout(d))) => {
                 log::info!("watch {name}: no data for {d:?}, resuming the watch")
             }
@@ -659,6 +653,7 @@ mod tests {
     use crate::client::{Reason, Status};
     use serde_json::json;
     use std::collections::VecDeque;
+    use std::sync::Mutex;
 
     fn obj(name: &str, rv: &str) -> Value {
         json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv}})
@@ -1073,6 +1068,15 @@ mod tests {
         }
     }
 
+    /// For schedules measured in minutes: polls once a (virtual) second.
+    async fn wait_calls_slowly(script: &Script, n: usize) {
+        let t0 = Instant::now();
+        while script.calls().len() < n {
+            assert!(t0.elapsed() < Duration::from_secs(3600), "only {:?}", script.calls());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     fn ev(e: WatchEvent) -> client::Result<WatchEvent> {
         Ok(e)
     }
@@ -1184,6 +1188,74 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_refused_type_keeps_retrying_slowly_is_reported_never_stuck_and_recovers() {
+        let script = Script::default();
+        let refusals = 14;
+        for _ in 0..refusals {
+            script.push(Reply::List(Err(api(403, Reason::Forbidden))));
+        }
+        script.push(Reply::List(Ok(page(&[("a", "1")], "10", None))));
+        script.push(Reply::Watch(Ok(vec![]), true));
+        let t0 = Instant::now();
+        let (events, health, stop, task) = spawn_watcher(&script, WatchConfig::new("Widget.v1.example.com sources"));
+        wait_calls(&script, 1).await;
+        assert_eq!(health.state(), WatchState::Failing { failure: health.failure().unwrap(), synced: false });
+        let f = health.failure().unwrap();
+        assert_eq!((f.reason, f.attempts), (FailureReason::Forbidden, 1));
+        assert!(f.detail.contains("403 Forbidden"), "{}", f.detail);
+        // Well past the liveness deadline, still refused: reported, never stuck, never given up.
+        let mut gaps = Vec::new();
+        let mut last = Instant::now();
+        for n in 2..=refusals {
+            wait_calls_slowly(&script, n).await;
+            gaps.push(last.elapsed());
+            last = Instant::now();
+            assert!(!health.is_stuck(), "attempt {n}");
+        }
+        assert!(t0.elapsed() > STUCK_AFTER, "{:?}", t0.elapsed());
+        assert!(gaps.iter().all(|g| *g >= Duration::from_millis(800)), "no hot loop: {gaps:?}");
+        // (Polled once a second: a gap reads up to a second long.)
+        assert!(
+            gaps.iter().all(|g| *g <= REFUSED_MAX_BACKOFF.mul_f64(1.2) + Duration::from_secs(1)),
+            "capped: {gaps:?}"
+        );
+        assert!(gaps.iter().rev().take(3).all(|g| *g >= REFUSED_MAX_BACKOFF), "slow once refused: {gaps:?}");
+        assert_eq!(health.failure().unwrap().attempts, refusals as u64);
+        assert_eq!(health.failures(), vec![(FailureReason::Forbidden, refusals as u64)]);
+        // Access granted: the next attempt lists, the streak ends.
+        wait_calls_slowly(&script, refusals + 2).await;
+        assert_eq!(health.state(), WatchState::Synced);
+        assert!(events.lock().unwrap().contains(&Event::InitDone));
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_type_gone_after_its_sync_is_failing_with_its_cache_kept() {
+        let script = Script::default();
+        script.push(Reply::List(Ok(page(&[("a", "1")], "10", None))));
+        // The CRD is deleted: the watch ends, re-watching answers 404, and keeps answering it.
+        script.push(Reply::Watch(Ok(vec![]), false));
+        for _ in 0..3 {
+            script.push(Reply::Watch(Err(api(404, Reason::NotFound)), false));
+        }
+        let (events, health, stop, task) = spawn_watcher(&script, WatchConfig::new("Widget.v1.example.com sources"));
+        wait_calls(&script, 5).await;
+        match health.state() {
+            WatchState::Failing { failure, synced: true } => {
+                assert_eq!(failure.reason, FailureReason::NotFound);
+                assert!(failure.attempts >= 2, "{failure:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing was taken out of the cache: no relist, no deletion.
+        assert_eq!(*events.lock().unwrap(), vec![Event::Init, Event::InitApply(obj("a", "1")), Event::InitDone]);
+        assert!(!health.is_stuck());
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn driver_watch_list_is_a_single_request_and_falls_back_when_rejected() {
         let script = Script::default();
         script.push(Reply::Watch(
@@ -1226,6 +1298,7 @@ mod wire_tests {
     use serde_json::json;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
+    use std::sync::Mutex;
 
     /// Serves each connection on a thread: the request line is recorded and `reply` returns the
     /// status and body lines; a `None` status streams the lines as a watch body and holds it open.

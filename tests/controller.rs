@@ -630,7 +630,9 @@ async fn a_hundred_sources_into_fifty_namespaces_converge() {
             .filter(|o| o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror").is_some())
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: a loaded 2-core machine took 65-80 s here, before and after issue 9; the request
+    // counts below are the real check, BENCHMARKS.md tracks the speed.
+    let deadline = Instant::now() + Duration::from_secs(240);
     while mirrors() < 5000 {
         assert!(Instant::now() < deadline, "only {} of 5000 mirrors", mirrors());
         tokio::time::sleep(Duration::from_millis(50)).await;

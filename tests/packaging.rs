@@ -92,8 +92,7 @@ fn the_chart_lints_and_renders_least_privilege_defaults() {
     let dep = find(&d, "Deployment", "kubemirror");
     assert_eq!(dep["spec"]["replicas"], 2, "two replicas with leader election by default");
     let a = args(dep);
-    for want in
-        ["--leader-elect", "--resource-types=Secret.v1,ConfigMap.v1", "--max-targets=100", "--log-format=text"]
+    for want in ["--leader-elect", "--resource-types=Secret.v1,ConfigMap.v1", "--max-targets=100", "--log-format=text"]
     {
         assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
     }

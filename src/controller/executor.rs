@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::client::{self, ApiResource, ObjectExt};
 use crate::controller::state::StatusMemo;
-use crate::controller::writer::{WriteError, WriteResult, Writer};
-use crate::events::{EventRecorder, EventType, InvolvedObject};
+use crate::controller::writer::{MirrorApi, WriteError, WriteResult};
+use crate::events::{EventType, InvolvedObject};
 use crate::mirror::build::{self, BuildConfig, Desired, NoTransform};
 use crate::mirror::drift::{self, LastWrite, Ledger, VerifyAction};
 use crate::mirror::plan::{self, MirrorOp, Outcome, Plan, PlanContext};
@@ -119,16 +119,16 @@ impl Report {
     }
 }
 
-pub struct Executor<'a> {
-    pub writer: &'a Writer,
+pub struct Executor<'a, A: MirrorApi> {
+    /// Every request goes through here ([`crate::controller::writer::Writer`] in production).
+    pub api: &'a A,
     pub resource: &'a ApiResource,
     pub settings: &'a Settings,
     pub ledger: &'a Mutex<Ledger>,
     pub statuses: &'a StatusMemo,
-    pub events: &'a EventRecorder,
 }
 
-impl Executor<'_> {
+impl<A: MirrorApi> Executor<'_, A> {
     fn record(&self, key: &ObjectKey, write: LastWrite) {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner()).record(key.clone(), write);
     }
@@ -193,7 +193,7 @@ impl Executor<'_> {
         if let (Some(status), Some(s)) = (plan.status(&report.outcomes), src)
             && let Some(patch) = self.statuses.patch_for(&status, s)
         {
-            let written = self.writer.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await;
+            let written = self.api.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await;
             match written {
                 Ok(obj) => {
                     report.writes += 1;
@@ -227,17 +227,14 @@ impl Executor<'_> {
             uid: s.uid.to_string(),
         };
         for ev in specs {
-            if !self.writer.is_leader() {
-                return Err(WriteError::NotLeader);
-            }
             let ty = if ev.warning { EventType::Warning } else { EventType::Normal };
-            self.events.record(&involved, ty, ev.reason, &ev.message).await;
+            self.api.event(&involved, ty, ev.reason, &ev.message).await?;
         }
         Ok(())
     }
 
     async fn patch_source(&self, s: &SourceObject, patch: Value) -> WriteResult<()> {
-        self.writer.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await.map(|_| ())
+        self.api.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await.map(|_| ())
     }
 
     fn materialize(&self, src: Option<&SourceObject>, op: &MirrorOp) -> Result<Desired, Outcome> {
@@ -253,7 +250,7 @@ impl Executor<'_> {
         let key = op.key();
         match op {
             MirrorOp::Delete { uid, reason, .. } => {
-                self.writer.delete(self.resource, &key.namespace, &key.name, uid).await?;
+                self.api.delete(self.resource, &key.namespace, &key.name, uid).await?;
                 report.writes += 1;
                 self.forget(key);
                 log::info!("{} {key}: mirror deleted ({reason})", self.resource.kind);
@@ -265,7 +262,7 @@ impl Executor<'_> {
                     Err(o) => return Ok(o),
                 };
                 let body = op.body(&desired).unwrap_or_else(|| desired.object.clone());
-                match self.writer.create(self.resource, &key.namespace, &body).await {
+                match self.api.create(self.resource, &key.namespace, &body).await {
                     Ok(created) => {
                         report.writes += 1;
                         self.record(key, LastWrite::of_write(&desired, Self::rv(&created), None));
@@ -298,7 +295,7 @@ impl Executor<'_> {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
-                let live = self.writer.client.get(self.resource, Some(&key.namespace), &key.name).await?;
+                let live = self.api.get(self.resource, &key.namespace, &key.name).await?;
                 self.act_on_verify(key, live, desired, src, report, false).await
             }
         }
@@ -313,7 +310,7 @@ impl Executor<'_> {
         src: Option<&SourceObject>,
         report: &mut Report,
     ) -> WriteResult<Outcome> {
-        let live = match self.writer.client.get(self.resource, Some(&key.namespace), &key.name).await {
+        let live = match self.api.get(self.resource, &key.namespace, &key.name).await {
             Ok(v) => v,
             // Deleted in between: the next pass creates it.
             Err(e) if e.is_not_found() => return Ok(Outcome::Stale),
@@ -379,7 +376,7 @@ impl Executor<'_> {
         if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
         }
-        match self.writer.update(self.resource, &key.namespace, &key.name, &body).await {
+        match self.api.update(self.resource, &key.namespace, &key.name, &body).await {
             Ok(updated) => {
                 report.writes += 1;
                 self.record(key, LastWrite::of_write(&desired, Self::rv(&updated), Some(resource_version)));
@@ -388,7 +385,7 @@ impl Executor<'_> {
             }
             Err(WriteError::Api(e)) if e.status().is_some_and(|s| build::is_immutable_rejection(&status_value(s))) => {
                 // The live uid is needed for the precondition: read it, then replace the object.
-                let live = self.writer.client.get(self.resource, Some(&key.namespace), &key.name).await?;
+                let live = self.api.get(self.resource, &key.namespace, &key.name).await?;
                 let ours = src.is_some_and(|s| {
                     crate::model::MirrorRecord::from_object(&live).is_ok_and(|r| r.is_owned_by(&s.key, &s.uid))
                 });
@@ -410,13 +407,13 @@ impl Executor<'_> {
         uid: &str,
         report: &mut Report,
     ) -> WriteResult<Outcome> {
-        match self.writer.delete(self.resource, &key.namespace, &key.name, uid).await {
+        match self.api.delete(self.resource, &key.namespace, &key.name, uid).await {
             Ok(()) => report.writes += 1,
             Err(WriteError::Api(e)) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
         self.forget(key);
-        let created = self.writer.create(self.resource, &key.namespace, &desired.object).await?;
+        let created = self.api.create(self.resource, &key.namespace, &desired.object).await?;
         report.writes += 1;
         self.record(key, LastWrite::of_write(&desired, Self::rv(&created), None));
         Ok(Outcome::Done)

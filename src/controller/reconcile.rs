@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use crate::cache::Cache;
 use crate::controller::executor::{Executor, Report, Settings};
 use crate::controller::state::{TypeState, Types, WorkKey};
-use crate::controller::writer::{WriteError, Writer};
-use crate::events::EventRecorder;
+use crate::controller::writer::{MirrorApi, WriteError, Writer};
+use crate::informers::{SyncState, Watches};
 use crate::metrics::Metrics;
 use crate::mirror::plan::{self, Plan, SourceState};
 use crate::mirror::targets::TargetProblem;
@@ -20,14 +20,19 @@ use crate::queue::Action;
 /// While the caches are still listing, a pass would plan on half a world (and could delete
 /// mirrors of namespaces not listed yet): look again shortly.
 const NOT_SYNCED_RETRY: Duration = Duration::from_millis(250);
+/// While a type's (or the namespaces') watch fails, its passes wait: the cache can no longer be
+/// refreshed, so nothing is written or deleted from it (see [`crate::informers`]). A change seen
+/// after the watch recovers queues the source at once; this is the longest wait otherwise.
+const PAUSED_RETRY: Duration = Duration::from_secs(10);
 
-pub struct Reconciler {
+/// `A`: where the pass's requests go ([`Writer`] in production, a script in tests).
+pub struct Reconciler<A: MirrorApi = Writer> {
     pub cache: Cache,
     pub types: Types,
-    pub writer: Writer,
+    pub api: A,
     pub settings: Settings,
-    pub events: EventRecorder,
     pub metrics: Option<Metrics>,
+    pub watches: Watches,
 }
 
 /// Why a pass is retried with backoff.
@@ -40,7 +45,7 @@ impl std::fmt::Display for RetryError {
     }
 }
 
-impl Reconciler {
+impl<A: MirrorApi> Reconciler<A> {
     /// Mirrors naming this source plus any record of the same name in another namespace (another
     /// source's mirror in the way), so the planner can tell conflicts without a request.
     fn mirrors(&self, ts: &TypeState, key: &ObjectKey, namespaces: &[Arc<NamespaceRecord>]) -> Vec<Arc<MirrorRecord>> {
@@ -70,9 +75,33 @@ impl Reconciler {
         )
     }
 
+    /// How long to postpone a pass whose caches are not fit to plan from: still listing, or fed by
+    /// a watch that is refused or has failed for a while (its last view is kept but not acted on;
+    /// see [`SyncState::pauses_passes`]).
+    fn not_plannable(&self, key: &WorkKey) -> Option<Duration> {
+        let namespaces = self.watches.namespaces();
+        let this = self.watches.state(&key.kind);
+        for (what, state) in [("namespaces", Some(namespaces)), (&*key.kind, this)] {
+            match state {
+                Some(SyncState::Syncing) => return Some(NOT_SYNCED_RETRY),
+                Some(s @ SyncState::Failing { .. }) if s.pauses_passes() => {
+                    if let SyncState::Failing { failure, .. } = &s {
+                        log::debug!("{key}: pass postponed, the {what} watch fails ({})", failure.reason.as_str());
+                    }
+                    return Some(PAUSED_RETRY);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     pub async fn reconcile(&self, key: WorkKey) -> Result<Action, RetryError> {
         let Some(ts) = self.types.get(&key.kind) else { return Ok(Action::Done) };
         let Some(stores) = self.cache.get_type(&key.kind) else { return Ok(Action::Done) };
+        if let Some(wait) = self.not_plannable(&key) {
+            return Ok(Action::RequeueAfter(wait));
+        }
         if !self.cache.namespaces.is_synced() || !stores.is_synced() {
             return Ok(Action::RequeueAfter(NOT_SYNCED_RETRY));
         }
@@ -109,7 +138,9 @@ impl Reconciler {
         outcome
     }
 
-    async fn pass(
+    /// The pass itself, once the caches are fit to plan from: plan, re-check a departed source,
+    /// execute, remember blocked targets.
+    pub(crate) async fn pass(
         &self,
         ts: &TypeState,
         key: &ObjectKey,
@@ -125,7 +156,7 @@ impl Reconciler {
         let departed = ts.take_departed(key);
         if plan.recheck_source || (cached.is_none() && departed) {
             // The source left the label-filtered watch: gone for real, or only unlabelled.
-            match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
+            match self.api.get(&ts.resource, &key.namespace, &key.name).await {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(RetryError(format!("{kind} {key}: reading the source failed: {e}"))),
                 Ok(obj) => {
@@ -139,7 +170,7 @@ impl Reconciler {
         let mut gone = false;
         if let Some(cached) = cached.filter(|_| self.settings.verify_source_freshness && !plan.ops.is_empty()) {
             // --verify-source-freshness: the one read of the source a writing pass makes.
-            match self.writer.client.get(&ts.resource, Some(&key.namespace), &key.name).await {
+            match self.api.get(&ts.resource, &key.namespace, &key.name).await {
                 Err(e) if e.is_not_found() => {
                     log::info!("{kind} {key}: source deleted before its mirrors were written");
                     plan = self.plan(ts, SourceState::Gone(key));
@@ -167,12 +198,11 @@ impl Reconciler {
             return Ok((plan, Report::default()));
         }
         let exec = Executor {
-            writer: &self.writer,
+            api: &self.api,
             resource: &ts.resource,
             settings: &self.settings,
             ledger: &ts.ledger,
             statuses: &ts.statuses,
-            events: &self.events,
         };
         let report = match exec.execute(&plan, src).await {
             Ok(r) => r,
@@ -204,6 +234,9 @@ impl Reconciler {
         }
         if report.writes > 0 && plan.problems.iter().any(|p| matches!(p, TargetProblem::Truncated { .. })) {
             m.target_truncations_total.with_label_values(&[kind]).inc();
+        }
+        for reason in plan.problems.iter().filter(|_| report.writes > 0).filter_map(TargetProblem::skip_reason) {
+            m.targets_skipped_total.with_label_values(&[kind, reason]).inc();
         }
     }
 }

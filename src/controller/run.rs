@@ -1,14 +1,16 @@
 //! The controller process: discovery, the watches feeding the cache, routing into the work queue,
 //! leader election gating the workers, rediscovery, the admin endpoints and a graceful stop.
 //!
-//! Every replica watches (standbys keep warm caches); only the leader runs workers, and only once
-//! the caches are complete. On gaining the lease every cached source is queued once; on losing it
-//! the queue stops at once (writes are fenced anyway) and the process exits to restart clean.
+//! Every replica watches (standbys keep warm caches); only the leader runs workers, once the
+//! namespaces and every type that can sync have synced (a type the server refuses or does not
+//! serve is reported and retried on its own: see [`crate::informers`]). On gaining the lease every
+//! cached source is queued once; on losing it the queue stops at once (writes are fenced anyway)
+//! and the process exits to restart clean.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
@@ -24,8 +26,8 @@ use crate::controller::routing::{self, Router};
 use crate::controller::state::{Types, WorkKey};
 use crate::controller::writer::Writer;
 use crate::discovery::{self, DenyList, TypeRef};
-use crate::events::EventRecorder;
-use crate::informers::{InformerOptions, Informers};
+use crate::informers::{InformerOptions, Informers, Watches};
+use crate::kinds::KindList;
 use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::{Metrics, QUEUE};
 use crate::mirror::build::{BuildConfig, StripList};
@@ -35,7 +37,6 @@ use crate::options::Options;
 use crate::queue::{QueueConfig, QueueObserver, WorkQueue};
 use crate::util::rand::Rng;
 use crate::watcher;
-use crate::watcher::WatchHealth;
 
 /// How long a graceful stop waits for in-flight passes: well inside the chart's 10 s termination
 /// grace period, so the lease is still released before the kubelet kills the pod.
@@ -62,27 +63,35 @@ pub struct Bound {
 pub fn settings(opts: &Options) -> Result<Settings, String> {
     let filter = NamespaceFilter::new(&opts.included_namespaces, &opts.excluded_namespaces)?;
     let strip = opts.strip_metadata.as_deref().map(StripList::parse).unwrap_or_default();
+    let consent_kinds =
+        KindList::parse(&opts.consent_required_kinds).map_err(|e| format!("--consent-required-kinds: {e}"))?;
+    if consent_kinds.is_empty() {
+        log::warn!(
+            "--consent-required-kinds is empty: kinds that run pods are mirrored into namespaces that did not consent"
+        );
+    }
     Ok(Settings {
-        targets: TargetConfig { filter, require_consent: opts.require_target_consent, max_targets: opts.max_targets },
+        targets: TargetConfig {
+            filter,
+            require_consent: opts.require_target_consent,
+            consent_kinds,
+            max_targets: opts.max_targets,
+        },
         build: BuildConfig { strip },
         verify_unknown: true,
         verify_source_freshness: opts.verify_source_freshness,
     })
 }
 
-type HealthList = Arc<Mutex<Vec<(String, Arc<WatchHealth>)>>>;
-
-fn checks(cache: &Cache, health: &HealthList) -> Checks {
-    let (cache, health) = (cache.clone(), health.clone());
-    let live: Check = Arc::new(move || {
-        let list = health.lock().unwrap_or_else(|p| p.into_inner());
-        match list.iter().find(|(_, h)| h.is_stuck()) {
-            Some((name, h)) => Err(format!("watch {name}: no event or bookmark for {}s", h.age().as_secs())),
-            None => Ok(()),
-        }
+/// Liveness: no watcher is stuck (a failing one is not: it is reported by readiness). Readiness:
+/// the namespaces and every type that can sync have synced; the others are listed.
+fn checks(watches: &Watches) -> Checks {
+    let (live_w, ready_w) = (watches.clone(), watches.clone());
+    let live: Check = Arc::new(move || match live_w.all().into_iter().find(|(_, h)| h.is_stuck()) {
+        Some((name, h)) => Err(format!("watch {name}: nothing happened for {}s", h.idle().as_secs())),
+        None => Ok(Vec::new()),
     });
-    let ready: Check =
-        Arc::new(move || if cache.is_synced() { Ok(()) } else { Err("caches are still listing".into()) });
+    let ready: Check = Arc::new(move || ready_w.readiness());
     Checks { liveness: vec![("watches".into(), live)], readiness: vec![("caches-synced".into(), ready)] }
 }
 
@@ -110,14 +119,28 @@ async fn start_admin(
     Ok(bound)
 }
 
-/// Waits for the namespaces and every currently watched type to complete a first listing.
-async fn wait_synced(cache: &Cache) {
-    cache.namespaces.wait_synced().await;
-    for name in cache.type_names() {
-        if let Some(stores) = cache.get_type(&name) {
-            stores.sources.wait_synced().await;
-            stores.mirrors.wait_synced().await;
+/// How often the start of the workers looks whether the caches are ready.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// Waits for the namespaces and every watched type that can sync to complete a first listing (a
+/// type whose requests fail is not waited for: its sources are planned once it syncs).
+async fn wait_ready(watches: &Watches) {
+    let mut logged = false;
+    loop {
+        match watches.readiness() {
+            Ok(notes) => {
+                for note in notes {
+                    log::warn!("not mirrored for now: {note}");
+                }
+                return;
+            }
+            Err(why) if !logged => {
+                log::info!("waiting for the caches: {why}");
+                logged = true;
+            }
+            Err(_) => {}
         }
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 
@@ -142,7 +165,7 @@ impl Gauges {
         metrics: &Metrics,
         queue: &WorkQueue<WorkKey>,
         cache: &Cache,
-        health: &HealthList,
+        watches: &Watches,
         leading: bool,
     ) {
         let stats = queue.stats();
@@ -161,19 +184,28 @@ impl Gauges {
             metrics.kind_watched(new);
         }
         self.kinds = kinds;
-        let health = health.lock().unwrap_or_else(|p| p.into_inner());
-        let watches: HashSet<String> = health.iter().map(|(name, _)| name.clone()).collect();
-        for gone in self.watches.difference(&watches) {
+        let all = watches.all();
+        let names: HashSet<String> = all.iter().map(|(name, _)| name.clone()).collect();
+        for gone in self.watches.difference(&names) {
             metrics.watch_stopped(gone);
-            self.last.remove(&format!("watches {gone}"));
-            self.last.remove(&format!("relists {gone}"));
+            let stale = |k: &String| {
+                *k == format!("watches {gone}")
+                    || *k == format!("relists {gone}")
+                    || k.starts_with(&format!("failures {gone} "))
+            };
+            self.last.retain(|k, _| !stale(k));
         }
-        self.watches = watches;
-        for (name, h) in health.iter() {
+        self.watches = names;
+        for (name, h) in all {
+            let name = name.as_str();
             metrics.watch_last_event_age.with_label_values(&[name]).set(h.age().as_secs_f64());
             let restarts = self.delta(format!("watches {name}"), h.watches().saturating_sub(1));
             metrics.watch_restarts_total.with_label_values(&[name]).inc_by(restarts);
             metrics.relists_total.with_label_values(&[name]).inc_by(self.delta(format!("relists {name}"), h.relists()));
+            for (reason, n) in h.failures() {
+                let new = self.delta(format!("failures {name} {}", reason.as_str()), n);
+                metrics.watch_failures_total.with_label_values(&[name, reason.as_str()]).inc_by(new);
+            }
         }
         // Rebuilt each time so namespaces and types that went away do not linger.
         metrics.mirror_resources.reset();
@@ -247,13 +279,13 @@ pub async fn run(
         types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
         informers.add(r);
     }
-    let health: HealthList = Arc::new(Mutex::new(informers.health()));
+    let watches = informers.watches();
     // Every series is there from the first scrape, before the first tick.
     let mut gauge_state = Gauges::default();
-    gauge_state.update(&metrics, &queue, &cache, &health, false);
+    gauge_state.update(&metrics, &queue, &cache, &watches, false);
 
     let (admin_stop, admin_rx) = watch::channel(false);
-    let bound = match start_admin(&opts, checks(&cache, &health), &metrics, &admin_rx).await {
+    let bound = match start_admin(&opts, checks(&watches), &metrics, &admin_rx).await {
         Ok(b) => b,
         Err(e) => {
             informers.shutdown().await;
@@ -296,16 +328,16 @@ pub async fn run(
     let reconciler = Arc::new(Reconciler {
         cache: cache.clone(),
         types: types.clone(),
-        writer: Writer::new(client.clone(), leadership.clone()),
+        api: Writer::new(client.clone(), leadership.clone(), &identity),
         settings,
-        events: EventRecorder::new(client.clone(), &identity),
         metrics: Some(metrics.clone()),
+        watches: watches.clone(),
     });
     let start_workers = || -> JoinHandle<()> {
-        let (cache, queue, router, reconciler) = (cache.clone(), queue.clone(), router.clone(), reconciler.clone());
+        let (watches, queue, router, reconciler) = (watches.clone(), queue.clone(), router.clone(), reconciler.clone());
         let workers = opts.worker_threads;
         tokio::spawn(async move {
-            wait_synced(&cache).await;
+            wait_ready(&watches).await;
             let keys = router.all_sources();
             log::info!("leading: caches synced, reconciling {} sources with {workers} workers", keys.len());
             keys.into_iter().for_each(|k| queue.add(k));
@@ -373,11 +405,10 @@ pub async fn run(
                     types.insert(TypeRef::of(r).to_string().into(), Arc::new(r.clone()));
                 }
                 informers.apply(&changes);
-                *health.lock().unwrap_or_else(|p| p.into_inner()) = informers.health();
             }
             _ = gauges.tick() => {
                 let lead = leading && lead_rx.borrow().is_leader();
-                gauge_state.update(&metrics, &queue, &cache, &health, lead);
+                gauge_state.update(&metrics, &queue, &cache, &watches, lead);
             }
         }
     };
@@ -417,17 +448,18 @@ mod tests {
         let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
         let cache = Cache::new();
         cache.add_type("Secret.v1");
-        let health: HealthList =
-            Arc::new(Mutex::new(vec![("Secret.v1 sources".to_string(), Arc::new(WatchHealth::new()))]));
+        let watches = Watches::default();
+        let health = Arc::new(crate::watch_health::WatchHealth::new());
+        watches.set("Secret.v1", vec![("Secret.v1 sources".to_string(), health)]);
         let mut gauges = Gauges::default();
-        gauges.update(&metrics, &queue, &cache, &health, true);
+        gauges.update(&metrics, &queue, &cache, &watches, true);
         let text = metrics.render();
         assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"} 0"), "{text}");
         assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}"), "{text}");
         assert!(text.contains("kubemirror_leader 1"), "{text}");
         cache.remove_type("Secret.v1");
-        health.lock().unwrap().clear();
-        gauges.update(&metrics, &queue, &cache, &health, false);
+        watches.remove("Secret.v1");
+        gauges.update(&metrics, &queue, &cache, &watches, false);
         let text = metrics.render();
         assert!(!text.contains("Secret.v1"), "{text}");
         assert!(text.contains("# TYPE kubemirror_reconcile_total counter"), "{text}");

@@ -1,12 +1,18 @@
-//! Every write the controller makes goes through [`Writer`], which asks the leadership channel
-//! right before sending (fencing): a replica that is not — or no longer — the leader sends nothing,
-//! whatever pass it is in the middle of. (The one other writer, `kubemirror cleanup`, is a separate
-//! command for after the controller is stopped: see [`crate::cleanup`].)
+//! Every API call a pass makes goes through [`MirrorApi`]: the executor's reads and writes, the
+//! re-check of a departed source, and the Events on sources. The real implementation, [`Writer`],
+//! holds the only client the passes use (private to this module) and asks the leadership channel
+//! right before every write or Event (fencing): a replica that is not — or no longer — the leader
+//! sends nothing, whatever pass it is in the middle of. (The one other writer, `kubemirror cleanup`, is a
+//! separate command for after the controller is stopped: see [`crate::cleanup`].) Tests drive the real executor and
+//! reconciler against scripted implementations of the trait.
+
+use std::future::Future;
 
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::client::{self, ApiResource, Client, DeleteParams, Patch, PatchParams, PostParams};
+use crate::events::{EventRecorder, EventType, InvolvedObject};
 use crate::keys;
 use crate::leader::Leadership;
 
@@ -35,9 +41,45 @@ impl From<client::Error> for WriteError {
 
 pub type WriteResult<T> = Result<T, WriteError>;
 
-#[derive(Clone)]
+/// The calls of one pass, and nothing else. Objects are namespaced (mirrors and sources).
+pub trait MirrorApi: Send + Sync {
+    /// GET one object (not fenced: reading is harmless on a standby).
+    fn get(&self, r: &ApiResource, ns: &str, name: &str) -> impl Future<Output = client::Result<Value>> + Send;
+    /// POST.
+    fn create(&self, r: &ApiResource, ns: &str, obj: &Value) -> impl Future<Output = WriteResult<Value>> + Send;
+    /// PUT (the body carries the resourceVersion precondition).
+    fn update(
+        &self,
+        r: &ApiResource,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+    ) -> impl Future<Output = WriteResult<Value>> + Send;
+    /// JSON merge patch (sources: finalizer and sync-status).
+    fn merge_patch(
+        &self,
+        r: &ApiResource,
+        ns: &str,
+        name: &str,
+        patch: Value,
+    ) -> impl Future<Output = WriteResult<Value>> + Send;
+    /// DELETE with a uid precondition, so a replacement created meanwhile is never removed.
+    fn delete(&self, r: &ApiResource, ns: &str, name: &str, uid: &str) -> impl Future<Output = WriteResult<()>> + Send;
+    /// An Event on a source. Only fencing is an error: a failure to record is logged, never
+    /// returned (reporting must not fail a pass).
+    fn event(
+        &self,
+        obj: &InvolvedObject,
+        ty: EventType,
+        reason: &str,
+        message: &str,
+    ) -> impl Future<Output = WriteResult<()>> + Send;
+}
+
+/// [`MirrorApi`] on the cluster: the client and the Event recorder behind leadership fencing.
 pub struct Writer {
-    pub client: Client,
+    client: Client,
+    events: EventRecorder,
     leadership: watch::Receiver<Leadership>,
 }
 
@@ -46,39 +88,47 @@ fn post() -> PostParams {
 }
 
 impl Writer {
-    pub fn new(client: Client, leadership: watch::Receiver<Leadership>) -> Self {
-        Writer { client, leadership }
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.leadership.borrow().is_leader()
+    /// `instance`: this replica's identity, the Events' reporting instance.
+    pub fn new(client: Client, leadership: watch::Receiver<Leadership>, instance: &str) -> Self {
+        Writer { events: EventRecorder::new(client.clone(), instance), client, leadership }
     }
 
     fn fence(&self) -> WriteResult<()> {
-        if self.is_leader() { Ok(()) } else { Err(WriteError::NotLeader) }
+        if self.leadership.borrow().is_leader() { Ok(()) } else { Err(WriteError::NotLeader) }
+    }
+}
+
+impl MirrorApi for Writer {
+    async fn get(&self, r: &ApiResource, ns: &str, name: &str) -> client::Result<Value> {
+        self.client.get(r, Some(ns), name).await
     }
 
-    pub async fn create(&self, r: &ApiResource, ns: &str, obj: &Value) -> WriteResult<Value> {
+    async fn create(&self, r: &ApiResource, ns: &str, obj: &Value) -> WriteResult<Value> {
         self.fence()?;
         Ok(self.client.create(r, Some(ns), obj, &post()).await?)
     }
 
-    pub async fn update(&self, r: &ApiResource, ns: &str, name: &str, obj: &Value) -> WriteResult<Value> {
+    async fn update(&self, r: &ApiResource, ns: &str, name: &str, obj: &Value) -> WriteResult<Value> {
         self.fence()?;
         Ok(self.client.update(r, Some(ns), name, obj, &post()).await?)
     }
 
-    pub async fn merge_patch(&self, r: &ApiResource, ns: &str, name: &str, patch: Value) -> WriteResult<Value> {
+    async fn merge_patch(&self, r: &ApiResource, ns: &str, name: &str, patch: Value) -> WriteResult<Value> {
         self.fence()?;
         let params = PatchParams { field_manager: Some(keys::FIELD_MANAGER.to_string()), ..PatchParams::default() };
         Ok(self.client.patch(r, Some(ns), name, &Patch::Merge(patch), &params).await?)
     }
 
-    /// DELETE with a uid precondition, so a replacement created meanwhile is never removed.
-    pub async fn delete(&self, r: &ApiResource, ns: &str, name: &str, uid: &str) -> WriteResult<()> {
+    async fn delete(&self, r: &ApiResource, ns: &str, name: &str, uid: &str) -> WriteResult<()> {
         self.fence()?;
         let params = DeleteParams { precondition_uid: Some(uid.to_string()), ..DeleteParams::default() };
         self.client.delete(r, Some(ns), name, &params).await?;
+        Ok(())
+    }
+
+    async fn event(&self, obj: &InvolvedObject, ty: EventType, reason: &str, message: &str) -> WriteResult<()> {
+        self.fence()?;
+        self.events.record(obj, ty, reason, message).await;
         Ok(())
     }
 }

@@ -160,6 +160,12 @@ fn step_text(step: Option<&Step>, ns: &NamespaceRecord, spec: &TargetSpec, src: 
                 )
             }
         }
+        Some(Step::RunsCodeWithoutConsent(kind)) => format!(
+            "not consenting: a {kind} runs code in the namespace, so it needs the label {}=true or its annotation {} naming {} (--consent-required-kinds)",
+            keys::LABEL_ALLOW_MIRRORS,
+            keys::ANN_ALLOW_MIRRORS_FROM,
+            src.key.namespace
+        ),
         None => format!(
             "max-targets: over --max-targets={} (the first {} selected namespaces by name are mirrored)",
             o.max_targets, o.max_targets
@@ -231,7 +237,8 @@ pub fn explain(input: &Input<'_>) -> Explanation {
         input.same_named.iter().filter_map(|o| MirrorRecord::from_object(o).ok()).collect();
     let plan = plan::plan(&ctx, SourceState::Seen(src), input.namespaces, records.iter(), &Ledger::default());
     let spec = TargetSpec::from_source(src);
-    let resolved = targets::resolve(&spec, &src.key.namespace, input.namespaces, &input.settings.targets);
+    let consent = input.settings.targets.consent_rule_for(src);
+    let resolved = targets::resolve(&spec, &src.key.namespace, input.namespaces, &input.settings.targets, &consent);
     let not_mirrored = not_mirrored(input, &plan);
 
     let mut facts = vec![("targets", targets_fact(src))];
@@ -277,7 +284,7 @@ pub fn explain(input: &Input<'_>) -> Explanation {
     namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     let mut others = Vec::new();
     for ns in namespaces {
-        let step = targets::step_for(&spec, &src.key.namespace, ns, &input.settings.targets);
+        let step = targets::step_for(&spec, &src.key.namespace, ns, &input.settings.targets, &consent);
         let mut why = step_text(step.as_ref(), ns, &spec, src, input.options);
         let action = match deletes.get(&*ns.name) {
             Some(reason) => {

@@ -111,7 +111,7 @@ pub static FLAGS: &[Flag] = &[
         "",
         "extra deny-list entries: Kind, Kind.group or *.group",
         |o, v| {
-            DenyList::empty().extend(v).map_err(invalid)?;
+            DenyList::empty().extend(v).map_err(|e| invalid(e.to_string()))?;
             o.deny_resource_types = v.to_string();
             Ok(())
         }
@@ -171,9 +171,10 @@ pub static FLAGS: &[Flag] = &[
         "consent-required-kinds",
         val("LIST"),
         "Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,ReplicationController,PodTemplate",
-        "kinds mirrored only into consenting namespaces; empty: none",
+        "kinds mirrored only into consenting namespaces (Kind, Kind.group or *.group); empty: none",
         |o, v| {
-            o.consent_required_kinds = check::kinds(v)?;
+            crate::kinds::KindList::parse(v).map_err(|e| invalid(e.to_string()))?;
+            o.consent_required_kinds = v.to_string();
             Ok(())
         }
     ),

@@ -160,7 +160,10 @@ const INVALID: &[(&str, &str)] = &[
     ("--resource-types=Secret", "--resource-types: resource type \"Secret\""),
     ("--resource-types=Secret.vbeta", "--resource-types: "),
     ("--deny-resource-types=*", "--deny-resource-types: deny entry"),
-    ("--consent-required-kinds=deployment", "--consent-required-kinds: \"deployment\" is not a Kind"),
+    (
+        "--consent-required-kinds=Deploy ment",
+        "--consent-required-kinds: entry \"Deploy ment\": expected Kind, Kind.group",
+    ),
     ("--strip-metadata=a b", "--strip-metadata: "),
     ("--transform-max-bytes=0", "--transform-max-bytes: 0 is out of range"),
     ("--transform-max-rules=-3", "--transform-max-rules: \"-3\" is negative"),
@@ -207,7 +210,7 @@ fn values_reach_the_options() {
         "--log-level=WARN",
         "--strip-metadata=team.io/*,owner",
     ]);
-    assert_eq!(o.consent_required_kinds, ["Deployment", "Job"]);
+    assert_eq!(o.consent_required_kinds, "Deployment, Job,Job");
     assert_eq!((o.transform_max_bytes, o.transform_max_rules), (2048, 7));
     assert_eq!(o.metrics_bind_address, Some("127.0.0.1:9000".parse().unwrap()));
     assert_eq!(o.health_probe_bind_address, Some("[::]:9001".parse().unwrap()));
@@ -222,6 +225,7 @@ fn defaults_in_the_table_are_the_options_defaults() {
     let d = Options::default();
     let shown = |name: &str| lookup(name).unwrap().default;
     assert_eq!(shown("consent-required-kinds"), crate::options::DEFAULT_CONSENT_REQUIRED_KINDS);
+    assert_eq!(d.consent_required_kinds, crate::mirror::targets::CONSENT_REQUIRED_KINDS.join(","));
     assert_eq!(shown("max-targets"), d.max_targets.to_string());
     assert_eq!(shown("worker-threads"), d.worker_threads.to_string());
     assert_eq!(shown("transform-max-bytes"), d.transform_max_bytes.to_string());

@@ -150,20 +150,6 @@ pub fn dns_name(v: &str, label: bool) -> Checked<String> {
     Ok(t.to_string())
 }
 
-pub fn kinds(v: &str) -> Checked<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for k in v.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        let ok = k.starts_with(|c: char| c.is_ascii_uppercase()) && k.chars().all(|c| c.is_ascii_alphanumeric());
-        if !ok {
-            return Err(ValueError::NotA { value: k.to_string(), what: "a Kind (Deployment, CronJob...)" });
-        }
-        if !out.iter().any(|o| o == k) {
-            out.push(k.to_string());
-        }
-    }
-    Ok(out)
-}
-
 /// Label/annotation keys (`[prefix/]name`) or prefixes ending in `*`.
 pub fn strip_list(v: &str) -> Checked<String> {
     for e in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {

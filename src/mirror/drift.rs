@@ -222,6 +222,12 @@ mod tests {
         assert_eq!(verify(&disowned, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
         assert_eq!(verify(&live(&|_| {}), desired(), &s.key, "other-uid"), VerifyAction::NotOurs);
         assert_eq!(verify(&json!("garbage"), desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
+        // Managed and naming this source, but without a source uid: a copy of our labels, not ours.
+        let ann = "kubemirror.raczylo.com/source-uid";
+        let no_uid = live(&|o| drop(o["metadata"]["annotations"].as_object_mut().unwrap().remove(ann)));
+        assert_eq!(verify(&no_uid, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
+        let empty_uid = live(&|o| o["metadata"]["annotations"][ann] = json!(""));
+        assert_eq!(verify(&empty_uid, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
     }
 
     #[test]

@@ -34,9 +34,7 @@ pub mod build;
 pub mod drift;
 pub mod hash;
 pub mod plan;
-#[cfg(test)]
-mod sim_tests;
 pub mod status;
 pub mod targets;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

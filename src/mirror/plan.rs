@@ -8,12 +8,15 @@
 //!   concurrent writer's finalizers are never lost), then create/update the mirror of every target.
 //! - Disabled or deleting source: delete every mirror it owns; the finalizer is released (together
 //!   with the stale sync-status) once none remains — in the same pass if all deletes succeed.
-//! - Gone source (not in the cache): delete the mirrors that name it, whatever uid they carry.
-//! - Ownership: managed-by label AND source namespace/name match AND (when the mirror carries one)
-//!   source uid match ([`MirrorRecord::is_owned_by`]). A managed mirror naming this source with an
-//!   older uid belongs to a previous incarnation: deleted, or recreated when still targeted. Anything
-//!   else in the way — another source's mirror, an unmanaged object — is a conflict: never written,
-//!   never deleted, reported. The source object itself is never an operation's subject.
+//! - Gone source (not in the cache): delete the mirrors that name it, whatever (non-empty) source uid
+//!   they carry.
+//! - Ownership: managed-by label AND source namespace/name match AND source uid match
+//!   ([`MirrorRecord::is_owned_by`]); every mirror we write carries the uid, so a managed object
+//!   without one is someone's copy of our labels, not ours. A managed mirror naming this source with
+//!   an older uid belongs to a previous incarnation: deleted, or recreated when still targeted.
+//!   Anything else in the way — another source's mirror, an unmanaged object, a mirror without a
+//!   source uid — is a conflict: never written, never deleted, reported. The source object itself is
+//!   never an operation's subject.
 //! - Orphans (owned mirrors outside the target set, including an empty one) are deleted on every
 //!   pass, so shrinking the list, removing the annotation or relabelling a namespace converges. The
 //!   one exception: while the targeting annotations contain an invalid entry or selector, orphans are
@@ -249,14 +252,17 @@ fn classify<'a>(m: &'a MirrorRecord, source: &ObjectKey, uid: Option<&str>) -> O
     if m.key == *source || m.key.name != source.name {
         return None;
     }
-    let names_source =
-        m.managed && m.source.as_ref().is_some_and(|s| s.namespace == source.namespace && s.name == source.name);
+    // Only a mirror carrying a source uid can be ours (see `MirrorRecord::is_owned_by`).
+    let names_source = m.verified_source().is_some_and(|s| s.namespace == source.namespace && s.name == source.name);
     Some(match uid {
         Some(uid) if m.is_owned_by(source, uid) => Class::Owned(m),
         // Gone: the uid cannot be checked, and every incarnation of the name is gone.
         None if names_source => Class::Owned(m),
         Some(_) if names_source => Class::Previous(m),
-        _ => Class::Foreign(m.source.as_ref().filter(|_| m.managed).map(|s| format!("{}/{}", s.namespace, s.name))),
+        _ => Class::Foreign(m.source.as_ref().filter(|_| m.managed).map(|s| {
+            let unverified = if m.verified_source().is_none() { " (no source-uid: not treated as ours)" } else { "" };
+            format!("{}/{}{unverified}", s.namespace, s.name)
+        })),
     })
 }
 
@@ -320,7 +326,8 @@ pub fn plan<'a>(
     if !src.has_finalizer(keys::FINALIZER) {
         plan.add_finalizer = Some(add_finalizer_patch(src));
     }
-    let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets);
+    let consent = ctx.targets.consent_rule_for(src);
+    let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets, &consent);
     plan.problems = resolved.problems;
     // A terminating namespace takes its mirrors with it; deleting them first would only add requests.
     let terminating = |ns: &Str| plan.problems.iter().any(|p| matches!(p, TargetProblem::Terminating(t) if t == ns));
@@ -611,6 +618,14 @@ mod tests {
             json!({"kubemirror.raczylo.com/source-namespace": ns, "kubemirror.raczylo.com/source-name": "db",
                 "kubemirror.raczylo.com/source-uid": uid})
         };
+        // A mirror's source reference with an empty or (`absent`) no source uid.
+        let no_uid = |uid: &str| {
+            let mut refs = refs("default", uid);
+            if uid == "absent" {
+                refs.as_object_mut().unwrap().remove("kubemirror.raczylo.com/source-uid");
+            }
+            refs
+        };
         let both_known =
             || ledger(vec![("app1", written(&s, "app1", "5", None)), ("app2", written(&s, "app2", "6", None))]);
         let mut blocked = Ledger::default();
@@ -795,6 +810,32 @@ mod tests {
                 vec![record("app1", "5", managed.clone(), refs("elsewhere", "x"))],
                 vec!["create app2"],
             ),
+            case(
+                "managed object naming this source without a source uid -> conflict, untouched",
+                s.clone(),
+                vec![
+                    record("app1", "5", managed.clone(), no_uid("")),
+                    record("app2", "5", managed.clone(), no_uid("absent")),
+                ],
+                vec![],
+            ),
+            case(
+                "... and not deleted for not being targeted",
+                source("app-a"),
+                vec![record("app1", "5", managed.clone(), no_uid(""))],
+                vec!["create app-a"],
+            ),
+            case(
+                "... nor when the source is turned off",
+                disabled.clone(),
+                vec![record("app1", "5", managed.clone(), no_uid("absent"))],
+                vec!["remove-finalizer"],
+            ),
+            Case {
+                name: "... nor when the source is gone",
+                gone: true,
+                ..case("", s.clone(), vec![record("app1", "5", managed.clone(), no_uid(""))], vec![])
+            },
             case(
                 "unmanaged object in the cache -> conflict, untouched",
                 s.clone(),
@@ -1063,6 +1104,59 @@ mod tests {
         assert_eq!(
             remove_finalizer_patch(&source("x"), true),
             json!({"metadata": {"finalizers": null, "resourceVersion": "100"}})
+        );
+    }
+
+    #[test]
+    fn a_deployment_goes_only_where_it_is_welcome_and_the_rest_is_reported() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let dep = source_with(Some("all"), |o| {
+            o["apiVersion"] = json!("apps/v1");
+            o["kind"] = json!("Deployment");
+            o.as_object_mut().unwrap().remove("data");
+            o.as_object_mut().unwrap().remove("type");
+            o["spec"] = json!({"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}});
+        });
+        // An existing mirror in a namespace that never consented (made before the rule existed) goes.
+        let old = mirror_of(&dep, "app1", "5");
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&dep), &cluster(), &[old], &Ledger::default());
+        assert_eq!(describe(&p), ["delete app1 m-app1 (NotTargeted)", "create labeled"]);
+        let st = p.status(&[Outcome::Done, Outcome::Done]).unwrap().to_string();
+        // app-a, app-b, app1, app2, other refused; dying terminating (reported first).
+        assert_eq!(st, "synced:1,failed:0,conflicts:0,skipped:6; last-error: target namespace dying is terminating");
+        assert_eq!(
+            p.problems.iter().filter(|p| matches!(p, TargetProblem::RunsCodeWithoutConsent { .. })).count(),
+            5,
+            "{:?}",
+            p.problems
+        );
+        let skipped = p.events(&[Outcome::Done, Outcome::Done]);
+        assert!(
+            skipped.iter().any(|e| !e.warning && e.message.contains("not consenting to Deployment mirrors")),
+            "{skipped:?}"
+        );
+        // The same source as a Secret-like kind goes everywhere.
+        let nobody = TargetConfig { consent_kinds: crate::kinds::KindList::empty(), ..TargetConfig::default() };
+        let p = plan(&ctx(&nobody, &bc, true), SourceState::Seen(&dep), &cluster(), &[], &Ledger::default());
+        assert_eq!(p.ops.len(), 6, "{:?}", describe(&p));
+    }
+
+    #[test]
+    fn a_mirror_without_source_uid_is_reported_as_a_conflict() {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let s = source("app1");
+        let m = record(
+            "app1",
+            "5",
+            json!({"kubemirror.raczylo.com/managed-by": "kubemirror"}),
+            json!({"kubemirror.raczylo.com/source-namespace": "default", "kubemirror.raczylo.com/source-name": "db"}),
+        );
+        let p = plan(&ctx(&tc, &bc, true), SourceState::Seen(&s), &cluster(), &[m], &Ledger::default());
+        assert!(p.ops.is_empty());
+        assert_eq!(
+            p.status(&[]).unwrap().to_string(),
+            "synced:0,failed:0,conflicts:1,skipped:0; last-error: app1: an object of the same name is the mirror of \
+             default/db (no source-uid: not treated as ours)"
         );
     }
 

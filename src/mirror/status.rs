@@ -8,7 +8,7 @@
 //! - failed: targets whose write or build failed (retried with backoff);
 //! - conflicts: targets holding an object of the same name that is not this source's mirror;
 //! - skipped: named or matched namespaces that cannot receive a mirror (missing, terminating,
-//!   excluded, no consent) — not failures;
+//!   excluded, no consent — including the consent every kind that runs pods needs) — not failures;
 //! - truncated: namespaces left out by `--max-targets`;
 //! - last-error: the first failure, conflict or targeting problem, capped at [`MAX_ERROR_LEN`] bytes.
 //!
@@ -189,7 +189,8 @@ pub fn events(
             }
         }
     }
-    let (mut terminating, mut refused) = (Vec::new(), Vec::new());
+    let (mut terminating, mut refused, mut runs_code) = (Vec::new(), Vec::new(), Vec::new());
+    let mut code_kind = "";
     for p in problems {
         match p {
             TargetProblem::InvalidEntry { entry, .. } => {
@@ -204,6 +205,10 @@ pub fn events(
             }
             TargetProblem::Terminating(ns) => terminating.push(&**ns),
             TargetProblem::ConsentRefused(ns) => refused.push(&**ns),
+            TargetProblem::RunsCodeWithoutConsent { namespace, kind } => {
+                code_kind = kind;
+                runs_code.push(&**namespace);
+            }
         }
     }
     let mut skipped = Vec::new();
@@ -212,6 +217,12 @@ pub fn events(
     }
     if !refused.is_empty() {
         skipped.push(format!("not accepting mirrors from this namespace: {}", refused.join(", ")));
+    }
+    if !runs_code.is_empty() {
+        skipped.push(format!(
+            "not consenting to {code_kind} mirrors, which run pods (needs allow-mirrors=true or allow-mirrors-from): {}",
+            runs_code.join(", ")
+        ));
     }
     if !skipped.is_empty() {
         out.push(ev(false, REASON_SKIPPED, "", format!("namespaces skipped ({})", skipped.join("; "))));
@@ -323,6 +334,8 @@ mod tests {
                 TargetProblem::Terminating("t1".into()),
                 TargetProblem::ConsentRefused("r1".into()),
                 TargetProblem::ConsentRefused("r2".into()),
+                TargetProblem::RunsCodeWithoutConsent { namespace: "p1".into(), kind: "Deployment".into() },
+                TargetProblem::RunsCodeWithoutConsent { namespace: "p2".into(), kind: "Deployment".into() },
                 TargetProblem::Truncated { matched: 3, kept: 2 },
             ],
             None,
@@ -340,7 +353,8 @@ mod tests {
         );
         assert_eq!(
             evs[4].message,
-            "namespaces skipped (terminating: t1; not accepting mirrors from this namespace: r1, r2)"
+            "namespaces skipped (terminating: t1; not accepting mirrors from this namespace: r1, r2; not consenting \
+             to Deployment mirrors, which run pods (needs allow-mirrors=true or allow-mirrors-from): p1, p2)"
         );
         // The message may vary between attempts; the key must not.
         let again = events(&src, &[failed("b", "rv 13 conflict")], &[], None);

@@ -24,9 +24,13 @@
 //!    every `--excluded-namespaces` glob are never targets; if `--included-namespaces` is set, `N`
 //!    must match one of its globs. Excluded wins over included.
 //! 4. **Terminating** namespaces are skipped (reported, never counted as failures).
-//! 5. **Consent** (only with `--require-target-consent`): `N` must carry `allow-mirrors=true`, or its
-//!    `allow-mirrors-from` annotation (comma list of globs) must match `S`. `allow-mirrors=false`
-//!    refuses even when `allow-mirrors-from` matches: an explicit "no" wins.
+//! 5. **Consent**: `N` must carry `allow-mirrors=true`, or its `allow-mirrors-from` annotation (comma
+//!    list of globs) must match `S`; `allow-mirrors=false` refuses even when `allow-mirrors-from`
+//!    matches: an explicit "no" wins. Asked of every namespace with `--require-target-consent`, and
+//!    always for the kinds that run code in the target namespace (`--consent-required-kinds`, by
+//!    default everything carrying a pod template or creating pods: see [`CONSENT_REQUIRED_KINDS`]).
+//!    Without it, whoever may edit one Deployment could run pods with that namespace's service
+//!    accounts in every other tenant's namespace, written with the controller's privileges.
 //! 6. **Limit**: the survivors are sorted by name and the first `--max-targets` (default 100, 0 = no
 //!    limit) are kept, so the same namespaces win on every pass (no create/delete flapping); the
 //!    truncation is reported on the source.
@@ -34,7 +38,13 @@
 use std::collections::BTreeSet;
 
 use crate::keys;
+use crate::kinds::KindList;
 use crate::model::{NamespaceRecord, SourceObject, Str};
+
+/// `--consent-required-kinds` by default: the built-in kinds that carry a pod template or create
+/// pods. Bare kinds, so a custom resource of the same name in another group needs consent too.
+pub const CONSENT_REQUIRED_KINDS: [&str; 8] =
+    ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController", "PodTemplate"];
 use crate::selector::LabelSelector;
 
 /// A namespace-name glob. Plain names are kept literal so matching them is a string compare.
@@ -153,6 +163,11 @@ pub enum TargetProblem {
     Excluded(Str),
     Terminating(Str),
     ConsentRefused(Str),
+    /// The source's kind runs code in the target namespace, which has not consented.
+    RunsCodeWithoutConsent {
+        namespace: Str,
+        kind: Str,
+    },
     Truncated {
         matched: usize,
         kept: usize,
@@ -170,9 +185,30 @@ impl std::fmt::Display for TargetProblem {
             TargetProblem::Excluded(ns) => write!(f, "target namespace {ns} is excluded"),
             TargetProblem::Terminating(ns) => write!(f, "target namespace {ns} is terminating"),
             TargetProblem::ConsentRefused(ns) => write!(f, "target namespace {ns} does not accept mirrors from here"),
+            TargetProblem::RunsCodeWithoutConsent { namespace, kind } => write!(
+                f,
+                "target namespace {namespace} has not consented to {kind} mirrors (kinds that run pods need the \
+                 namespace's allow-mirrors label or allow-mirrors-from annotation)"
+            ),
             TargetProblem::Truncated { matched, kept } => {
                 write!(f, "{matched} target namespaces matched, only the first {kept} (by name) are mirrored")
             }
+        }
+    }
+}
+
+impl TargetProblem {
+    /// For a namespace that was skipped (not a failure), the metric label of why.
+    pub fn skip_reason(&self) -> Option<&'static str> {
+        match self {
+            TargetProblem::Missing(_) => Some("missing"),
+            TargetProblem::Excluded(_) => Some("excluded"),
+            TargetProblem::Terminating(_) => Some("terminating"),
+            TargetProblem::ConsentRefused(_) => Some("no_consent"),
+            TargetProblem::RunsCodeWithoutConsent { .. } => Some("runs_code_no_consent"),
+            TargetProblem::InvalidEntry { .. }
+            | TargetProblem::InvalidSelector { .. }
+            | TargetProblem::Truncated { .. } => None,
         }
     }
 }
@@ -258,14 +294,57 @@ impl TargetSpec {
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub filter: NamespaceFilter,
+    /// `--require-target-consent`: every namespace must consent.
     pub require_consent: bool,
+    /// `--consent-required-kinds`: kinds that need consent whatever `require_consent` says.
+    pub consent_kinds: KindList,
     /// 0 = unlimited.
     pub max_targets: usize,
 }
 
 impl Default for TargetConfig {
     fn default() -> Self {
-        TargetConfig { filter: NamespaceFilter::default(), require_consent: false, max_targets: 100 }
+        TargetConfig {
+            filter: NamespaceFilter::default(),
+            require_consent: false,
+            consent_kinds: KindList::of_kinds(&CONSENT_REQUIRED_KINDS),
+            max_targets: 100,
+        }
+    }
+}
+
+/// Whether (and why) a target namespace must consent before it receives a source's mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentRule {
+    NotRequired,
+    /// `--require-target-consent`.
+    Required,
+    /// The source's kind (named here) runs code in the target namespace.
+    RunsCode(Str),
+}
+
+impl TargetConfig {
+    pub fn consent_rule(&self, group: &str, kind: &str) -> ConsentRule {
+        if self.consent_kinds.matches(group, kind) {
+            ConsentRule::RunsCode(kind.into())
+        } else if self.require_consent {
+            ConsentRule::Required
+        } else {
+            ConsentRule::NotRequired
+        }
+    }
+
+    /// The rule for a source, by its `apiVersion` and `kind`. An object without a kind (which the
+    /// API server never sends) is treated as one that runs code unless no kind needs consent:
+    /// refusing a mirror is recoverable, running a workload in a tenant's namespace is not.
+    pub fn consent_rule_for(&self, source: &SourceObject) -> ConsentRule {
+        let field = |f: &str| source.object.get(f).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty());
+        let group = field("apiVersion").and_then(|v| v.split_once('/')).map_or("", |(g, _)| g);
+        match field("kind") {
+            Some(kind) => self.consent_rule(group, kind),
+            None if !self.consent_kinds.is_empty() => ConsentRule::RunsCode("objects of an unknown kind".into()),
+            None => self.consent_rule(group, ""),
+        }
     }
 }
 
@@ -324,13 +403,21 @@ pub enum Step {
     NotIncluded,
     /// 4.
     Terminating,
-    /// 5.
+    /// 5: `--require-target-consent` and the namespace does not consent.
     NotConsenting,
+    /// 5: the source's kind (named) runs code in the namespace, which does not consent.
+    RunsCodeWithoutConsent(Str),
 }
 
 /// Steps 1 to 5 for one namespace: `None` when it passes them all (step 6, the limit, is applied
 /// to the whole set by [`resolve`]).
-pub fn step_for(spec: &TargetSpec, source_ns: &str, ns: &NamespaceRecord, config: &TargetConfig) -> Option<Step> {
+pub fn step_for(
+    spec: &TargetSpec,
+    source_ns: &str,
+    ns: &NamespaceRecord,
+    config: &TargetConfig,
+    consent: &ConsentRule,
+) -> Option<Step> {
     if !spec.selects(ns) {
         Some(Step::NotSelected)
     } else if *ns.name == *source_ns {
@@ -339,8 +426,11 @@ pub fn step_for(spec: &TargetSpec, source_ns: &str, ns: &NamespaceRecord, config
         Some(step)
     } else if ns.terminating {
         Some(Step::Terminating)
-    } else if config.require_consent && !consents(ns, source_ns) {
-        Some(Step::NotConsenting)
+    } else if *consent != ConsentRule::NotRequired && !consents(ns, source_ns) {
+        Some(match consent {
+            ConsentRule::RunsCode(kind) => Step::RunsCodeWithoutConsent(kind.clone()),
+            _ => Step::NotConsenting,
+        })
     } else {
         None
     }
@@ -370,19 +460,21 @@ impl Targets {
     }
 }
 
-/// Applies the precedence documented at the top of this module.
+/// Applies the precedence documented at the top of this module; `consent` is the source's
+/// [`TargetConfig::consent_rule_for`].
 pub fn resolve<'a>(
     spec: &TargetSpec,
     source_ns: &str,
     namespaces: impl IntoIterator<Item = &'a NamespaceRecord>,
     config: &TargetConfig,
+    consent: &ConsentRule,
 ) -> Targets {
     let mut problems = spec.problems.clone();
     let mut found: BTreeSet<&str> = BTreeSet::new();
     let mut selected: Vec<Str> = Vec::new();
     let literals: BTreeSet<&str> = spec.literals().collect();
     for ns in namespaces {
-        let step = step_for(spec, source_ns, ns, config);
+        let step = step_for(spec, source_ns, ns, config, consent);
         if step == Some(Step::NotSelected) {
             continue;
         }
@@ -396,6 +488,9 @@ pub fn resolve<'a>(
             Some(Step::Terminating) => problems.push(TargetProblem::Terminating(ns.name.clone())),
             Some(Step::NotConsenting) => problems.push(TargetProblem::ConsentRefused(ns.name.clone())),
             // Only a literal is worth reporting: a glob or `all` crossing an excluded namespace is normal.
+            Some(Step::RunsCodeWithoutConsent(kind)) => {
+                problems.push(TargetProblem::RunsCodeWithoutConsent { namespace: ns.name.clone(), kind })
+            }
             Some(_) if literal => problems.push(TargetProblem::Excluded(ns.name.clone())),
             Some(_) => {}
         }
@@ -514,7 +609,7 @@ mod tests {
         let cluster = cluster();
         for (name, list, selector, config, want, want_problems) in cases {
             let spec = TargetSpec::parse(list, selector);
-            let got = resolve(&spec, "default", &cluster, config);
+            let got = resolve(&spec, "default", &cluster, config, &config.consent_rule("", "Secret"));
             assert_eq!(names(&got), want, "{name}");
             // Selector errors come from selector.rs; compare their shape, not its wording.
             let normalise = |p: &TargetProblem| match p {
@@ -535,14 +630,15 @@ mod tests {
         let config = TargetConfig { max_targets: 3, ..TargetConfig::default() };
         let spec = TargetSpec::parse(Some("t-*"), None);
         let mut cluster: Vec<_> = (0..20).map(|i| ns(&format!("t-{i:02}"), &[])).collect();
-        let first = resolve(&spec, "src", &cluster, &config);
+        let none = ConsentRule::NotRequired;
+        let first = resolve(&spec, "src", &cluster, &config, &none);
         cluster.reverse();
-        let second = resolve(&spec, "src", &cluster, &config);
+        let second = resolve(&spec, "src", &cluster, &config, &none);
         assert_eq!(first, second);
         assert_eq!(names(&first), ["t-00", "t-01", "t-02"]);
         assert!(first.contains("t-01") && !first.contains("t-03"));
         let unlimited = TargetConfig { max_targets: 0, ..TargetConfig::default() };
-        assert_eq!(resolve(&spec, "src", &cluster, &unlimited).namespaces.len(), 20);
+        assert_eq!(resolve(&spec, "src", &cluster, &unlimited, &none).namespaces.len(), 20);
     }
 
     #[test]
@@ -575,8 +671,11 @@ mod tests {
             ..TargetConfig::default()
         };
         let spec = TargetSpec::parse(Some("all"), None);
-        let steps: Vec<(String, Option<Step>)> =
-            cluster().iter().map(|ns| (ns.name.to_string(), step_for(&spec, "default", ns, &config))).collect();
+        let required = ConsentRule::Required;
+        let steps: Vec<(String, Option<Step>)> = cluster()
+            .iter()
+            .map(|ns| (ns.name.to_string(), step_for(&spec, "default", ns, &config, &required)))
+            .collect();
         let get = |n: &str| steps.iter().find(|(name, _)| name == n).map(|(_, s)| s.clone()).unwrap();
         assert_eq!(get("optout"), Some(Step::NotSelected));
         assert_eq!(get("default"), Some(Step::SourceNamespace));
@@ -587,7 +686,14 @@ mod tests {
         assert_eq!(get("labeled"), None);
         assert_eq!(get("consenting"), None);
         let only = TargetConfig { filter: NamespaceFilter::new("prod-*", "").unwrap(), ..TargetConfig::default() };
-        assert_eq!(step_for(&spec, "default", &cluster()[1], &only), Some(Step::NotIncluded));
+        let none = ConsentRule::NotRequired;
+        assert_eq!(step_for(&spec, "default", &cluster()[1], &only, &none), Some(Step::NotIncluded));
+        let runs = ConsentRule::RunsCode("Deployment".into());
+        assert_eq!(step_for(&spec, "default", &cluster()[2], &TargetConfig::default(), &none), None);
+        assert_eq!(
+            step_for(&spec, "default", &cluster()[2], &TargetConfig::default(), &runs),
+            Some(Step::RunsCodeWithoutConsent("Deployment".into()))
+        );
         assert!(spec.uses_all() && !spec.uses_all_labeled());
     }
 
@@ -597,6 +703,89 @@ mod tests {
         let f = NamespaceFilter::new("", "team-*,sandbox").unwrap();
         assert!(!f.allows("team-a") && !f.allows("sandbox") && !f.allows("kube-public"));
         assert!(f.allows("prod"));
+    }
+
+    #[test]
+    fn kinds_that_run_code_need_consent_whatever_the_flag() {
+        let deployment = |cfg: &TargetConfig| cfg.consent_rule("apps", "Deployment");
+        let plain = TargetConfig::default();
+        let consent = TargetConfig { require_consent: true, ..TargetConfig::default() };
+        let nobody = TargetConfig { consent_kinds: KindList::empty(), ..TargetConfig::default() };
+        let widened =
+            TargetConfig { consent_kinds: KindList::parse("Secret.v1,*.argoproj.io").unwrap(), ..plain.clone() };
+        let runs = |k: &str| ConsentRule::RunsCode(k.into());
+        #[rustfmt::skip]
+        let rules = [
+            ("default list, plain", deployment(&plain), runs("Deployment")),
+            ("default list, consent mode: the kind's reason wins", deployment(&consent), runs("Deployment")),
+            ("a Secret, plain", plain.consent_rule("", "Secret"), ConsentRule::NotRequired),
+            ("a Secret, consent mode", consent.consent_rule("", "Secret"), ConsentRule::Required),
+            ("bare kinds cover every group", plain.consent_rule("acme.io", "Job"), runs("Job")),
+            ("emptied list", deployment(&nobody), ConsentRule::NotRequired),
+            ("emptied list, consent mode", TargetConfig { require_consent: true, ..nobody.clone() }
+                .consent_rule("apps", "Deployment"), ConsentRule::Required),
+            ("widened: core Secret", widened.consent_rule("", "Secret"), runs("Secret")),
+            ("widened: a group", widened.consent_rule("argoproj.io", "Rollout"), runs("Rollout")),
+            ("widened replaces the default", deployment(&widened), ConsentRule::NotRequired),
+        ];
+        for (name, got, want) in rules {
+            assert_eq!(got, want, "{name}");
+        }
+        for kind in CONSENT_REQUIRED_KINDS {
+            let group = match kind {
+                "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => "apps",
+                "Job" | "CronJob" => "batch",
+                _ => "",
+            };
+            assert_eq!(plain.consent_rule(group, kind), runs(kind), "{kind}");
+        }
+
+        // The rule from the object itself.
+        let obj = |api: &str, kind: Option<&str>| {
+            let mut o = serde_json::json!({"apiVersion": api, "metadata": {"name": "web", "namespace": "default",
+                "uid": "u"}});
+            if let Some(k) = kind {
+                o["kind"] = k.into();
+            }
+            SourceObject::from_object(o).unwrap()
+        };
+        assert_eq!(plain.consent_rule_for(&obj("apps/v1", Some("Deployment"))), runs("Deployment"));
+        assert_eq!(plain.consent_rule_for(&obj("v1", Some("PodTemplate"))), runs("PodTemplate"));
+        assert_eq!(plain.consent_rule_for(&obj("v1", Some("Secret"))), ConsentRule::NotRequired);
+        assert_eq!(widened.consent_rule_for(&obj("v1", Some("Secret"))), runs("Secret"));
+        assert_eq!(widened.consent_rule_for(&obj("apps/v1", Some("Secret"))), ConsentRule::NotRequired);
+        // No kind at all: fail closed unless the operator emptied the list.
+        assert!(matches!(plain.consent_rule_for(&obj("v1", None)), ConsentRule::RunsCode(_)));
+        assert_eq!(nobody.consent_rule_for(&obj("v1", None)), ConsentRule::NotRequired);
+
+        // Resolution: only consenting namespaces, each refusal reported with the kind.
+        let spec = TargetSpec::parse(Some("all"), None);
+        let got = resolve(&spec, "default", &cluster(), &plain, &runs("Deployment"));
+        assert_eq!(names(&got), ["app-x", "consenting", "labeled"]);
+        let refused =
+            |ns: &str| TargetProblem::RunsCodeWithoutConsent { namespace: ns.into(), kind: "Deployment".into() };
+        assert_eq!(
+            got.problems,
+            vec![TargetProblem::Terminating("dying".into()), refused("app1"), refused("app2"), refused("prod-1")]
+        );
+        assert!(
+            got.problems[1].to_string().contains("app1 has not consented to Deployment mirrors"),
+            "{}",
+            got.problems[1]
+        );
+        // A literal name is no consent, and an explicit "no" wins over allow-mirrors-from.
+        let got = resolve(
+            &TargetSpec::parse(Some("app1,vetoed,consenting"), None),
+            "default",
+            &cluster(),
+            &plain,
+            &runs("Deployment"),
+        );
+        assert_eq!(names(&got), ["consenting"]);
+        assert_eq!(got.problems, vec![refused("app1"), refused("vetoed")]);
+        // Emptied knowingly: everything selected.
+        let got = resolve(&spec, "default", &cluster(), &nobody, &nobody.consent_rule("apps", "Deployment"));
+        assert_eq!(names(&got).len(), 6);
     }
 
     #[test]

@@ -207,6 +207,16 @@ impl ApiServer {
         std::fs::write(&path, token).map_err(|e| format!("writing {}: {e}", path.display()))
     }
 
+    /// Replaces `user`'s allow-list (RBAC changed while running): every request from now on is
+    /// authorized against `rules`. Like the real server, watches already open are not re-checked;
+    /// `close_watches()` makes clients re-watch under the new rules.
+    pub fn set_rules(&self, user: &str, rules: Vec<Rule>) -> Result<(), String> {
+        let mut users = self.shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let u = users.iter_mut().find(|u| u.name == user).ok_or_else(|| format!("no user {user}"))?;
+        u.rules = rules;
+        Ok(())
+    }
+
     /// A file holding `user`'s current token (for kubeconfig `tokenFile` tests).
     pub fn token_path(&self, user: &str) -> PathBuf {
         self.dir.join(format!("token-{user}"))
