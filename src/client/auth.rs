@@ -91,7 +91,8 @@ impl TokenFile {
         {
             return Ok(tok.clone());
         }
-        match std::fs::read_to_string(&self.path) {
+        let read = super::config::read_bounded(&self.path).map(|b| String::from_utf8_lossy(&b).into_owned());
+        match read {
             Ok(text) if !text.trim().is_empty() => {
                 let tok = text.trim().to_string();
                 *cache = Some((tok.clone(), now));

@@ -207,6 +207,15 @@ impl ApiServer {
         std::fs::write(&path, token).map_err(|e| format!("writing {}: {e}", path.display()))
     }
 
+    /// Replaces `user`'s allow-list: from the next request on, what it may do (a type that
+    /// becomes forbidden while watched, then allowed again).
+    pub fn set_rules(&self, user: &str, rules: Vec<Rule>) -> Result<(), String> {
+        let mut users = self.shared.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let u = users.iter_mut().find(|u| u.name == user).ok_or_else(|| format!("no user {user}"))?;
+        u.rules = rules;
+        Ok(())
+    }
+
     /// A file holding `user`'s current token (for kubeconfig `tokenFile` tests).
     pub fn token_path(&self, user: &str) -> PathBuf {
         self.dir.join(format!("token-{user}"))
@@ -387,6 +396,25 @@ impl ApiServer {
     /// The next `count` requests matching fail with `code` (429/503 carry Retry-After when given).
     pub fn fail_next(&self, matcher: Matcher, count: u32, code: u16, retry_after: Option<u64>) {
         self.shared.faults.fail_next(matcher, count, code, retry_after);
+    }
+
+    /// Drops every pending `fail_next` and `respond_next` rule (a storm that ends now).
+    pub fn clear_failures(&self) {
+        self.shared.faults.clear_failures();
+    }
+
+    /// The next `count` matching requests get exactly `code` and `body` (served as
+    /// `application/json`): a Status whose message echoes the object, a webhook's denial, truncated
+    /// JSON, a list whose items are not objects.
+    pub fn respond_next(&self, matcher: Matcher, count: u32, code: u16, body: impl Into<hyper::body::Bytes>) {
+        self.shared.faults.respond_next(matcher, count, code, body.into());
+    }
+
+    /// The next `count` watches matching `matcher` (open now or opened later) get `frames` written
+    /// into their stream verbatim, before their next event: lines that are not JSON, wrong kinds,
+    /// a line of many megabytes.
+    pub fn inject_watch(&self, matcher: Matcher, count: u32, frames: Vec<hyper::body::Bytes>) {
+        self.shared.faults.inject_watch(matcher, count, frames);
     }
 
     /// Delays matching requests (None: no latency).
