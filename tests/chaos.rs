@@ -271,6 +271,63 @@ async fn a_30_second_partition_heals_and_converges() {
     partition(Duration::from_secs(30), 106).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_check_sees_missing_stale_orphaned_and_foreign_changes() {
+    // The suite's assertions must be able to fail: each kind of damage is noticed.
+    let (s, seeded) = fleet_server(112).await;
+    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    assert_healed(&s, &seeded).await;
+    assert_eq!(c.stop().await, Exit::Clean);
+    let damage: [(&str, Box<dyn Fn(&ApiServer)>); 5] = [
+        ("missing", Box::new(|s| drop(s.delete_object("v1", "Secret", Some("t03"), "s00").unwrap()))),
+        (
+            "stale data",
+            Box::new(|s| {
+                let mut m = s.get_object("v1", "ConfigMap", Some("t04"), "s01").unwrap();
+                m["data"]["value"] = json!("edited");
+                s.update_object(m).unwrap();
+            }),
+        ),
+        (
+            "orphaned",
+            Box::new(|s| {
+                let mut m = s.get_object("v1", "Secret", Some("t03"), "s02").unwrap();
+                m["metadata"] = json!({"name": "s02", "namespace": fleet::SOURCE_NS,
+                    "labels": m["metadata"]["labels"].clone(), "annotations": m["metadata"]["annotations"].clone()});
+                m["metadata"]["name"] = json!("gone-source");
+                s.create_object(m).unwrap();
+            }),
+        ),
+        (
+            "foreign",
+            Box::new(|s| {
+                let f = s.get_object("v1", "Secret", Some("t00"), "unrelated-0").unwrap();
+                let mut f2 = f.clone();
+                f2["data"]["k"] = json!("eA==");
+                s.update_object(f2).unwrap();
+            }),
+        ),
+        (
+            "status",
+            Box::new(|s| {
+                let mut o = s.get_object("v1", "Secret", Some(fleet::SOURCE_NS), "s04").unwrap();
+                o["metadata"]["annotations"][fleet::STATUS] = json!("synced:0,failed:1,conflicts:0,skipped:0");
+                s.update_object(o).unwrap();
+            }),
+        ),
+    ];
+    let mut seen = 0;
+    for (what, hurt) in damage {
+        hurt(&s);
+        let diff = fleet::differences(&s, &seeded, 100);
+        assert!(diff.len() > seen, "{what} not noticed: {diff:?}");
+        seen = diff.len();
+    }
+    let mut hot = kubemirror::testkit::StatsSnapshot::default();
+    hot.requests.insert(("get".into(), "secrets".into(), "admin".into()), 50);
+    assert!(std::panic::catch_unwind(|| fleet::assert_quiet(&hot, 4)).is_err(), "a hot loop is noticed");
+}
+
 // ---- the real binary: SIGKILL and SIGTERM ----
 
 fn binary(s: &ApiServer, user: &str, stderr: Stdio) -> Child {
@@ -366,15 +423,35 @@ async fn sigterm_mid_write_storm_stops_cleanly_and_a_successor_converges() {
     assert!(holder.as_deref().is_none_or(str::is_empty), "the Lease was released: {holder:?}");
     let after_exit = writes_by(&s, "a");
     let c = fleet::start(&s, "b", fleet::options(true)).await;
-    assert_healed(&s, &seeded).await;
+    s.set_latency(Matcher::any(), None);
+    fleet::converged(&s, &seeded, CONVERGE).await;
     assert_eq!(writes_by(&s, "a"), after_exit, "nothing written after the exit");
+    let st = fleet::quiet_window(&s, 3).await;
+    fleet::assert_quiet(&st, seeded.fleet.conflicts as u64);
     assert_eq!(c.stop().await, Exit::Clean);
 }
 
 // ---- types that fail while watched (per-type isolation) ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs per-type isolation (reliability branch)"]
+#[ignore = "needs per-type isolation (reliability branch): a type forbidden at start blocks readiness"]
+async fn a_type_forbidden_from_the_start_does_not_stop_the_others() {
+    let (s, seeded) = fleet_server(111).await;
+    let others = Rule::new(&["*"], &["*"], &["secrets", "events", "leases", "namespaces"]);
+    s.set_rules("a", vec![others]).unwrap();
+    let c = fleet::start(&s, "a", fleet::options(true)).await;
+    let secrets_only = || {
+        let (want, _) = fleet::expected(&s);
+        let have = fleet::mirrors(&s);
+        want.keys().filter(|k| k.0 == "Secret").eq(have.keys().filter(|k| k.0 == "Secret"))
+    };
+    eventually("the Secrets converged while ConfigMaps are forbidden", secrets_only).await;
+    s.set_rules("a", vec![Rule::all()]).unwrap();
+    assert_healed(&s, &seeded).await;
+    assert_eq!(c.stop().await, Exit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_that_becomes_forbidden_does_not_stop_the_others() {
     let (s, seeded) = fleet_server(109).await;
     let c = fleet::start(&s, "a", fleet::options(true)).await;
@@ -394,7 +471,13 @@ async fn a_type_that_becomes_forbidden_does_not_stop_the_others() {
     eventually("the Secrets converged while ConfigMaps are forbidden", secrets_only).await;
     let st = fleet::quiet_window(&s, 3).await;
     assert!(st.count("list", "configmaps") <= 3, "a forbidden type is retried with backoff: {:?}", st.requests);
+    let watches = s.stats().count("watch", "configmaps");
     s.set_rules("a", vec![Rule::all()]).unwrap();
+    // The ConfigMap watchers retry with backoff; until they are back their view is stale.
+    eventually("the ConfigMap watchers back", || {
+        s.stats().count("watch", "configmaps") >= watches + 2 && s.open_watches() >= 5
+    })
+    .await;
     assert_healed(&s, &seeded).await;
     assert_eq!(c.stop().await, Exit::Clean);
 }
@@ -409,7 +492,6 @@ fn widget_crd() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs per-type isolation (reliability branch)"]
 async fn a_crd_deleted_while_watched_is_released_and_the_rest_converges() {
     let (s, seeded) = fleet_server(110).await;
     s.create_object(widget_crd()).unwrap();

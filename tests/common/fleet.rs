@@ -362,9 +362,14 @@ pub async fn quiet_window(s: &ApiServer, rounds: u64) -> StatsSnapshot {
     s.stats()
 }
 
-/// Requests of `verb` outside the Lease (renewals are the leader's heartbeat, not work).
+/// Requests of `verb` on resources, outside the Lease: renewals are the leader's heartbeat and
+/// discovery documents (resource "") are read every `--discovery-interval`, neither is work.
 pub fn work(st: &StatsSnapshot, verb: &str) -> u64 {
-    st.requests.iter().filter(|((v, r, _), _)| v == verb && !r.starts_with("leases")).map(|(_, n)| n).sum()
+    st.requests
+        .iter()
+        .filter(|((v, r, _), _)| v == verb && !r.is_empty() && !r.starts_with("leases"))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Asserts the window shows no hot loop: no list, no re-watch storm, and at most `writes` writes and
