@@ -9,7 +9,7 @@ use hyper::header::HeaderValue;
 use serde_json::{Value, json};
 
 use super::config::{Auth, ExecConfig};
-use super::error::{Error, Result, snippet};
+use super::error::{Error, Result};
 use crate::util::{base64, time};
 
 /// client-go re-reads token files this often.
@@ -192,21 +192,23 @@ async fn run_plugin(cfg: &ExecConfig) -> Result<Credential> {
         Ok(Ok(out)) => out,
     };
     if !out.status.success() {
-        return Err(fail(format!("{}: stderr: {}", out.status, snippet(&out.stderr))));
+        // The plugin's output may hold the credential or anything else: its size only.
+        return Err(fail(format!("{} ({} bytes on stderr, not shown)", out.status, out.stderr.len())));
     }
     parse_credential(&out.stdout, &cfg.api_version).map_err(fail)
 }
 
 /// The plugin's ExecCredential: a token, and when it expires.
 fn parse_credential(stdout: &[u8], api_version: &str) -> Result<Credential, String> {
+    // Errors describe the output's shape and size, never its content: it carries the credential.
     let v: Value =
-        serde_json::from_slice(stdout).map_err(|e| format!("output is not JSON ({e}): {}", snippet(stdout)))?;
+        serde_json::from_slice(stdout).map_err(|e| format!("output ({} bytes) is not JSON: {e}", stdout.len()))?;
     if v.get("kind").and_then(Value::as_str) != Some("ExecCredential") {
-        return Err(format!("output is not an ExecCredential: {}", snippet(stdout)));
+        return Err(format!("output ({} bytes) is not an ExecCredential", stdout.len()));
     }
     let got = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if got != api_version {
-        return Err(format!("output has apiVersion {got:?}, the kubeconfig asked for {api_version:?}"));
+        return Err(format!("output has another apiVersion than the {api_version:?} the kubeconfig asked for"));
     }
     let status = v.get("status").ok_or("output has no status")?;
     let token = status.get("token").and_then(Value::as_str).unwrap_or_default();
@@ -218,7 +220,9 @@ fn parse_credential(stdout: &[u8], api_version: &str) -> Result<Credential, Stri
         });
     }
     let expires = match status.get("expirationTimestamp").and_then(Value::as_str) {
-        Some(ts) => Some(time::parse_rfc3339(ts).map_err(|e| format!("status.expirationTimestamp {ts:?}: {e}"))?),
+        Some(ts) => Some(
+            time::parse_rfc3339(ts).map_err(|_| "status.expirationTimestamp is not an RFC 3339 time".to_string())?,
+        ),
         None => None,
     };
     Ok(Credential { token: token.to_string(), expires })
@@ -238,7 +242,7 @@ mod tests {
         let e = parse_credential(out, "client.authentication.k8s.io/v1beta1").err().unwrap();
         assert!(e.contains("apiVersion"), "{e}");
         let e = parse_credential(b"hello", "x").err().unwrap();
-        assert!(e.contains("not JSON") && e.contains("hello"), "{e}");
+        assert!(e.contains("not JSON") && e.contains("5 bytes") && !e.contains("hello"), "{e}");
         let e = parse_credential(
             br#"{"apiVersion":"v","kind":"ExecCredential","status":{"clientCertificateData":"x"}}"#,
             "v",

@@ -118,8 +118,6 @@ impl Reason {
     }
 }
 
-const SNIPPET_LEN: usize = 200;
-
 impl Status {
     /// Decodes a `Status` object (from a response body or a watch ERROR event). The HTTP code wins
     /// over the body's `code`, which some proxies leave at 0.
@@ -146,13 +144,14 @@ impl Status {
     }
 
     /// The Status of a non-2xx answer. A body that is not a Status (a proxy's HTML page, plain
-    /// text) still gives a useful error: the code and the start of the body.
+    /// text, an echo of the request) still gives a useful error: the code and the body's size,
+    /// never its content.
     pub fn from_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Status {
         let parsed = serde_json::from_slice::<Value>(body).ok().and_then(|v| Status::from_value(&v, Some(code)));
         let mut status = parsed.unwrap_or_else(|| Status {
             code,
             reason: Reason::from_code(code),
-            message: format!("HTTP {code} with a non-Status body: {}", snippet(body)),
+            message: format!("{}{} bytes", super::redact::NON_STATUS_PREFIX, body.len()),
             details: None,
             retry_after: None,
         });
@@ -161,20 +160,6 @@ impl Status {
         }
         status
     }
-}
-
-/// The first bytes of a body, printable, for error messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return "(empty)".to_string();
-    }
-    let mut out: String = trimmed.chars().take(SNIPPET_LEN).map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if trimmed.chars().count() > SNIPPET_LEN {
-        out.push_str("...");
-    }
-    out
 }
 
 /// `Retry-After` in its delay-seconds form; the HTTP-date form is not used by the API server.
@@ -260,9 +245,11 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Never the message verbatim: it may echo the object (a 422's `Invalid value`, a webhook's
+/// denial); see [`super::redact::summary`].
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.code, self.reason.as_str(), self.message)?;
+        f.write_str(&super::redact::summary(self))?;
         if let Some(d) = self.retry_after {
             write!(f, " (retry after {}s)", d.as_secs())?;
         }
@@ -335,15 +322,15 @@ mod tests {
     }
 
     #[test]
-    fn non_status_body_names_the_code_and_a_snippet() {
-        let s = Status::from_response(502, b"<html>\n<h1>Bad gateway</h1></html>", None);
+    fn non_status_body_names_the_code_and_the_size_never_the_content() {
+        let s = Status::from_response(502, b"<html>\n<h1>Bad gateway: s3cr3t</h1></html>", None);
         assert_eq!(s.code, 502);
-        assert!(s.message.contains("HTTP 502") && s.message.contains("<h1>Bad gateway</h1>"), "{}", s.message);
-        let long = vec![b'x'; 5000];
-        let s = Status::from_response(500, &long, None);
-        assert!(s.message.len() < 300 && s.message.ends_with("..."));
+        let shown = Error::Api(Box::new(s)).to_string();
+        assert_eq!(shown, "API error 502 Other: non-Status body of 42 bytes");
+        let s = Status::from_response(500, &vec![b'x'; 5000], None);
+        assert_eq!(s.to_string(), "500 InternalError: non-Status body of 5000 bytes");
         let s = Status::from_response(500, b"", None);
-        assert!(s.message.contains("(empty)"));
+        assert_eq!(s.to_string(), "500 InternalError: non-Status body of 0 bytes");
     }
 
     #[test]

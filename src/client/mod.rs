@@ -10,6 +10,7 @@ mod incluster;
 mod kubeconfig;
 mod object;
 mod params;
+pub mod redact;
 mod resource;
 mod tls;
 mod transport;
@@ -215,7 +216,7 @@ impl Client {
 
 fn decode_json(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::Decode(format!("response is not JSON ({e}): {}", error::snippet(body))))
+        .map_err(|e| Error::Decode(format!("response of {} bytes is not JSON ({e})", body.len())))
 }
 
 /// Reads a DELETE answer: a Status means the object is gone; 202, or an object still held by

@@ -72,13 +72,15 @@ impl WatchDecoder {
     }
 }
 
+/// Decodes one line. Errors name the line's size and what is wrong with it, never its content (a
+/// Secret's data may be in it).
 pub fn decode_event(line: &[u8]) -> Result<WatchEvent> {
     let mut v: Value = serde_json::from_slice(line)
-        .map_err(|e| Error::Decode(format!("watch event: {e}: {}", super::error::snippet(line))))?;
+        .map_err(|e| Error::Decode(format!("watch event of {} bytes is not JSON: {e}", line.len())))?;
     let typ = v.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     let object = v.get_mut("object").map(Value::take).unwrap_or(Value::Null);
     if !object.is_object() {
-        return Err(Error::Decode(format!("watch event {typ:?} without an object")));
+        return Err(Error::Decode(format!("watch event {} without an object", known_type(&typ))));
     }
     match typ.as_str() {
         "ADDED" => Ok(WatchEvent::Added(object)),
@@ -90,9 +92,15 @@ pub fn decode_event(line: &[u8]) -> Result<WatchEvent> {
         }),
         "ERROR" => Status::from_value(&object, None)
             .map(WatchEvent::Error)
-            .ok_or_else(|| Error::Decode(format!("watch ERROR event without a Status: {object}"))),
-        other => Err(Error::Decode(format!("unknown watch event type {other:?}"))),
+            .ok_or_else(|| Error::Decode("watch ERROR event whose object is not a Status".into())),
+        other => Err(Error::Decode(format!("watch event of unknown type ({} bytes)", other.len()))),
     }
+}
+
+/// The event type as shown in errors: one of the protocol's, else a placeholder (the line is
+/// untrusted text).
+fn known_type(t: &str) -> &'static str {
+    ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"].into_iter().find(|k| *k == t).unwrap_or("of unknown type")
 }
 
 /// The events of one watch request. Not counted against the client's rate limit.
