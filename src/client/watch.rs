@@ -205,6 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_quote_the_line() {
+        // A Secret's data may be in any line that fails: errors give sizes and shapes only.
+        const CANARY: &str = "kmcanary7Qx9";
+        let lines = [
+            format!("{{\"type\":\"ADDED\",\"object\":{{\"data\":{{\"p\":\"{CANARY}\""),
+            format!("{{\"type\":\"{CANARY}\",\"object\":{{}}}}"),
+            format!("{{\"type\":\"{CANARY}\",\"object\":\"{CANARY}\"}}"),
+            format!("{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"{CANARY}\",\"message\":\"{CANARY}\"}}}}"),
+            format!("{{\"type\":\"ADDED\",\"object\":[\"{CANARY}\"]}}"),
+            format!("{CANARY} not json at all"),
+            format!("{{\"type\":\"ADDED\",\"object\":{{\"s\":\"{CANARY}\\u0000\\x\"}}}}"),
+        ];
+        for line in &lines {
+            let e = decode_event(line.as_bytes()).unwrap_err().to_string();
+            assert!(!e.contains(CANARY) && e.contains("watch "), "{line} -> {e}");
+        }
+        let status =
+            format!("{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":500,\"message\":\"{CANARY}\"}}}}");
+        let Ok(WatchEvent::Error(s)) = decode_event(status.as_bytes()) else { panic!() };
+        assert!(!s.to_string().contains(CANARY), "{s}");
+    }
+
+    #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
         let out = decode_in_chunks("not json\n{\"type\":\"WEIRD\",\"object\":{}}\n{\"type\":\"ADDED\"}\n", &[5]);
         assert_eq!(out.len(), 3);

@@ -95,6 +95,18 @@ impl Faults {
         r.push(FailRule { matcher, remaining: count, code, retry_after });
     }
 
+    /// Failures, canned answers and watch injections not yet used up (each counts its remaining
+    /// uses): a test can tell its faults were actually hit.
+    pub fn pending(&self) -> u64 {
+        let rules: u64 =
+            self.rules.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| u64::from(r.remaining)).sum();
+        let canned: u64 =
+            self.canned.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| u64::from(r.remaining)).sum();
+        let injections: u64 =
+            self.injections.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|i| u64::from(i.remaining)).sum();
+        rules + canned + injections
+    }
+
     /// Forgets every pending failure and canned answer.
     pub fn clear_failures(&self) {
         self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -207,9 +219,12 @@ mod tests {
         assert!(f.decide("list", "configmaps").canned.is_none());
         assert_eq!(f.decide("list", "secrets").canned, Some((200, Bytes::from_static(b"{\"items\":[1"))));
         assert!(f.decide("list", "secrets").canned.is_none());
+        assert_eq!(f.pending(), 0);
         f.respond_next(Matcher::any(), 5, 500, Bytes::new());
         f.fail_next(Matcher::any(), 5, 429, None);
+        assert_eq!(f.pending(), 10);
         f.clear_failures();
+        assert_eq!(f.pending(), 0);
         let d = f.decide("get", "x");
         assert!(d.canned.is_none() && d.fail.is_none());
     }

@@ -398,6 +398,11 @@ impl ApiServer {
         self.shared.faults.fail_next(matcher, count, code, retry_after);
     }
 
+    /// Uses left of the `fail_next`/`respond_next` rules and watch injections (0: all were hit).
+    pub fn pending_faults(&self) -> u64 {
+        self.shared.faults.pending()
+    }
+
     /// Drops every pending `fail_next` and `respond_next` rule (a storm that ends now).
     pub fn clear_failures(&self) {
         self.shared.faults.clear_failures();
