@@ -138,13 +138,20 @@ impl Client {
         let accept = if p.metadata_only { ACCEPT_METADATA_LIST } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
         let v = self.read_json(Req::new("list", Method::GET, path, accept)).await?;
+        let want = if p.metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{}List", r.kind) };
+        if let Some(kind) = v.kind().filter(|k| !k.is_empty() && *k != want) {
+            let shown = if kind.len() <= 64 && kind.chars().all(|c| c.is_ascii_alphanumeric()) { kind } else { "?" };
+            return Err(Error::Decode(format!("listing {} answered with a {shown}, not a {want}", r.plural)));
+        }
         ObjectList::from_value(v).map_err(Error::Decode)
     }
 
     pub async fn watch(&self, r: &ApiResource, ns: Option<&str>, p: &WatchParams) -> Result<WatchStream> {
         let accept = if p.metadata_only { ACCEPT_METADATA } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
-        self.inner.watch(Req::new("watch", Method::GET, path, accept), p.effective_idle_timeout()).await
+        let kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
+        let stream = self.inner.watch(Req::new("watch", Method::GET, path, accept), p.effective_idle_timeout()).await?;
+        Ok(stream.expecting_kind(kind))
     }
 
     pub async fn create(&self, r: &ApiResource, ns: Option<&str>, obj: &Value, p: &PostParams) -> Result<Value> {

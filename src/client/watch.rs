@@ -27,8 +27,9 @@ pub enum WatchEvent {
     Error(Status),
 }
 
-/// A line longer than this is not a watch event from a sane server; refuse rather than grow forever.
-const MAX_LINE: usize = 64 << 20;
+/// A line longer than this is not a watch event from a sane server (the API server refuses request
+/// bodies over 3 MiB and etcd values over 1.5 MiB); refuse it rather than buffer without bound.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// Incremental decoder: feed body chunks, take complete events.
 #[derive(Debug, Default)]
@@ -109,11 +110,30 @@ pub struct WatchStream {
     decoder: WatchDecoder,
     queue: VecDeque<Result<WatchEvent>>,
     idle: Duration,
+    /// The kind every object must have (when it names one).
+    kind: Option<String>,
 }
 
 impl WatchStream {
     pub(crate) fn new(body: Incoming, idle: Duration) -> Self {
-        WatchStream { body: Some(body), decoder: WatchDecoder::default(), queue: VecDeque::new(), idle }
+        WatchStream { body: Some(body), decoder: WatchDecoder::default(), queue: VecDeque::new(), idle, kind: None }
+    }
+
+    /// Objects of another kind are errors, not events: a server answering a watch of Secrets with
+    /// Pods must not have them cached as Secrets.
+    pub(crate) fn expecting_kind(mut self, kind: &str) -> Self {
+        self.kind = Some(kind.to_string());
+        self
+    }
+
+    fn check_kind(&self, ev: Result<WatchEvent>) -> Result<WatchEvent> {
+        let ev = ev?;
+        if let (WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o), Some(want)) = (&ev, &self.kind)
+            && o.kind().is_some_and(|k| k != want)
+        {
+            return Err(Error::Decode(format!("watch event with an object of another kind than {want}")));
+        }
+        Ok(ev)
     }
 
     /// The next event; `None` once the server closed the stream normally. No event (nor any
@@ -121,7 +141,7 @@ impl WatchStream {
     pub async fn next(&mut self) -> Option<Result<WatchEvent>> {
         loop {
             if let Some(ev) = self.queue.pop_front() {
-                return Some(ev);
+                return Some(self.check_kind(ev));
             }
             let body = self.body.as_mut()?;
             match tokio::time::timeout(self.idle, body.frame()).await {
