@@ -35,7 +35,7 @@ pub use object::{ObjectExt, ObjectList};
 pub use params::{DEFAULT_FIELD_MANAGER, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 pub use resource::ApiResource;
 pub use tls::{parse_certs, parse_key, system_roots};
-pub use watch::{INITIAL_EVENTS_END, WatchDecoder, WatchEvent, WatchStream};
+pub use watch::{INITIAL_EVENTS_END, MAX_LINE, WatchDecoder, WatchEvent, WatchStream};
 
 use transport::{Req, Transport};
 
@@ -143,7 +143,12 @@ impl Client {
             let shown = if kind.len() <= 64 && kind.chars().all(|c| c.is_ascii_alphanumeric()) { kind } else { "?" };
             return Err(Error::Decode(format!("listing {} answered with a {shown}, not a {want}", r.plural)));
         }
-        ObjectList::from_value(v).map_err(Error::Decode)
+        let page = ObjectList::from_value(v).map_err(Error::Decode)?;
+        let item_kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
+        if page.items.iter().any(|it| it.kind().is_some_and(|k| k != item_kind)) {
+            return Err(Error::Decode(format!("listing {} returned objects of another kind", r.plural)));
+        }
+        Ok(page)
     }
 
     pub async fn watch(&self, r: &ApiResource, ns: Option<&str>, p: &WatchParams) -> Result<WatchStream> {

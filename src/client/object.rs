@@ -138,11 +138,13 @@ impl ObjectList {
         // A page is taken whole or not at all: accepting the readable rest of a broken page would
         // make the objects left out look deleted to whoever caches the listing.
         if let Some(i) = items.iter().position(|it| it.name().is_none_or(str::is_empty)) {
-            return Err(format!("list {kind}: item {i} is not an object with metadata.name"));
+            let what = if kind.is_empty() { "list" } else { kind.as_str() };
+            return Err(format!("{what}: item {i} is not an object with metadata.name"));
         }
         if let Some(i) = items.iter().position(|it| it.kind().is_some_and(|k| item_kind.is_some_and(|want| k != want)))
         {
-            return Err(format!("list {kind}: item {i} is of another kind"));
+            let what = if kind.is_empty() { "list" } else { kind.as_str() };
+            return Err(format!("{what}: item {i} is of another kind"));
         }
         Ok(ObjectList {
             resource_version: meta.get("resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
