@@ -278,7 +278,8 @@ async fn the_fleet_check_sees_missing_stale_orphaned_and_foreign_changes() {
     let c = fleet::start(&s, "admin", fleet::options(false)).await;
     assert_healed(&s, &seeded).await;
     assert_eq!(c.stop().await, Exit::Clean);
-    let damage: [(&str, Box<dyn Fn(&ApiServer)>); 5] = [
+    type Damage = Box<dyn Fn(&ApiServer)>;
+    let damage: [(&str, Damage); 5] = [
         ("missing", Box::new(|s| drop(s.delete_object("v1", "Secret", Some("t03"), "s00").unwrap()))),
         (
             "stale data",

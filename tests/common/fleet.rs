@@ -213,7 +213,7 @@ pub fn expected(s: &ApiServer) -> (BTreeMap<Key, Expected>, BTreeMap<Key, Counts
             let l = labels(src);
             let enabled = l.get(ENABLED).map(String::as_str) == Some("true")
                 && annotation(src, SYNC) == Some("true")
-                && l.get("kubemirror.raczylo.com/mirror").is_none()
+                && !l.contains_key("kubemirror.raczylo.com/mirror")
                 && src.pointer("/metadata/deletionTimestamp").is_none();
             if !enabled {
                 continue;
