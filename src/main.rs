@@ -109,7 +109,9 @@ async fn termination() {
 fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(|buf, rec| {
-            let msg = rec.args().to_string().replace('\n', " ");
+            // One line per event whatever a message carries: names and annotation text from the
+            // cluster may hold newlines, escape sequences or other control characters.
+            let msg: String = rec.args().to_string().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             writeln!(buf, "{} {:<5} {}: {}", format_rfc3339_micros(SystemTime::now()), rec.level(), rec.target(), msg)
         })
         .init();

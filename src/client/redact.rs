@@ -74,6 +74,14 @@ fn webhook(message: &str) -> Option<String> {
     Some(format!("admission webhook {:?} denied the request", token(name)?))
 }
 
+/// `unable to create new content in namespace <ns> because it is being terminated`.
+fn terminating(message: &str) -> Option<String> {
+    let ns = message
+        .strip_prefix("unable to create new content in namespace ")?
+        .strip_suffix(" because it is being terminated")?;
+    Some(format!("unable to create new content in namespace {} because it is being terminated", token(ns)?))
+}
+
 /// The fields a 422 names (`data[password]`, `metadata.name`) with each cause's reason.
 fn causes(details: Option<&Value>) -> Option<String> {
     let list = details?.get("causes")?.as_array()?;
@@ -108,7 +116,7 @@ pub fn summary(s: &Status) -> String {
     let known = if message.starts_with(NON_STATUS_PREFIX) && message.len() < 64 {
         Some(message.to_string())
     } else {
-        rbac(message).or_else(|| webhook(message))
+        rbac(message).or_else(|| webhook(message)).or_else(|| terminating(message))
     };
     match (&known, kind, name) {
         (Some(m), _, _) => out.push_str(&format!(": {m}")),
@@ -117,7 +125,8 @@ pub fn summary(s: &Status) -> String {
         _ => {}
     }
     if let Some(c) = causes(d) {
-        out.push_str(&format!("; invalid: {c}"));
+        let label = if s.reason == Reason::Invalid { "invalid" } else { "causes" };
+        out.push_str(&format!("; {label}: {c}"));
     }
     if known.is_none() && !message.is_empty() {
         out.push_str(&format!(" (message of {} bytes withheld)", message.len()));
@@ -173,6 +182,17 @@ mod tests {
         assert!(s.starts_with("422 Invalid: Secret \"db\"; invalid: data[password] (FieldValueInvalid)"), "{s}");
         assert!(s.contains("metadata.annotations (FieldValueTooLong), ? (FieldValueInvalid) and 1 more"), "{s}");
         assert!(s.ends_with(&format!("(message of {} bytes withheld)", m.len())), "{s}");
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_named() {
+        let m = "unable to create new content in namespace doomed because it is being terminated";
+        let d = json!({"name": "new", "kind": "configmaps",
+            "causes": [{"reason": "NamespaceTerminating", "message": m, "field": "metadata.namespace"}]});
+        assert_eq!(
+            summary(&status(403, "Forbidden", m, Some(d))),
+            format!("403 Forbidden: {m}; causes: metadata.namespace (NamespaceTerminating)")
+        );
     }
 
     #[test]
