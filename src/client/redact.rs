@@ -75,11 +75,32 @@ fn webhook(message: &str) -> Option<String> {
 }
 
 /// `unable to create new content in namespace <ns> because it is being terminated`.
+/// The API server writes it as a Forbidden: `<resource> "<name>" is forbidden: unable to ...`.
 fn terminating(message: &str) -> Option<String> {
-    let ns = message
+    let (head, rest) = match message.split_once(" is forbidden: ") {
+        Some((head, rest)) => (Some(head), rest),
+        None => (None, message),
+    };
+    let prefix = match head {
+        None => String::new(),
+        Some(h) => {
+            let (resource, name) = h.split_once(' ')?;
+            let name = name.strip_prefix('"')?.strip_suffix('"')?;
+            format!("{} {:?} is forbidden: ", token(resource)?, token(name)?)
+        }
+    };
+    let ns = rest
         .strip_prefix("unable to create new content in namespace ")?
         .strip_suffix(" because it is being terminated")?;
-    Some(format!("unable to create new content in namespace {} because it is being terminated", token(ns)?))
+    Some(format!("{prefix}unable to create new content in namespace {} because it is being terminated", token(ns)?))
+}
+
+/// `<resource> "<name>" not found` and `... already exists`.
+fn named(message: &str) -> Option<String> {
+    let (head, tail) = ["not found", "already exists"].iter().find_map(|t| Some((message.strip_suffix(t)?, *t)))?;
+    let (resource, name) = head.strip_suffix(' ')?.split_once(' ')?;
+    let name = name.strip_prefix('"')?.strip_suffix('"')?;
+    Some(format!("{} {:?} {tail}", token(resource)?, if name.is_empty() { "" } else { token(name)? }))
 }
 
 /// The fields a 422 names (`data[password]`, `metadata.name`) with each cause's reason.
@@ -116,7 +137,7 @@ pub fn summary(s: &Status) -> String {
     let known = if message.starts_with(NON_STATUS_PREFIX) && message.len() < 64 {
         Some(message.to_string())
     } else {
-        rbac(message).or_else(|| webhook(message)).or_else(|| terminating(message))
+        rbac(message).or_else(|| webhook(message)).or_else(|| terminating(message)).or_else(|| named(message))
     };
     match (&known, kind, name) {
         (Some(m), _, _) => out.push_str(&format!(": {m}")),
@@ -185,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn not_found_and_already_exists_are_named() {
+        for m in [r#"namespaces "nowhere" not found"#, r#"secrets "db" already exists"#] {
+            assert_eq!(summary(&status(404, "NotFound", m, None)), format!("404 NotFound: {m}"));
+        }
+        let m = format!(r#"secrets "{CANARY} x" not found"#);
+        assert!(!summary(&status(404, "NotFound", &m, None)).contains(CANARY));
+    }
+
+    #[test]
     fn a_terminating_namespace_is_named() {
         let m = "unable to create new content in namespace doomed because it is being terminated";
         let d = json!({"name": "new", "kind": "configmaps",
@@ -193,6 +223,8 @@ mod tests {
             summary(&status(403, "Forbidden", m, Some(d))),
             format!("403 Forbidden: {m}; causes: metadata.namespace (NamespaceTerminating)")
         );
+        let m = format!("configmaps \"new\" is forbidden: {m}");
+        assert_eq!(summary(&status(403, "Forbidden", &m, None)), format!("403 Forbidden: {m}"));
     }
 
     #[test]
