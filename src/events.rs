@@ -77,6 +77,22 @@ fn truncate(message: &str) -> String {
     format!("{}...", &message[..end])
 }
 
+/// `<object>.<stamp>` as client-go names Events, cut so it stays a valid name (at most 253
+/// characters) for objects whose own name is already near the limit.
+pub fn event_name(object: &str, stamp: u128) -> String {
+    let suffix = format!(".{stamp:x}");
+    let mut room = 253usize.saturating_sub(suffix.len()).min(object.len());
+    while !object.is_char_boundary(room) {
+        room -= 1;
+    }
+    let mut head = &object[..room];
+    // A cut must not leave a trailing '.' or '-'.
+    while head.ends_with(['.', '-']) {
+        head = &head[..head.len() - 1];
+    }
+    format!("{head}{suffix}")
+}
+
 /// The Event body the API server expects (core/v1, as client-go's recorder writes it).
 /// A new Event (count 1); repeats are PATCHed.
 pub fn event_body(
@@ -172,7 +188,7 @@ impl EventRecorder {
             }
             None => {
                 let stamp = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-                let event_name = format!("{}.{stamp:x}", obj.name);
+                let event_name = event_name(&obj.name, stamp);
                 let body = event_body(obj, &event_name, ty, reason, message, &self.instance);
                 let r = self.client.create(&events, ns, &body, &PostParams::default()).await.map(|_| ());
                 if r.is_ok() {
@@ -185,5 +201,24 @@ impl EventRecorder {
         if let Err(e) = result {
             log::warn!("{} {}/{}: event {reason} not recorded: {e}", obj.kind, obj.namespace, obj.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_stay_valid_for_names_at_the_limit() {
+        assert_eq!(event_name("db", 0xabc), "db.abc");
+        let long = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+        let stamp = 0x1876_5432_1abc_def0_u128;
+        let name = event_name(&long, stamp);
+        assert!(name.len() <= 253 && name.ends_with(".187654321abcdef0"), "{} {name}", name.len());
+        let cut_at_dot = format!("{}.{}", "a".repeat(235), "b".repeat(17));
+        let name = event_name(&cut_at_dot, stamp);
+        assert!(!name.contains("..") && name.len() <= 253, "{name}");
+        // Not a valid name, but from the server: never a panic.
+        let _ = event_name(&"é".repeat(200), stamp);
     }
 }

@@ -63,9 +63,11 @@ pub fn json_line(ts: &str, level: log::Level, target: &str, msg: &str) -> String
     line.to_string()
 }
 
-/// One log line in the text format: newlines in messages are flattened so one event stays one line.
+/// One log line in the text format: one event stays one line whatever a message carries (names and
+/// annotation text from the cluster may hold newlines, escape sequences or other control characters).
 pub fn text_line(ts: &str, level: log::Level, target: &str, msg: &str) -> String {
-    format!("{ts} {level:<5} {target}: {}", msg.replace('\n', " "))
+    let msg: String = msg.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    format!("{ts} {level:<5} {target}: {msg}")
 }
 
 /// Installs the logger (once per process; later calls do nothing).
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(v["msg"], "a \"quoted\"\nline");
         assert_eq!(v["target"], "kubemirror::x");
         assert_eq!(text_line("t", log::Level::Info, "k", "a\nb"), "t INFO  k: a b");
+        assert_eq!(text_line("t", log::Level::Info, "k", "x\u{1b}[2Jy\r\tz"), "t INFO  k: x [2Jy  z");
         assert!(v.get("kind").is_none());
         let l = json_line("t", log::Level::Info, "k", "Secret app1/db: mirror created");
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();

@@ -91,7 +91,8 @@ impl TokenFile {
         {
             return Ok(tok.clone());
         }
-        match std::fs::read_to_string(&self.path) {
+        let read = super::config::read_bounded(&self.path).map(|b| String::from_utf8_lossy(&b).into_owned());
+        match read {
             Ok(text) if !text.trim().is_empty() => {
                 let tok = text.trim().to_string();
                 *cache = Some((tok.clone(), now));
@@ -191,7 +192,7 @@ async fn run_plugin(cfg: &ExecConfig) -> Result<Credential> {
         Ok(Ok(out)) => out,
     };
     if !out.status.success() {
-        // Its output is never shown: a plugin may print credentials. Run it by hand to read it.
+        // The plugin's output may hold the credential or anything else: its size only.
         return Err(fail(format!("{} ({} bytes on stderr, not shown)", out.status, out.stderr.len())));
     }
     parse_credential(&out.stdout, &cfg.api_version).map_err(fail)
@@ -199,14 +200,15 @@ async fn run_plugin(cfg: &ExecConfig) -> Result<Credential> {
 
 /// The plugin's ExecCredential: a token, and when it expires.
 fn parse_credential(stdout: &[u8], api_version: &str) -> Result<Credential, String> {
+    // Errors describe the output's shape and size, never its content: it carries the credential.
     let v: Value =
-        serde_json::from_slice(stdout).map_err(|e| format!("output is not JSON ({e}; {} bytes)", stdout.len()))?;
+        serde_json::from_slice(stdout).map_err(|e| format!("output ({} bytes) is not JSON: {e}", stdout.len()))?;
     if v.get("kind").and_then(Value::as_str) != Some("ExecCredential") {
-        return Err(format!("output is not an ExecCredential ({} bytes)", stdout.len()));
+        return Err(format!("output ({} bytes) is not an ExecCredential", stdout.len()));
     }
     let got = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if got != api_version {
-        return Err(format!("output has apiVersion {got:?}, the kubeconfig asked for {api_version:?}"));
+        return Err(format!("output has another apiVersion than the {api_version:?} the kubeconfig asked for"));
     }
     let status = v.get("status").ok_or("output has no status")?;
     let token = status.get("token").and_then(Value::as_str).unwrap_or_default();
@@ -218,7 +220,9 @@ fn parse_credential(stdout: &[u8], api_version: &str) -> Result<Credential, Stri
         });
     }
     let expires = match status.get("expirationTimestamp").and_then(Value::as_str) {
-        Some(ts) => Some(time::parse_rfc3339(ts).map_err(|e| format!("status.expirationTimestamp {ts:?}: {e}"))?),
+        Some(ts) => Some(
+            time::parse_rfc3339(ts).map_err(|_| "status.expirationTimestamp is not an RFC 3339 time".to_string())?,
+        ),
         None => None,
     };
     Ok(Credential { token: token.to_string(), expires })

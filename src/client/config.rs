@@ -98,6 +98,21 @@ pub struct Env {
     pub service_account_dir: PathBuf,
 }
 
+/// Kubeconfigs, certificates, keys and tokens are a few KiB; a path naming a device or a huge file
+/// (`/dev/zero`) must fail, not exhaust memory.
+pub const MAX_CONFIG_FILE: u64 = 4 << 20;
+
+/// Reads at most [`MAX_CONFIG_FILE`] bytes; a longer file is an error.
+pub(crate) fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?.take(MAX_CONFIG_FILE + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!("larger than {MAX_CONFIG_FILE} bytes")));
+    }
+    Ok(out)
+}
+
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl Env {
@@ -179,6 +194,16 @@ impl Config {
     /// `--kubeconfig`, else KUBECONFIG (merged), else ~/.kube/config, else in-cluster.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
         Config::load_with(opts, &Env::from_process())
+    }
+
+    /// One kubeconfig from its text, as if read from `path` (fuzzing, tests).
+    pub fn from_kubeconfig_text(
+        text: &str,
+        path: &std::path::Path,
+        context: Option<&str>,
+        env: &Env,
+    ) -> Result<Config, ConfigError> {
+        super::kubeconfig::load_text(text, path, context, env)
     }
 
     pub fn load_with(opts: &LoadOptions, env: &Env) -> Result<Config, ConfigError> {

@@ -144,14 +144,14 @@ impl Status {
     }
 
     /// The Status of a non-2xx answer. A body that is not a Status (a proxy's HTML page, plain
-    /// text) still gives a useful error: the code and the start of the body.
+    /// text, an echo of the request) still gives a useful error: the code and the body's size,
+    /// never its content.
     pub fn from_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Status {
         let parsed = serde_json::from_slice::<Value>(body).ok().and_then(|v| Status::from_value(&v, Some(code)));
         let mut status = parsed.unwrap_or_else(|| Status {
             code,
             reason: Reason::from_code(code),
-            // Sizes only: whatever answered is never quoted into logs or statuses.
-            message: format!("HTTP {code} with a non-Status body ({} bytes)", body.len()),
+            message: format!("{}{} bytes", super::redact::NON_STATUS_PREFIX, body.len()),
             details: None,
             retry_after: None,
         });
@@ -245,9 +245,11 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Never the message verbatim: it may echo the object (a 422's `Invalid value`, a webhook's
+/// denial); see [`super::redact::summary`].
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.code, self.reason.as_str(), self.message)?;
+        f.write_str(&super::redact::summary(self))?;
         if let Some(d) = self.retry_after {
             write!(f, " (retry after {}s)", d.as_secs())?;
         }
@@ -320,12 +322,15 @@ mod tests {
     }
 
     #[test]
-    fn non_status_body_names_the_code_and_its_size_only() {
-        let s = Status::from_response(502, b"<html>\n<h1>Bad gateway</h1></html>", None);
+    fn non_status_body_names_the_code_and_the_size_never_the_content() {
+        let s = Status::from_response(502, b"<html>\n<h1>Bad gateway: s3cr3t</h1></html>", None);
         assert_eq!(s.code, 502);
-        assert_eq!(s.message, "HTTP 502 with a non-Status body (34 bytes)");
-        let s = Status::from_response(500, br#"{"kind":"Secret","data":{"k":"c2VjcmV0"}}"#, None);
-        assert!(!s.message.contains("c2VjcmV0"), "{}", s.message);
+        let shown = Error::Api(Box::new(s)).to_string();
+        assert_eq!(shown, "API error 502 Other: non-Status body of 42 bytes");
+        let s = Status::from_response(500, &vec![b'x'; 5000], None);
+        assert_eq!(s.to_string(), "500 InternalError: non-Status body of 5000 bytes");
+        let s = Status::from_response(500, b"", None);
+        assert_eq!(s.to_string(), "500 InternalError: non-Status body of 0 bytes");
     }
 
     #[test]

@@ -27,11 +27,12 @@ pub fn load(env: &Env) -> Result<Config, ConfigError> {
     let port = env.var("KUBERNETES_SERVICE_PORT").ok_or_else(|| err("KUBERNETES_SERVICE_PORT is not set".into()))?;
     let dir: &Path = &env.service_account_dir;
     let ca_path = dir.join("ca.crt");
-    let ca_pem = std::fs::read(&ca_path).map_err(|e| err(format!("reading {}: {e}", ca_path.display())))?;
+    let ca_pem =
+        super::config::read_bounded(&ca_path).map_err(|e| err(format!("reading {}: {e}", ca_path.display())))?;
     let ca_certs = parse_certs(&ca_pem).map_err(|e| err(format!("{}: {e}", ca_path.display())))?;
     let token_path = dir.join("token");
     // Fail early on an unreadable token; the client re-reads it as the kubelet rotates it.
-    std::fs::read(&token_path).map_err(|e| err(format!("reading {}: {e}", token_path.display())))?;
+    super::config::read_bounded(&token_path).map_err(|e| err(format!("reading {}: {e}", token_path.display())))?;
     let namespace = std::fs::read_to_string(dir.join("namespace"))
         .ok()
         .map(|s| s.trim().to_string())

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::config::{Auth, ClientCert, Config, ConfigError, Env, ExecConfig, TlsOptions};
+use super::config::{Auth, ClientCert, Config, ConfigError, Env, ExecConfig, TlsOptions, read_bounded};
 use super::tls::{parse_certs, parse_key, system_roots};
 use crate::util::{base64, yaml};
 
@@ -44,8 +44,10 @@ pub fn load(paths: &[PathBuf], context: Option<&str>, env: &Env) -> Result<Confi
     let mut merged = Merged::default();
     let mut loaded = 0;
     for path in paths {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match read_bounded(path) {
+            Ok(bytes) => {
+                String::from_utf8(bytes).map_err(|_| ConfigError::new("not UTF-8 text: not a kubeconfig").file(path))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && paths.len() > 1 => continue,
             Err(e) => return Err(ConfigError::new(format!("cannot read: {e}")).file(path)),
         };
@@ -56,6 +58,14 @@ pub fn load(paths: &[PathBuf], context: Option<&str>, env: &Env) -> Result<Confi
         let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(ConfigError::new(format!("none of the KUBECONFIG files exist: {}", list.join(":"))));
     }
+    resolve(&merged, context, env)
+}
+
+/// One kubeconfig given as text, as if read from `path` (relative paths resolve against its
+/// directory). The entry point the kubeconfig fuzz target drives.
+pub fn load_text(text: &str, path: &Path, context: Option<&str>, env: &Env) -> Result<Config, ConfigError> {
+    let mut merged = Merged::default();
+    merge_file(&mut merged, path, text)?;
     resolve(&merged, context, env)
 }
 
@@ -149,7 +159,7 @@ impl<'a> Fields<'a> {
                 .map_err(|e| self.err(&data_field, format!("invalid base64: {e}")));
         }
         match self.path(name)? {
-            Some(p) => std::fs::read(&p).map(Some).map_err(|e| self.err(name, format!("reading {}: {e}", p.display()))),
+            Some(p) => read_bounded(&p).map(Some).map_err(|e| self.err(name, format!("reading {}: {e}", p.display()))),
             None => Ok(None),
         }
     }

@@ -10,6 +10,7 @@ mod incluster;
 mod kubeconfig;
 mod object;
 mod params;
+pub mod redact;
 mod resource;
 mod tls;
 mod transport;
@@ -34,7 +35,7 @@ pub use object::{ObjectExt, ObjectList};
 pub use params::{DEFAULT_FIELD_MANAGER, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 pub use resource::ApiResource;
 pub use tls::{parse_certs, parse_key, system_roots};
-pub use watch::{INITIAL_EVENTS_END, WatchDecoder, WatchEvent, WatchStream};
+pub use watch::{INITIAL_EVENTS_END, MAX_LINE, WatchDecoder, WatchEvent, WatchStream};
 
 use transport::{Req, Transport};
 
@@ -137,7 +138,17 @@ impl Client {
         let accept = if p.metadata_only { ACCEPT_METADATA_LIST } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
         let v = self.read_json(Req::new("list", Method::GET, path, accept)).await?;
-        ObjectList::from_value(v).map_err(Error::Decode)
+        let want = if p.metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{}List", r.kind) };
+        if let Some(kind) = v.kind().filter(|k| !k.is_empty() && *k != want) {
+            let shown = if kind.len() <= 64 && kind.chars().all(|c| c.is_ascii_alphanumeric()) { kind } else { "?" };
+            return Err(Error::Decode(format!("listing {} answered with a {shown}, not a {want}", r.plural)));
+        }
+        let page = ObjectList::from_value(v).map_err(Error::Decode)?;
+        let item_kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
+        if page.items.iter().any(|it| it.kind().is_some_and(|k| k != item_kind)) {
+            return Err(Error::Decode(format!("listing {} returned objects of another kind", r.plural)));
+        }
+        Ok(page)
     }
 
     /// Every page of a list, followed to the end (`limit` per page).
@@ -157,7 +168,9 @@ impl Client {
     pub async fn watch(&self, r: &ApiResource, ns: Option<&str>, p: &WatchParams) -> Result<WatchStream> {
         let accept = if p.metadata_only { ACCEPT_METADATA } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
-        self.inner.watch(Req::new("watch", Method::GET, path, accept), p.effective_idle_timeout()).await
+        let kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
+        let stream = self.inner.watch(Req::new("watch", Method::GET, path, accept), p.effective_idle_timeout()).await?;
+        Ok(stream.expecting_kind(kind))
     }
 
     pub async fn create(&self, r: &ApiResource, ns: Option<&str>, obj: &Value, p: &PostParams) -> Result<Value> {
@@ -228,8 +241,8 @@ impl Client {
 }
 
 fn decode_json(body: &[u8]) -> Result<Value> {
-    // The body is never quoted: it may be an object holding a Secret's data.
-    serde_json::from_slice(body).map_err(|e| Error::Decode(format!("response is not JSON ({e}; {} bytes)", body.len())))
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Decode(format!("response of {} bytes is not JSON ({e})", body.len())))
 }
 
 /// Reads a DELETE answer: a Status means the object is gone; 202, or an object still held by

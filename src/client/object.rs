@@ -121,7 +121,7 @@ impl ObjectList {
             Some(_) => return Err(format!("list {kind}: items is not an array")),
         };
         let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "PartialObjectMetadata");
-        let items = items
+        let items: Vec<Value> = items
             .into_iter()
             .map(|mut it| {
                 if let Some(obj) = it.as_object_mut() {
@@ -135,6 +135,17 @@ impl ObjectList {
                 it
             })
             .collect();
+        // A page is taken whole or not at all: accepting the readable rest of a broken page would
+        // make the objects left out look deleted to whoever caches the listing.
+        if let Some(i) = items.iter().position(|it| it.name().is_none_or(str::is_empty)) {
+            let what = if kind.is_empty() { "list" } else { kind.as_str() };
+            return Err(format!("{what}: item {i} is not an object with metadata.name"));
+        }
+        if let Some(i) = items.iter().position(|it| it.kind().is_some_and(|k| item_kind.is_some_and(|want| k != want)))
+        {
+            let what = if kind.is_empty() { "list" } else { kind.as_str() };
+            return Err(format!("{what}: item {i} is of another kind"));
+        }
         Ok(ObjectList {
             resource_version: meta.get("resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
             continue_token: meta.get("continue").and_then(Value::as_str).filter(|c| !c.is_empty()).map(String::from),
@@ -186,5 +197,26 @@ mod tests {
         assert_eq!(page.continue_token, None);
         assert_eq!(page.items[0].kind(), Some("PartialObjectMetadata"));
         assert!(ObjectList::from_value(json!({"items": 3})).is_err());
+    }
+
+    #[test]
+    fn a_page_with_an_unreadable_or_foreign_item_is_refused_whole() {
+        let page = |items: Value| {
+            ObjectList::from_value(json!({"kind": "SecretList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "5"}, "items": items}))
+        };
+        assert!(page(json!([{"metadata": {"name": "a"}}])).is_ok());
+        for bad in [
+            json!([1]),
+            json!(["x"]),
+            json!([{"metadata": "m"}]),
+            json!([{"metadata": {"name": 5}}]),
+            json!([{"metadata": {}}]),
+            json!([{"metadata": {"name": "a"}}, null]),
+            json!([{"kind": "Pod", "metadata": {"name": "a"}}]),
+        ] {
+            let e = page(bad.clone()).unwrap_err();
+            assert!(e.contains("item"), "{bad} -> {e}");
+        }
     }
 }

@@ -32,7 +32,8 @@ pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
 /// Roots for kubeconfigs that name no CA: the system bundle, as distroless images ship it.
 pub fn system_roots(ssl_cert_file: Option<&str>) -> Result<Vec<CertificateDer<'static>>, String> {
     let path = ssl_cert_file.filter(|p| !p.is_empty()).unwrap_or("/etc/ssl/certs/ca-certificates.crt");
-    let pem = std::fs::read(Path::new(path)).map_err(|e| format!("reading system CA bundle {path}: {e}"))?;
+    let pem =
+        super::config::read_bounded(Path::new(path)).map_err(|e| format!("reading system CA bundle {path}: {e}"))?;
     parse_certs(&pem).map_err(|e| format!("system CA bundle {path}: {e}"))
 }
 

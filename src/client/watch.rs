@@ -27,8 +27,9 @@ pub enum WatchEvent {
     Error(Status),
 }
 
-/// A line longer than this is not a watch event from a sane server; refuse rather than grow forever.
-const MAX_LINE: usize = 64 << 20;
+/// A line longer than this is not a watch event from a sane server (the API server refuses request
+/// bodies over 3 MiB and etcd values over 1.5 MiB); refuse it rather than buffer without bound.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// Incremental decoder: feed body chunks, take complete events.
 #[derive(Debug, Default)]
@@ -72,13 +73,15 @@ impl WatchDecoder {
     }
 }
 
+/// Decodes one line. Errors name the line's size and what is wrong with it, never its content (a
+/// Secret's data may be in it).
 pub fn decode_event(line: &[u8]) -> Result<WatchEvent> {
-    let mut v: Value =
-        serde_json::from_slice(line).map_err(|e| Error::Decode(format!("watch event ({} bytes): {e}", line.len())))?;
+    let mut v: Value = serde_json::from_slice(line)
+        .map_err(|e| Error::Decode(format!("watch event of {} bytes is not JSON: {e}", line.len())))?;
     let typ = v.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     let object = v.get_mut("object").map(Value::take).unwrap_or(Value::Null);
     if !object.is_object() {
-        return Err(Error::Decode(format!("watch event {typ:?} without an object")));
+        return Err(Error::Decode(format!("watch event {} without an object", known_type(&typ))));
     }
     match typ.as_str() {
         "ADDED" => Ok(WatchEvent::Added(object)),
@@ -90,9 +93,15 @@ pub fn decode_event(line: &[u8]) -> Result<WatchEvent> {
         }),
         "ERROR" => Status::from_value(&object, None)
             .map(WatchEvent::Error)
-            .ok_or_else(|| Error::Decode(format!("watch ERROR event without a Status: {object}"))),
-        other => Err(Error::Decode(format!("unknown watch event type {other:?}"))),
+            .ok_or_else(|| Error::Decode("watch ERROR event whose object is not a Status".into())),
+        other => Err(Error::Decode(format!("watch event of unknown type ({} bytes)", other.len()))),
     }
+}
+
+/// The event type as shown in errors: one of the protocol's, else a placeholder (the line is
+/// untrusted text).
+fn known_type(t: &str) -> &'static str {
+    ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"].into_iter().find(|k| *k == t).unwrap_or("of unknown type")
 }
 
 /// The events of one watch request. Not counted against the client's rate limit.
@@ -101,11 +110,30 @@ pub struct WatchStream {
     decoder: WatchDecoder,
     queue: VecDeque<Result<WatchEvent>>,
     idle: Duration,
+    /// The kind every object must have (when it names one).
+    kind: Option<String>,
 }
 
 impl WatchStream {
     pub(crate) fn new(body: Incoming, idle: Duration) -> Self {
-        WatchStream { body: Some(body), decoder: WatchDecoder::default(), queue: VecDeque::new(), idle }
+        WatchStream { body: Some(body), decoder: WatchDecoder::default(), queue: VecDeque::new(), idle, kind: None }
+    }
+
+    /// Objects of another kind are errors, not events: a server answering a watch of Secrets with
+    /// Pods must not have them cached as Secrets.
+    pub(crate) fn expecting_kind(mut self, kind: &str) -> Self {
+        self.kind = Some(kind.to_string());
+        self
+    }
+
+    fn check_kind(&self, ev: Result<WatchEvent>) -> Result<WatchEvent> {
+        let ev = ev?;
+        if let (WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o), Some(want)) = (&ev, &self.kind)
+            && o.kind().is_some_and(|k| k != want)
+        {
+            return Err(Error::Decode(format!("watch event with an object of another kind than {want}")));
+        }
+        Ok(ev)
     }
 
     /// The next event; `None` once the server closed the stream normally. No event (nor any
@@ -113,7 +141,7 @@ impl WatchStream {
     pub async fn next(&mut self) -> Option<Result<WatchEvent>> {
         loop {
             if let Some(ev) = self.queue.pop_front() {
-                return Some(ev);
+                return Some(self.check_kind(ev));
             }
             let body = self.body.as_mut()?;
             match tokio::time::timeout(self.idle, body.frame()).await {
@@ -194,6 +222,29 @@ mod tests {
         let text = "\n{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"5\"}}}";
         let out = decode_in_chunks(text, &[4]);
         assert_eq!(out, vec![Ok(WatchEvent::Bookmark { resource_version: "5".into(), initial_events_end: false })]);
+    }
+
+    #[test]
+    fn errors_never_quote_the_line() {
+        // A Secret's data may be in any line that fails: errors give sizes and shapes only.
+        const CANARY: &str = "kmcanary7Qx9";
+        let lines = [
+            format!("{{\"type\":\"ADDED\",\"object\":{{\"data\":{{\"p\":\"{CANARY}\""),
+            format!("{{\"type\":\"{CANARY}\",\"object\":{{}}}}"),
+            format!("{{\"type\":\"{CANARY}\",\"object\":\"{CANARY}\"}}"),
+            format!("{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"{CANARY}\",\"message\":\"{CANARY}\"}}}}"),
+            format!("{{\"type\":\"ADDED\",\"object\":[\"{CANARY}\"]}}"),
+            format!("{CANARY} not json at all"),
+            format!("{{\"type\":\"ADDED\",\"object\":{{\"s\":\"{CANARY}\\u0000\\x\"}}}}"),
+        ];
+        for line in &lines {
+            let e = decode_event(line.as_bytes()).unwrap_err().to_string();
+            assert!(!e.contains(CANARY) && e.contains("watch "), "{line} -> {e}");
+        }
+        let status =
+            format!("{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":500,\"message\":\"{CANARY}\"}}}}");
+        let Ok(WatchEvent::Error(s)) = decode_event(status.as_bytes()) else { panic!() };
+        assert!(!s.to_string().contains(CANARY), "{s}");
     }
 
     #[test]

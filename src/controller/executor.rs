@@ -41,15 +41,18 @@ impl Settings {
 }
 
 /// A server error as the sync-status shows it: stable from one attempt to the next (no resource
-/// versions, uids or timings), so a persistent failure does not rewrite the annotation every try.
+/// versions, uids or timings), so a persistent failure does not rewrite the annotation every try,
+/// and never a server's message verbatim (it may echo the object: see [`client::redact`]).
 pub fn error_text(e: &client::Error) -> String {
     match e {
         client::Error::Api(s) => match s.reason {
             client::Reason::Forbidden | client::Reason::Invalid | client::Reason::BadRequest => {
-                let msg: String = s.message.chars().take(160).collect();
-                format!("{}: {msg}", s.reason.as_str())
+                let summary = client::redact::summary(s);
+                // "403 Forbidden: <what>" reads "Forbidden: <what>" in the status.
+                let shown = summary.split_once(' ').map(|(_, rest)| rest).unwrap_or(&summary);
+                shown.chars().take(160).collect()
             }
-            _ => format!("{} (HTTP {})", s.reason.as_str(), s.code),
+            _ => format!("{} (HTTP {})", client::redact::reason(&s.reason), s.code),
         },
         client::Error::Transport(_) => "API server unreachable".into(),
         client::Error::Timeout(_) => "API request timed out".into(),
@@ -441,8 +444,20 @@ mod tests {
         let b = api(409, client::Reason::Conflict, "the object has been modified; resourceVersion 57");
         assert_eq!(error_text(&a), error_text(&b));
         assert_eq!(error_text(&a), "Conflict (HTTP 409)");
-        let denied = api(403, client::Reason::Forbidden, "secrets is forbidden: User \"x\" cannot create");
-        assert!(error_text(&denied).starts_with("Forbidden: secrets is forbidden"), "{}", error_text(&denied));
+        let denied = api(
+            403,
+            client::Reason::Forbidden,
+            "secrets is forbidden: User \"x\" cannot create resource \"secrets\" in API group \"\" in the namespace \"a\"",
+        );
+        assert_eq!(
+            error_text(&denied),
+            "Forbidden: secrets is forbidden: User \"x\" cannot create resource \"secrets\" in API group \"\" in the namespace \"a\""
+        );
+        let message = "Secret \"s\" is invalid: data[k]: Invalid value: \"hunter2\"";
+        let echo = api(422, client::Reason::Invalid, message);
+        assert_eq!(error_text(&echo), format!("Invalid (message of {} bytes withheld)", message.len()));
+        let odd = api(500, client::Reason::Other("hunter2".into()), "");
+        assert_eq!((error_text(&odd), error_reason(&odd)), ("Other (HTTP 500)".to_string(), "Other".to_string()));
         let t1 = client::Error::Transport("connection reset by peer (10.0.0.1:443)".into());
         let t2 = client::Error::Timeout(Duration::from_millis(30_017));
         assert_eq!(error_text(&t1), "API server unreachable");

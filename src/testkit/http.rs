@@ -251,6 +251,9 @@ async fn serve(
     if let Some((code, retry)) = decision.fail {
         return Err(ApiError::for_code(code, retry));
     }
+    if let Some((code, body)) = decision.canned {
+        return Ok(respond(shared, code, "application/json", body));
+    }
 
     if matches!(r, Route::Unknown) {
         return Err(ApiError::no_route());

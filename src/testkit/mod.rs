@@ -399,6 +399,30 @@ impl ApiServer {
         self.shared.faults.fail_next(matcher, count, code, retry_after);
     }
 
+    /// Uses left of the `fail_next`/`respond_next` rules and watch injections (0: all were hit).
+    pub fn pending_faults(&self) -> u64 {
+        self.shared.faults.pending()
+    }
+
+    /// Drops every pending `fail_next` and `respond_next` rule (a storm that ends now).
+    pub fn clear_failures(&self) {
+        self.shared.faults.clear_failures();
+    }
+
+    /// The next `count` matching requests get exactly `code` and `body` (served as
+    /// `application/json`): a Status whose message echoes the object, a webhook's denial, truncated
+    /// JSON, a list whose items are not objects.
+    pub fn respond_next(&self, matcher: Matcher, count: u32, code: u16, body: impl Into<hyper::body::Bytes>) {
+        self.shared.faults.respond_next(matcher, count, code, body.into());
+    }
+
+    /// The next `count` watches matching `matcher` (open now or opened later) get `frames` written
+    /// into their stream verbatim, before their next event: lines that are not JSON, wrong kinds,
+    /// a line of many megabytes.
+    pub fn inject_watch(&self, matcher: Matcher, count: u32, frames: Vec<hyper::body::Bytes>) {
+        self.shared.faults.inject_watch(matcher, count, frames);
+    }
+
     /// Delays matching requests (None: no latency).
     pub fn set_latency(&self, matcher: Matcher, latency: Option<Duration>) {
         self.shared.faults.set_latency(matcher, latency);

@@ -156,17 +156,21 @@ pub fn spawn(
     stats.watch_opened();
     tokio::spawn(async move {
         let resource = spec.info.plural.clone();
+        let closer_for_send = closer.clone();
         let send = |b: Bytes| {
             let tx = tx.clone();
             let stats = stats.clone();
             let partition = faults.hang_for("watch", &resource);
+            let mut closing = closer_for_send.clone();
             async move {
                 if let Some(mut rx) = partition {
-                    // A partitioned stream delivers nothing until healed (or the client gives up).
+                    // A partitioned stream delivers nothing until healed, the client gives up, or
+                    // the server closes its watches.
                     while !*rx.borrow() {
                         tokio::select! {
                             r = rx.changed() => if r.is_err() { break },
                             _ = tx.closed() => return false,
+                            _ = closing.changed() => return false,
                         }
                     }
                 }
@@ -176,6 +180,12 @@ pub fn spawn(
         };
         let mut last_rv = 0u64;
         let mut ok = true;
+        let mut injections = faults.injections_changed();
+        if let Some(frames) = faults.take_injection(&resource) {
+            for f in frames {
+                ok = ok && send(f).await;
+            }
+        }
         match start {
             Start::Expired(err) => {
                 let _ = send(event_line("ERROR", err.body.to_string().as_bytes())).await;
@@ -239,6 +249,16 @@ pub fn spawn(
                 _ = ticker.tick(), if spec.bookmarks => {
                     if last_rv > 0 {
                         ok = send(spec.bookmark(last_rv, false)).await;
+                    }
+                }
+                changed = injections.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    if let Some(frames) = faults.take_injection(&resource) {
+                        for f in frames {
+                            ok = ok && send(f).await;
+                        }
                     }
                 }
                 _ = &mut deadline => break,

@@ -5,8 +5,19 @@
 //! YAML 1.1 reader. Kubernetes manifests quote such values in practice, so the difference is noted,
 //! not emulated.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Number, Value};
-use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+use yaml_rust2::parser::{MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+use yaml_rust2::{Event, ScanError, Yaml, YamlEmitter, YamlLoader};
+
+/// Most nodes a text may expand to once aliases are resolved. yaml-rust2 copies an anchored node
+/// at every alias, so ten lines of `&a [*b, *b, ...]` ("billion laughs") would otherwise expand to
+/// gigabytes; kubeconfigs and manifests hold thousands of nodes, not millions.
+pub const MAX_NODES: u64 = 1_000_000;
+/// Deepest nesting accepted: converting and dropping a tree recurse once per level.
+pub const MAX_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError(pub String);
@@ -19,12 +30,80 @@ impl std::fmt::Display for YamlError {
 
 impl std::error::Error for YamlError {}
 
-/// Every document of a (possibly multi-document) YAML text, raw.
+fn scan_error(e: &ScanError) -> YamlError {
+    let m = e.marker();
+    YamlError(format!("line {} column {}: {}", m.line(), m.col() + 1, e.info()))
+}
+
+/// Counts the nodes a text expands to (aliases included) and its depth, without building it.
+#[derive(Default)]
+struct Budget {
+    /// Open collections: (anchor id, nodes so far).
+    open: Vec<(usize, u64)>,
+    /// Expanded size of each anchored node.
+    anchors: HashMap<usize, u64>,
+    total: u64,
+    too_deep: bool,
+}
+
+impl Budget {
+    fn add(&mut self, n: u64) {
+        match self.open.last_mut() {
+            Some((_, size)) => *size = size.saturating_add(n),
+            None => self.total = self.total.saturating_add(n),
+        }
+    }
+
+    fn over(&self) -> bool {
+        self.total > MAX_NODES || self.open.iter().any(|(_, n)| *n > MAX_NODES)
+    }
+}
+
+impl MarkedEventReceiver for Budget {
+    fn on_event(&mut self, ev: Event, _: Marker) {
+        if self.too_deep || self.over() {
+            return;
+        }
+        match ev {
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    self.anchors.insert(anchor, 1);
+                }
+                self.add(1);
+            }
+            Event::Alias(anchor) => {
+                let n = self.anchors.get(&anchor).copied().unwrap_or(1);
+                self.add(n);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((anchor, 1));
+                self.too_deep = self.open.len() > MAX_DEPTH;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, n)) = self.open.pop() {
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, n);
+                    }
+                    self.add(n);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every document of a (possibly multi-document) YAML text, raw. A text that would expand past
+/// [`MAX_NODES`] or nest deeper than [`MAX_DEPTH`] is refused before anything is built.
 pub fn load_raw(text: &str) -> Result<Vec<Yaml>, YamlError> {
-    YamlLoader::load_from_str(text).map_err(|e| {
-        let m = e.marker();
-        YamlError(format!("line {} column {}: {}", m.line(), m.col() + 1, e.info()))
-    })
+    let mut budget = Budget::default();
+    Parser::new_from_str(text).load(&mut budget, true).map_err(|e| scan_error(&e))?;
+    if budget.too_deep {
+        return Err(YamlError(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    if budget.over() {
+        return Err(YamlError(format!("expands to more than {MAX_NODES} nodes (aliases included)")));
+    }
+    YamlLoader::load_from_str(text).map_err(|e| scan_error(&e))
 }
 
 /// Every non-empty document of a YAML text as JSON values.
@@ -141,6 +220,26 @@ mod tests {
         let text = dump(&v).unwrap();
         assert!(text.starts_with("---"), "{text}");
         assert_eq!(load_one(&text).unwrap(), v, "{text}");
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_before_building() {
+        // Nine levels of nine aliases: 9^9 (387 million) nodes from a few hundred bytes.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = load_one(&text).unwrap_err();
+        assert!(e.0.contains("expands to more than"), "{e}");
+        // A few aliases are fine.
+        let v = load_one("base: &b {k: v}\nuse: *b\n").unwrap();
+        assert_eq!(v, json!({"base": {"k": "v"}, "use": {"k": "v"}}));
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        assert!(load_one(&deep).is_err());
+        let deep_block: String = (0..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let e = load_one(&deep_block).unwrap_err();
+        assert!(e.0.contains("nested deeper"), "{e}");
     }
 
     #[test]
