@@ -27,5 +27,6 @@ pub mod queue;
 pub mod selector;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod transform;
 pub mod util;
 pub mod watcher;

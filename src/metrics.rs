@@ -17,6 +17,10 @@ pub struct Metrics {
     pub ownership_conflicts_total: IntCounterVec,
     /// Sources whose target set exceeded `--max-targets`.
     pub target_truncations_total: IntCounterVec,
+    /// Transformation errors by type and reason (`parse`, `invalid_rule`, `template_parse`,
+    /// `too_large`, `too_many_rules`: the document, once per pass; `path`, `template`, `limit`,
+    /// `type`: a rule on one target, skipped or failing it).
+    pub transform_errors_total: IntCounterVec,
     pub queue_depth: IntGauge,
     pub queue_adds_total: IntCounterVec,
     pub queue_retries_total: IntCounterVec,
@@ -75,6 +79,12 @@ impl Metrics {
                 "kubemirror_target_truncations_total",
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
+            )?,
+            transform_errors_total: counter(
+                &r,
+                "kubemirror_transform_errors_total",
+                "Transformation rule errors (documents that do not compile, rules failing on a target).",
+                &["kind", "reason"],
             )?,
             queue_depth,
             queue_adds_total: counter(&r, "workqueue_adds_total", "Keys added to the work queue.", &["name"])?,

@@ -34,6 +34,8 @@ WHAT TO MIRROR:
   --require-target-consent           a namespace receives mirrors only if it allows them
   --strip-metadata LIST              label/annotation keys or prefixes (ending in /) never copied
                                      (default: GitOps tracking metadata)
+  --transform-max-bytes N            largest transform annotation accepted, bytes (10240; 1..262144)
+  --transform-max-rules N            most transformation rules per source (50; 1..10000)
 
 RUNTIME:
   --worker-threads N                 concurrent reconciles (5)
@@ -67,6 +69,8 @@ pub struct Options {
     pub max_targets: usize,
     pub require_target_consent: bool,
     pub strip_metadata: Option<String>,
+    pub transform_max_bytes: usize,
+    pub transform_max_rules: usize,
     pub worker_threads: usize,
     pub leader_elect: bool,
     pub leader_election_id: String,
@@ -93,6 +97,8 @@ impl Default for Options {
             max_targets: 100,
             require_target_consent: false,
             strip_metadata: None,
+            transform_max_bytes: 10_240,
+            transform_max_rules: 50,
             worker_threads: 5,
             leader_elect: true,
             leader_election_id: "kubemirror-controller-leader".to_string(),
@@ -184,6 +190,12 @@ impl Options {
             o.require_target_consent = boolean("--require-target-consent", &v)?;
         }
         o.strip_metadata = s("--strip-metadata")?;
+        if let Some(v) = s("--transform-max-bytes")? {
+            o.transform_max_bytes = number("--transform-max-bytes", &v)?;
+        }
+        if let Some(v) = s("--transform-max-rules")? {
+            o.transform_max_rules = number("--transform-max-rules", &v)?;
+        }
         if let Some(v) = s("--worker-threads")? {
             o.worker_threads = number("--worker-threads", &v)?;
         }
@@ -253,6 +265,13 @@ impl Options {
                 self.lease_duration, self.renew_deadline, self.retry_period
             )));
         }
+        // Kubernetes caps all annotations of an object together at 256 KiB.
+        if !(1..=262_144).contains(&self.transform_max_bytes) {
+            return Err(OptionsError("--transform-max-bytes must be between 1 and 262144".into()));
+        }
+        if !(1..=10_000).contains(&self.transform_max_rules) {
+            return Err(OptionsError("--transform-max-rules must be between 1 and 10000".into()));
+        }
         if self.discovery_interval < Duration::from_secs(1) {
             return Err(OptionsError("--discovery-interval must be at least 1s".into()));
         }
@@ -275,6 +294,16 @@ mod tests {
         assert_eq!(o.max_targets, 100);
         assert_eq!(o.worker_threads, 5);
         assert_eq!(o.metrics_bind_address, Some("0.0.0.0:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn transform_limits() {
+        let o = parse(&["--transform-max-bytes=20480", "--transform-max-rules", "80"]).unwrap();
+        assert_eq!((o.transform_max_bytes, o.transform_max_rules), (20_480, 80));
+        assert_eq!((Options::default().transform_max_bytes, Options::default().transform_max_rules), (10_240, 50));
+        for bad in ["--transform-max-bytes=0", "--transform-max-bytes=300000", "--transform-max-rules=0", "--transform-max-rules=x"] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

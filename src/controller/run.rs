@@ -29,9 +29,11 @@ use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError
 use crate::metrics::Metrics;
 use crate::mirror::build::{BuildConfig, StripList};
 use crate::mirror::targets::{NamespaceFilter, TargetConfig};
+use crate::mirror::transform::RuleTransforms;
 use crate::model::Str;
 use crate::options::Options;
 use crate::queue::{QueueConfig, WorkQueue};
+use crate::transform;
 use crate::util::rand::Rng;
 use crate::watcher;
 use crate::watcher::WatchHealth;
@@ -63,6 +65,13 @@ fn settings(opts: &Options) -> Result<Settings, String> {
     Ok(Settings {
         targets: TargetConfig { filter, require_consent: opts.require_target_consent, max_targets: opts.max_targets },
         build: BuildConfig { strip },
+        transform: RuleTransforms {
+            limits: transform::Limits {
+                max_bytes: opts.transform_max_bytes,
+                max_rules: opts.transform_max_rules,
+                ..transform::Limits::default()
+            },
+        },
         verify_unknown: true,
     })
 }

@@ -8,6 +8,7 @@
 //! - [`plan`]: one pass for one source: operations, finalizer patches, per-target results.
 //! - [`drift`]: the write ledger, verification of live mirrors, the mirror-side verdict.
 //! - [`status`]: the sync-status annotation and Events.
+//! - [`transform`]: the transformation rules, compiled once per source per pass.
 //!
 //! # Executor contract (one pass for one source, per watched type)
 //! 1. `plan::plan(ctx, state, namespaces, mirrors_of(source), &ledger)`; a no-op plan
@@ -38,5 +39,6 @@ pub mod plan;
 mod sim_tests;
 pub mod status;
 pub mod targets;
+pub mod transform;
 #[cfg(test)]
 mod testutil;
