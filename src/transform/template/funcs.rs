@@ -384,7 +384,7 @@ pub fn call<'a>(f: Func, args: Vec<Arg<'a>>, max: usize) -> Result<Val<'a>, Stri
         Func::Printf => {
             let format = s(0)?;
             let rest: Vec<Val<'_>> = args[1..].iter().map(|a| any(&a.val)).collect();
-            Val::string(sprintf(&format, &rest))
+            Val::string(sprintf(&format, &rest, max)?)
         }
         Func::Eq => {
             if args.len() < 2 {

@@ -279,6 +279,9 @@ impl Parser<'_> {
             }
         }
         let mut cmds = Vec::new();
+        if self.peek().is_some_and(|t| ends.contains(t)) {
+            return Err(self.err(format!("missing value for {context}")));
+        }
         loop {
             let stage = cmds.len() + 1;
             let cmd = self.command(stage > 1)?;
@@ -467,6 +470,9 @@ pub fn number(text: &str) -> Result<Num, String> {
     if let Some(u) = int {
         let v = if neg { 0i128 - i128::from(u) } else { i128::from(u) };
         return i64::try_from(v).map(Num::Int).map_err(|_| format!("{text} overflows int"));
+    }
+    if !body.is_empty() && body.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{text} overflows int"));
     }
     let f: f64 = clean.parse().map_err(|_| illegal())?;
     if !f.is_finite() {

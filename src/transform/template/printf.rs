@@ -158,8 +158,9 @@ fn bad_verb(verb: char, v: &Val<'_>) -> String {
     }
 }
 
-/// `fmt.Sprintf`.
-pub fn sprintf(format: &str, args: &[Val<'_>]) -> String {
+/// `fmt.Sprintf`. A width (or a numeric precision) above `max` would make the result larger than
+/// the output cap: refused before padding is allocated.
+pub fn sprintf(format: &str, args: &[Val<'_>], max: usize) -> Result<String, String> {
     let mut out = String::new();
     let mut next = 0usize;
     let mut chars = format.chars().peekable();
@@ -180,40 +181,51 @@ pub fn sprintf(format: &str, args: &[Val<'_>]) -> String {
             }
             chars.next();
         }
-        let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, next: &mut usize| -> Result<Option<usize>, ()> {
+        // Go: a `*` argument that is not an int or is too large is BADWIDTH/BADPREC; a literal
+        // number that grows past 10^6 makes the rest of the format unreadable (NOVERB).
+        let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, next: &mut usize| -> Num {
             if chars.peek() == Some(&'*') {
                 chars.next();
                 let v = args.get(*next);
                 *next += 1;
                 return match v {
-                    Some(Val::Int(i)) if (*i).unsigned_abs() as usize <= TOO_LARGE => Ok(Some(i.unsigned_abs() as usize)),
-                    _ => Err(()),
+                    Some(Val::Int(i)) if (*i).unsigned_abs() as usize <= TOO_LARGE => Num::Some(i.unsigned_abs() as usize),
+                    _ => Num::Bad,
                 };
             }
             let mut n: Option<usize> = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                if n.is_some_and(|n| n > TOO_LARGE) {
+                    return Num::Overflow;
+                }
                 chars.next();
-                let v = n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize);
-                n = Some(v.min(TOO_LARGE + 1));
+                n = Some(n.unwrap_or(0) * 10 + d as usize);
             }
-            if n.is_some_and(|n| n > TOO_LARGE) { Err(()) } else { Ok(n) }
+            n.map_or(Num::None, Num::Some)
         };
         match number(&mut chars, &mut next) {
-            Ok(w) => spec.width = w,
-            Err(()) => {
-                out.push_str("%!(BADWIDTH)");
-                continue;
+            Num::Some(w) => spec.width = Some(w),
+            Num::None => {}
+            Num::Bad => out.push_str("%!(BADWIDTH)"),
+            Num::Overflow => {
+                out.push_str("%!(NOVERB)");
+                break;
             }
         }
         if chars.peek() == Some(&'.') {
             chars.next();
             match number(&mut chars, &mut next) {
-                Ok(p) => spec.prec = Some(p.unwrap_or(0)),
-                Err(()) => {
-                    out.push_str("%!(BADPREC)");
-                    continue;
+                Num::Some(p) => spec.prec = Some(p),
+                Num::None => spec.prec = Some(0),
+                Num::Bad => out.push_str("%!(BADPREC)"),
+                Num::Overflow => {
+                    out.push_str("%!(NOVERB)");
+                    break;
                 }
             }
+        }
+        if spec.width.is_some_and(|w| w > max) || spec.prec.is_some_and(|p| p > max) {
+            return Err(format!("template output exceeds {max} bytes"));
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -249,7 +261,16 @@ pub fn sprintf(format: &str, args: &[Val<'_>]) -> String {
         out.push_str(&extra.join(", "));
         out.push(')');
     }
-    out
+    Ok(out)
+}
+
+enum Num {
+    None,
+    Some(usize),
+    /// A `*` argument that is not a usable int.
+    Bad,
+    /// A literal too long to be a width.
+    Overflow,
 }
 
 /// `fmt.Sprint`: a space between operands when neither is a string.
