@@ -6,6 +6,9 @@
 /// Greedy `*` with one backtrack point: at worst len(pattern) × len(name) steps, so a long pattern of
 /// stars cannot make matching exponential.
 pub fn matches(pattern: &str, name: &str) -> bool {
+    if pattern.is_empty() {
+        return true;
+    }
     let (p, n) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

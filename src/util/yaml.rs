@@ -321,7 +321,8 @@ mod tests {
         for text in ["[".repeat(200_000), "{a: ".repeat(100_000), "- ".repeat(50_000) + "x"] {
             let started = Instant::now();
             let e = load_one(&text).unwrap_err();
-            assert!(e.0.contains("nesting deeper than 128 levels"), "{e}");
+            // Ours, or yaml-rust2's scanner's own flow-level limit (it scans ahead of the events).
+            assert!(e.0.contains("nesting deeper than 128 levels") || e.0.contains("recursion limit exceeded"), "{e}");
             assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         }
         let ok = "[".repeat(128) + &"]".repeat(128);
