@@ -83,11 +83,15 @@ impl Running {
 }
 
 async fn start(s: &ApiServer) -> Running {
+    start_types(s, "Secret.v1,ConfigMap.v1").await
+}
+
+async fn start_types(s: &ApiServer, types: &str) -> Running {
     capture_logs();
     let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path("admin")), context: None };
     let client = Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap();
     let opts = Options {
-        resource_types: Some("Secret.v1,ConfigMap.v1".into()),
+        resource_types: Some(types.into()),
         leader_elect: false,
         metrics_bind_address: None,
         health_probe_bind_address: None,
@@ -351,4 +355,68 @@ fn no_secret_anywhere(s: &ApiServer, name: &str) {
     for text in std::iter::once(st).chain(ev.into_iter().map(|(_, m)| m)).chain(logs()) {
         assert!(!text.contains(SECRET_B64) && !text.contains(SECRET_PLAIN), "leaked: {text}");
     }
+}
+
+/// The transform examples under examples/ give exactly the output their comments document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transform_examples_produce_what_they_document() {
+    let s = server().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = String::new();
+    for f in [
+        "namespaces.yaml",
+        "transform-configmap-environments.yaml",
+        "transform-secret-hardening.yaml",
+        "transform-namespace-patterns.yaml",
+        "transform-deployment-array-indexes.yaml",
+    ] {
+        text.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
+        text.push_str("\n---\n");
+    }
+    s.apply_yaml(&text).unwrap();
+    let c = start_types(&s, "Secret.v1,ConfigMap.v1,Deployment.v1.apps").await;
+    eventually("environments example", || {
+        ["dev-web", "prod-web", "prod-api"].iter().all(|ns| {
+            get(&s, "ConfigMap", ns, "app-config").is_some_and(|o| {
+                o["data"] == json!({"LOG_LEVEL": "error", "API_URL": format!("https://{ns}.api.example.com")})
+                    && o["metadata"]["labels"]["environment"] == "production"
+            })
+        })
+    })
+    .await;
+    assert_eq!(
+        data_of(&s, "ConfigMap", "default", "app-config"),
+        json!({"LOG_LEVEL": "debug", "API_URL": "https://localhost:8080", "DEBUG_MODE": "true"})
+    );
+    eventually("secret hardening example", || {
+        ["app1", "app2", "app3"].iter().all(|ns| {
+            data_of(&s, "Secret", ns, "app-credentials")
+                == json!({"APP_KEY": b64("app-key-12345"), "DB_HOST": b64(&format!("{ns}.postgres.svc.cluster.local"))})
+        })
+    })
+    .await;
+    let graphql = |ns: &str| data_of(&s, "ConfigMap", ns, "graphql-config");
+    let want = |host: &str, level: &str| json!({"APP_NAME": "my-app", "GRAPHQL_HOST": host, "LOG_LEVEL": level});
+    eventually("namespace pattern example", || {
+        graphql("preprod-web") == want("https://preprod.example.com/v1/graphql", "info")
+            && graphql("prod-web") == want("https://api.example.com/v1/graphql", "info")
+            && graphql("eu-staging") == want("http://localhost:4000/graphql", "warn")
+            && graphql("dev-web") == want("http://localhost:4000/graphql", "info")
+    })
+    .await;
+    eventually("deployment example", || {
+        ["app-frontend", "prod-api"].iter().all(|ns| {
+            s.get_object("apps/v1", "Deployment", Some(ns), "web").is_some_and(|d| {
+                let spec = &d["spec"]["template"]["spec"];
+                d["spec"]["replicas"] == json!(1)
+                    && spec["containers"][0]["image"] == format!("registry.{ns}.example.com/app:v1")
+                    && spec["containers"][0]["env"][1]["value"] == format!("postgres://{ns}-db.svc:5432")
+                    && spec["containers"][0]["env"][0]["value"] == "production"
+                    && spec["volumes"][0]["configMap"]["name"] == format!("{ns}-config")
+                    && d["metadata"]["labels"]["app.kubernetes.io/instance"] == format!("web-{ns}")
+            })
+        })
+    })
+    .await;
+    c.stop().await;
 }
