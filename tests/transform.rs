@@ -420,3 +420,29 @@ async fn the_transform_examples_produce_what_they_document() {
     .await;
     c.stop().await;
 }
+
+/// A transformed source costs nothing in steady state: rules are compiled and applied only when a
+/// pass runs, and a pass over unchanged objects plans no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transformed_source_adds_no_steady_state_request() {
+    let s = server().await;
+    let rules = "rules: [{path: data.URL, template: 'https://{{ .TargetNamespace }}.example.com'}, {path: data.PASSWORD, delete: true}]";
+    s.create_object(source("Secret", "tls", "prod-eu,prod-us,dev", rules, json!({"PASSWORD": SECRET_B64, "k": "dg=="}))).unwrap();
+    s.create_object(source("ConfigMap", "cfg", "prod-eu,dev", rules, json!({"k": "v"}))).unwrap();
+    let c = start(&s).await;
+    eventually("converged", || {
+        status(&s, "Secret", "tls").starts_with("synced:3,") && status(&s, "ConfigMap", "cfg").starts_with("synced:2,")
+    })
+    .await;
+    let quiet_from = |st: &kubemirror::testkit::StatsSnapshot| (st.watch_events, st.open_watches as u64);
+    let (events0, watches) = quiet_from(&s.stats());
+    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
+    s.reset_stats();
+    let (events1, watches) = quiet_from(&s.stats());
+    eventually("two more bookmark rounds", || s.stats().watch_events >= events1 + 4 * watches).await;
+    let st = s.stats();
+    for verb in ["get", "list", "create", "update", "patch", "delete"] {
+        assert_eq!(st.verb(verb), 0, "{verb} requests in steady state: {:?}", st.requests);
+    }
+    c.stop().await;
+}
