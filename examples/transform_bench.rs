@@ -103,8 +103,9 @@ fn main() {
     let src = source();
     let cfg = BuildConfig::default();
     let now = SystemTime::now();
-    let namespaces: Vec<String> =
-        (0..n).map(|i| format!("{}-{i}", ["prod", "dev", "staging"][i % 3]) + if i % 2 == 0 { "-eu" } else { "" }).collect();
+    let namespaces: Vec<String> = (0..n)
+        .map(|i| format!("{}-{i}", ["prod", "dev", "staging"][i % 3]) + if i % 2 == 0 { "-eu" } else { "" })
+        .collect();
 
     // Compile: once per source per pass.
     let transforms = RuleTransforms::default();

@@ -301,7 +301,12 @@ mod tests {
         let o = parse(&["--transform-max-bytes=20480", "--transform-max-rules", "80"]).unwrap();
         assert_eq!((o.transform_max_bytes, o.transform_max_rules), (20_480, 80));
         assert_eq!((Options::default().transform_max_bytes, Options::default().transform_max_rules), (10_240, 50));
-        for bad in ["--transform-max-bytes=0", "--transform-max-bytes=300000", "--transform-max-rules=0", "--transform-max-rules=x"] {
+        for bad in [
+            "--transform-max-bytes=0",
+            "--transform-max-bytes=300000",
+            "--transform-max-rules=0",
+            "--transform-max-rules=x",
+        ] {
             assert!(parse(&[bad]).is_err(), "{bad}");
         }
     }

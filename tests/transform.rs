@@ -171,14 +171,19 @@ rules:
     s.create_object(source("ConfigMap", "cfg", "prod-eu,prod-us,dev", rules, json!({"LOG_LEVEL": "debug"}))).unwrap();
     let c = start(&s).await;
     eventually("mirrors transformed", || {
-        data_of(&s, "ConfigMap", "prod-eu", "cfg") == json!({"LOG_LEVEL": "error", "URL": "https://prod-eu.api.example.com"})
-            && data_of(&s, "ConfigMap", "dev", "cfg") == json!({"LOG_LEVEL": "debug", "URL": "https://dev.api.example.com"})
+        data_of(&s, "ConfigMap", "prod-eu", "cfg")
+            == json!({"LOG_LEVEL": "error", "URL": "https://prod-eu.api.example.com"})
+            && data_of(&s, "ConfigMap", "dev", "cfg")
+                == json!({"LOG_LEVEL": "debug", "URL": "https://dev.api.example.com"})
             && data_of(&s, "ConfigMap", "prod-us", "cfg")["LOG_LEVEL"] == "error"
     })
     .await;
     let dev = get(&s, "ConfigMap", "dev", "cfg");
     assert_eq!(dev.as_ref().unwrap().pointer("/metadata/labels/app.kubernetes.io~1part-of"), Some(&json!("shop")));
-    assert_eq!(dev.as_ref().unwrap().pointer("/metadata/labels/kubemirror.raczylo.com~1managed-by"), Some(&json!("kubemirror")));
+    assert_eq!(
+        dev.as_ref().unwrap().pointer("/metadata/labels/kubemirror.raczylo.com~1managed-by"),
+        Some(&json!("kubemirror"))
+    );
     eventually("status", || status(&s, "ConfigMap", "cfg") == "synced:3,failed:0,conflicts:0,skipped:0").await;
     let source_before = get(&s, "ConfigMap", "default", "cfg").unwrap();
     assert_eq!(source_before["data"], json!({"LOG_LEVEL": "debug"}), "the source is never modified");
@@ -200,7 +205,9 @@ rules:
         o["metadata"]["annotations"].as_object_mut().unwrap().remove(ANN_TRANSFORM);
     });
     eventually("untransformed copies", || {
-        ["prod-eu", "prod-us", "dev"].iter().all(|ns| data_of(&s, "ConfigMap", ns, "cfg") == json!({"LOG_LEVEL": "debug"}))
+        ["prod-eu", "prod-us", "dev"]
+            .iter()
+            .all(|ns| data_of(&s, "ConfigMap", ns, "cfg") == json!({"LOG_LEVEL": "debug"}))
     })
     .await;
     c.stop().await;
@@ -216,10 +223,13 @@ async fn immutable_mirrors_are_recreated_when_a_rule_changes_their_content() {
     let c = start(&s).await;
     eventually("mirror", || data_of(&s, "Secret", "app1", "creds")["ENV"] == json!(b64("one"))).await;
     let uid = get(&s, "Secret", "app1", "creds").unwrap()["metadata"]["uid"].clone();
-    edit(&s, "Secret", "creds", |o| o["metadata"]["annotations"][ANN_TRANSFORM] = json!("rules: [{path: data.ENV, value: two}]"));
+    edit(&s, "Secret", "creds", |o| {
+        o["metadata"]["annotations"][ANN_TRANSFORM] = json!("rules: [{path: data.ENV, value: two}]")
+    });
     eventually("recreated with the new content", || {
-        get(&s, "Secret", "app1", "creds")
-            .is_some_and(|o| o["data"]["ENV"] == json!(b64("two")) && o["metadata"]["uid"] != uid && o["immutable"] == true)
+        get(&s, "Secret", "app1", "creds").is_some_and(|o| {
+            o["data"]["ENV"] == json!(b64("two")) && o["metadata"]["uid"] != uid && o["immutable"] == true
+        })
     })
     .await;
     c.stop().await;
@@ -238,7 +248,14 @@ rules:
   - path: data.HOST
     template: "{{ .TargetNamespace }}.db"
 "#;
-    s.create_object(source("Secret", "db", "prod-eu,dev", rules, json!({"PASSWORD": SECRET_B64, "missing": SECRET_B64}))).unwrap();
+    s.create_object(source(
+        "Secret",
+        "db",
+        "prod-eu,dev",
+        rules,
+        json!({"PASSWORD": SECRET_B64, "missing": SECRET_B64}),
+    ))
+    .unwrap();
     let c = start(&s).await;
     eventually("mirrors written without the skipped rule", || {
         ["prod-eu", "dev"].iter().all(|ns| {
@@ -251,7 +268,10 @@ rules:
     eventually("status reports the skip", || status(&s, "Secret", "db") == want).await;
     eventually("a Warning Event for the rule", || {
         events(&s, "db").iter().any(|(r, m)| {
-            r == "TransformRuleSkipped" && m.starts_with("rule 2 (data.missing.deeper) skipped: cannot set key deeper on non-map (in dev, prod-eu)")
+            r == "TransformRuleSkipped"
+                && m.starts_with(
+                    "rule 2 (data.missing.deeper) skipped: cannot set key deeper on non-map (in dev, prod-eu)",
+                )
         })
     })
     .await;
@@ -259,7 +279,11 @@ rules:
         c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"path\"}")
     })
     .await;
-    assert!(logs().iter().any(|l| l.contains("Secret.v1 default/db: transformation rule 2 (data.missing.deeper) skipped")), "{:?}", logs());
+    assert!(
+        logs().iter().any(|l| l.contains("Secret.v1 default/db: transformation rule 2 (data.missing.deeper) skipped")),
+        "{:?}",
+        logs()
+    );
     // A persistent skip does not rewrite the status: touch the source, the text stays.
     let status_rv = rv(&get(&s, "Secret", "default", "db"));
     edit(&s, "Secret", "db", |o| o["metadata"]["labels"]["touch"] = json!("1"));
@@ -298,7 +322,9 @@ rules:
     eventually("status names the strict failure", || status(&s, "ConfigMap", "app") == want).await;
     assert!(get(&s, "ConfigMap", "dev", "app").is_none(), "the failing target gets no mirror");
     eventually("a MirrorFailed event for dev", || {
-        events(&s, "app").iter().any(|(r, m)| r == "MirrorFailed" && m.contains("mirror in dev: failed to apply rule 2"))
+        events(&s, "app")
+            .iter()
+            .any(|(r, m)| r == "MirrorFailed" && m.contains("mirror in dev: failed to apply rule 2"))
     })
     .await;
     assert!(c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"ConfigMap.v1\",reason=\"path\"}"));
@@ -312,7 +338,8 @@ rules:
 async fn rules_that_do_not_compile_publish_nothing_and_keep_existing_mirrors() {
     let s = server().await;
     let good = "rules: [{path: data.PASSWORD, delete: true}]";
-    s.create_object(source("Secret", "api", "prod-eu,dev", good, json!({"PASSWORD": SECRET_B64, "USER": "dQ=="}))).unwrap();
+    s.create_object(source("Secret", "api", "prod-eu,dev", good, json!({"PASSWORD": SECRET_B64, "USER": "dQ=="})))
+        .unwrap();
     let c = start(&s).await;
     eventually("mirrors without the password", || {
         ["prod-eu", "dev"].iter().all(|ns| data_of(&s, "Secret", ns, "api") == json!({"USER": "dQ=="}))
@@ -334,9 +361,15 @@ async fn rules_that_do_not_compile_publish_nothing_and_keep_existing_mirrors() {
     })
     .await;
     for ns in ["prod-eu", "dev"] {
-        assert_eq!(data_of(&s, "Secret", ns, "api"), json!({"USER": "dQ=="}), "{ns}: the existing mirror is left as it was");
+        assert_eq!(
+            data_of(&s, "Secret", ns, "api"),
+            json!({"USER": "dQ=="}),
+            "{ns}: the existing mirror is left as it was"
+        );
     }
-    assert!(c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"invalid_rule\"}"));
+    assert!(
+        c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"invalid_rule\"}")
+    );
     // Fixed: the new content flows again.
     edit(&s, "Secret", "api", |o| o["metadata"]["annotations"][ANN_TRANSFORM] = json!(good));
     eventually("converged after the fix", || {
@@ -427,7 +460,14 @@ async fn the_transform_examples_produce_what_they_document() {
 async fn a_transformed_source_adds_no_steady_state_request() {
     let s = server().await;
     let rules = "rules: [{path: data.URL, template: 'https://{{ .TargetNamespace }}.example.com'}, {path: data.PASSWORD, delete: true}]";
-    s.create_object(source("Secret", "tls", "prod-eu,prod-us,dev", rules, json!({"PASSWORD": SECRET_B64, "k": "dg=="}))).unwrap();
+    s.create_object(source(
+        "Secret",
+        "tls",
+        "prod-eu,prod-us,dev",
+        rules,
+        json!({"PASSWORD": SECRET_B64, "k": "dg=="}),
+    ))
+    .unwrap();
     s.create_object(source("ConfigMap", "cfg", "prod-eu,dev", rules, json!({"k": "v"}))).unwrap();
     let c = start(&s).await;
     eventually("converged", || {

@@ -77,11 +77,7 @@ pub struct TransformContext<'a> {
 /// carries the rules it skipped (reported, the mirror is still written), an `Err` fails this
 /// target only.
 pub trait Transform {
-    fn apply(
-        &self,
-        mirror: &mut Value,
-        ctx: &TransformContext<'_>,
-    ) -> Result<Vec<transform::Error>, transform::Error>;
+    fn apply(&self, mirror: &mut Value, ctx: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error>;
 }
 
 /// No rules: the mirror is the source's content.

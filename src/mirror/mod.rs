@@ -39,6 +39,6 @@ pub mod plan;
 mod sim_tests;
 pub mod status;
 pub mod targets;
-pub mod transform;
 #[cfg(test)]
 mod testutil;
+pub mod transform;

@@ -569,7 +569,8 @@ impl Plan {
     pub fn status(&self, outcomes: &[Outcome]) -> Option<SyncStatus> {
         self.report.then(|| {
             let source_error = self.source_error().map(|(_, e)| e);
-            SyncStatus::summarize(&self.results(outcomes), &self.problems, source_error).with_rule_skips(&self.rule_skips)
+            SyncStatus::summarize(&self.results(outcomes), &self.problems, source_error)
+                .with_rule_skips(&self.rule_skips)
         })
     }
 

@@ -71,11 +71,7 @@ fn labels<'a>(source: &'a SourceObject, field: &str) -> Option<&'a serde_json::M
 }
 
 impl Transform for Compiled {
-    fn apply(
-        &self,
-        mirror: &mut Value,
-        ctx: &TransformContext<'_>,
-    ) -> Result<Vec<transform::Error>, transform::Error> {
+    fn apply(&self, mirror: &mut Value, ctx: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error> {
         let src = ctx.source;
         let data = Data {
             target_namespace: ctx.target_namespace,

@@ -63,7 +63,8 @@ fn apply_rule(rule: &Rule, obj: &mut Value, data: &Data<'_>, limits: template::L
 }
 
 fn is_secret(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Secret") && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 fn seg_text(seg: &Seg) -> String {

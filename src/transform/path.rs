@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn go_examples() {
         let cases: &[(&str, &[&str])] = &[
-            ("spec.template.spec.containers[0].env[2].value", &["spec", "template", "spec", "containers", "#0", "env", "#2", "value"]),
+            (
+                "spec.template.spec.containers[0].env[2].value",
+                &["spec", "template", "spec", "containers", "#0", "env", "#2", "value"],
+            ),
             ("a[0][1]", &["a", "#0", "#1"]),
             ("a[0]b", &["a", "#0", "b"]),
             ("[0]", &["#0"]),

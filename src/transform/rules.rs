@@ -243,7 +243,9 @@ fn rule(n: usize, node: &Node) -> Result<Rule, Error> {
     let action = if let Some(v) = value {
         Action::Value(v)
     } else if let Some(t) = template {
-        Action::Template(Template::parse(&t).map_err(|e| Error::rule(ErrorKind::TemplateParse, n, &path_text, e.to_string()))?)
+        Action::Template(
+            Template::parse(&t).map_err(|e| Error::rule(ErrorKind::TemplateParse, n, &path_text, e.to_string()))?,
+        )
     } else if let Some(m) = merge {
         Action::Merge(m)
     } else {
@@ -277,8 +279,16 @@ fn check_path(path: &Path, merge: Option<&Map<String, Value>>) -> Result<(), Str
                 "metadata.{f} cannot be transformed: a mirror keeps its source's name and its target namespace"
             ));
         }
-        Some(f) => return Err(format!("metadata.{f} cannot be transformed: only metadata.labels and metadata.annotations can")),
-        None => return Err("metadata cannot be transformed as a whole: only metadata.labels and metadata.annotations can".into()),
+        Some(f) => {
+            return Err(format!(
+                "metadata.{f} cannot be transformed: only metadata.labels and metadata.annotations can"
+            ));
+        }
+        None => {
+            return Err(
+                "metadata cannot be transformed as a whole: only metadata.labels and metadata.annotations can".into()
+            );
+        }
     }
     let ours = |k: &str| k.starts_with(keys::PREFIX);
     if let Some(k) = key(2).filter(|k| ours(k)) {

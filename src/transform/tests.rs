@@ -186,14 +186,18 @@ fn set_semantics() {
         assert!(e.to_string().starts_with("failed to apply rule 1 ("), "{e}");
     }
     // value keeps the literal text of any scalar.
-    let (o, _) = run("rules: [{path: data.a, value: 3}, {path: data.b, value: 1.50}, {path: data.c, value: true}, {path: data.d, value: ''}]",
-        configmap(json!({})), "x");
+    let (o, _) = run(
+        "rules: [{path: data.a, value: 3}, {path: data.b, value: 1.50}, {path: data.c, value: true}, {path: data.d, value: ''}]",
+        configmap(json!({})),
+        "x",
+    );
     assert_eq!(o["data"], json!({"a": "3", "b": "1.50", "c": "true", "d": ""}));
     // Replacing a list element.
     let (o, _) = run("rules: [{path: 'l[1]', value: z}]", json!({"l": ["a", "b"]}), "x");
     assert_eq!(o["l"], json!(["a", "z"]));
     // A quoted key with dots and slashes.
-    let (o, _) = run(r#"rules: [{path: 'metadata.labels["app.kubernetes.io/name"]', value: shop}]"#, configmap(json!({})), "x");
+    let (o, _) =
+        run(r#"rules: [{path: 'metadata.labels["app.kubernetes.io/name"]', value: shop}]"#, configmap(json!({})), "x");
     assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/name"], "shop");
 }
 
@@ -236,7 +240,11 @@ fn typed_values() {
 
 #[test]
 fn secret_data_is_base64() {
-    let (o, _) = run("rules: [{path: data.A, value: production}, {path: data.B, template: '{{ .TargetNamespace }}'}]", secret(json!({})), "ns1");
+    let (o, _) = run(
+        "rules: [{path: data.A, value: production}, {path: data.B, template: '{{ .TargetNamespace }}'}]",
+        secret(json!({})),
+        "ns1",
+    );
     assert_eq!(o["data"], json!({"A": "cHJvZHVjdGlvbg==", "B": "bnMx"}));
     // Not base64: other kinds, other fields, merge (verbatim, as in Go).
     let (o, _) = run("rules: [{path: data.A, value: production}]", configmap(json!({})), "x");
@@ -275,7 +283,11 @@ fn merge_semantics() {
         (json!({"a": null}), "value cannot be merged because a is not a map"),
         (json!({"a": {"b": 5}}), "value cannot be merged because a.b is not a map"),
     ] {
-        let doc = if want.contains("a.b") { "rules: [{path: a.b, merge: {k: v}}]" } else { "rules: [{path: a, merge: {k: v}}]" };
+        let doc = if want.contains("a.b") {
+            "rules: [{path: a.b, merge: {k: v}}]"
+        } else {
+            "rules: [{path: a, merge: {k: v}}]"
+        };
         assert_eq!(run_strict(doc, obj, "x").unwrap_err().detail, want);
     }
     let e = run_strict("rules: [{path: a.b.c, merge: {k: v}}]", json!({"a": {"b": 5}}), "x").unwrap_err();
@@ -357,7 +369,11 @@ fn document_shapes() {
     // Unknown root keys are ignored (Go).
     assert_eq!(compile_ok("version: 2\nrules: [{path: a, value: b}]").rules.len(), 1);
     let errors = [
-        ("- path: a\n  value: b", ErrorKind::Yaml, "failed to parse transformation rules: the document must be a mapping"),
+        (
+            "- path: a\n  value: b",
+            ErrorKind::Yaml,
+            "failed to parse transformation rules: the document must be a mapping",
+        ),
         ("rules: {path: a}", ErrorKind::Yaml, "\"rules\" must be a list"),
         ("rules: [a]", ErrorKind::Yaml, "rule 1: must be a mapping"),
         ("rules: [{path: a, value: {x: 1}}]", ErrorKind::Yaml, "rule 1: value must be a scalar"),
@@ -369,21 +385,56 @@ fn document_shapes() {
         ("rules: [{path: a, path: b, value: c}]", ErrorKind::Yaml, "field \"path\" given twice"),
         ("rules: [{path: a, value: b}\n", ErrorKind::Yaml, "failed to parse transformation rules: line"),
         ("a: 1\n---\nb: 2\n", ErrorKind::Yaml, "several"),
-        ("rules: [{value: b}]", ErrorKind::InvalidRule, "invalid transformation rules: rule 1: rule path cannot be empty"),
+        (
+            "rules: [{value: b}]",
+            ErrorKind::InvalidRule,
+            "invalid transformation rules: rule 1: rule path cannot be empty",
+        ),
         ("rules: [{path: '', value: b}]", ErrorKind::InvalidRule, "rule path cannot be empty"),
         ("rules: [{path: '...', value: b}]", ErrorKind::InvalidRule, "rule path cannot be empty"),
-        ("rules: [{path: a}]", ErrorKind::InvalidRule, "invalid transformation rules: rule 1 (a): must specify one of: value, template, merge or delete"),
-        ("rules: [{path: a, value: b, delete: true}]", ErrorKind::InvalidRule, "cannot specify multiple actions (value, delete)"),
-        ("rules: [{path: a, value: b, template: c, merge: {}}]", ErrorKind::InvalidRule, "cannot specify multiple actions (value, template, merge)"),
+        (
+            "rules: [{path: a}]",
+            ErrorKind::InvalidRule,
+            "invalid transformation rules: rule 1 (a): must specify one of: value, template, merge or delete",
+        ),
+        (
+            "rules: [{path: a, value: b, delete: true}]",
+            ErrorKind::InvalidRule,
+            "cannot specify multiple actions (value, delete)",
+        ),
+        (
+            "rules: [{path: a, value: b, template: c, merge: {}}]",
+            ErrorKind::InvalidRule,
+            "cannot specify multiple actions (value, template, merge)",
+        ),
         ("rules: [{path: a, template: ''}]", ErrorKind::InvalidRule, "must specify one of"),
-        ("rules: [{path: a, value: b, namespacepattern: 'prod-*'}]", ErrorKind::InvalidRule, "unknown field \"namespacepattern\""),
+        (
+            "rules: [{path: a, value: b, namespacepattern: 'prod-*'}]",
+            ErrorKind::InvalidRule,
+            "unknown field \"namespacepattern\"",
+        ),
         ("rules: [{path: a, value: b, type: integer32}]", ErrorKind::InvalidRule, "unknown type \"integer32\""),
-        ("rules: [{path: a, delete: true, type: int}]", ErrorKind::InvalidRule, "type applies only to value and template rules"),
+        (
+            "rules: [{path: a, delete: true, type: int}]",
+            ErrorKind::InvalidRule,
+            "type applies only to value and template rules",
+        ),
         ("rules: [{path: 'a[x]', value: b}]", ErrorKind::InvalidRule, "invalid array index \"[x]\""),
-        ("rules: [{path: a, template: '{{ regexFind \"x\" .TargetNamespace }}'}]", ErrorKind::TemplateParse,
-            "invalid transformation rules: rule 1 (a): template: line 1: function \"regexFind\" not defined"),
-        ("rules: [{path: a, template: '{{ .OptionalField }}'}]", ErrorKind::TemplateParse, "can't evaluate field OptionalField"),
-        ("rules: [{path: a, template: '{{ range .Labels }}{{ end }}'}]", ErrorKind::TemplateParse, "{{range}} is not supported"),
+        (
+            "rules: [{path: a, template: '{{ regexFind \"x\" .TargetNamespace }}'}]",
+            ErrorKind::TemplateParse,
+            "invalid transformation rules: rule 1 (a): template: line 1: function \"regexFind\" not defined",
+        ),
+        (
+            "rules: [{path: a, template: '{{ .OptionalField }}'}]",
+            ErrorKind::TemplateParse,
+            "can't evaluate field OptionalField",
+        ),
+        (
+            "rules: [{path: a, template: '{{ range .Labels }}{{ end }}'}]",
+            ErrorKind::TemplateParse,
+            "{{range}} is not supported",
+        ),
     ];
     for (doc, kind, want) in errors {
         let e = compile(doc, &Limits::default()).unwrap_err();
@@ -408,7 +459,10 @@ fn protected_paths() {
         ("apiVersion", "apiVersion cannot be transformed"),
         ("status.x", "status is never mirrored"),
         ("metadata.labels.kubemirror\\.raczylo\\.com/managed-by", ""),
-        (r#"metadata.labels["kubemirror.raczylo.com/managed-by"]"#, "kubemirror.raczylo.com/managed-by belongs to the controller"),
+        (
+            r#"metadata.labels["kubemirror.raczylo.com/managed-by"]"#,
+            "kubemirror.raczylo.com/managed-by belongs to the controller",
+        ),
         (r#"metadata.annotations["kubemirror.raczylo.com/source-uid"]"#, "belongs to the controller"),
     ];
     for (path, want) in cases {
@@ -421,7 +475,11 @@ fn protected_paths() {
             Ok(_) => assert!(want.is_empty(), "{path} should be refused"),
         }
     }
-    let e = compile("rules: [{path: metadata.labels, merge: {kubemirror.raczylo.com/mirror: 'false'}}]", &Limits::default()).unwrap_err();
+    let e = compile(
+        "rules: [{path: metadata.labels, merge: {kubemirror.raczylo.com/mirror: 'false'}}]",
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(e.detail.contains("belongs to the controller"), "{e}");
     for ok in ["metadata.labels.team", "metadata.annotations", "data.name", "spec.metadata.name"] {
         compile_ok(&format!("rules: [{{path: '{ok}', value: x}}]"));
@@ -444,7 +502,10 @@ fn limits_and_their_messages() {
     assert!(compile(&pad(10_240), &limits).is_ok());
     let e = compile(&pad(10_241), &limits).unwrap_err();
     assert_eq!(e.kind, ErrorKind::TooLarge);
-    assert_eq!(e.to_string(), "failed to parse transformation rules: transformation rules exceed maximum size of 10240 bytes (got 10241)");
+    assert_eq!(
+        e.to_string(),
+        "failed to parse transformation rules: transformation rules exceed maximum size of 10240 bytes (got 10241)"
+    );
     let lower = Limits { max_bytes: 100, ..limits };
     assert_eq!(compile(&pad(101), &lower).unwrap_err().kind, ErrorKind::TooLarge);
 }
@@ -456,7 +517,8 @@ fn hostile_documents_are_rejected_fast() {
     // Deep YAML nesting.
     let deep = "rules: ".to_string() + &"[".repeat(1_000_000);
     // Refused by our depth limit, or by yaml-rust2's scanner's own one (flow collections).
-    let deep_error = |e: &Error| e.detail.contains("nesting deeper than 32 levels") || e.detail.contains("recursion limit exceeded");
+    let deep_error =
+        |e: &Error| e.detail.contains("nesting deeper than 32 levels") || e.detail.contains("recursion limit exceeded");
     let e = compile(&deep, &big).unwrap_err();
     assert!(deep_error(&e), "{e}");
     let deep_map = "a: ".to_string() + &"{b: ".repeat(200_000);
@@ -466,7 +528,12 @@ fn hostile_documents_are_rejected_fast() {
     // Billion laughs: aliases are refused outright.
     let mut laughs = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
     for i in 1..10 {
-        laughs.push_str(&format!("{}: &{} [{}]\n", (b'a' + i) as char, (b'a' + i) as char, vec![format!("*{}", (b'a' + i - 1) as char); 9].join(",")));
+        laughs.push_str(&format!(
+            "{}: &{} [{}]\n",
+            (b'a' + i) as char,
+            (b'a' + i) as char,
+            vec![format!("*{}", (b'a' + i - 1) as char); 9].join(",")
+        ));
     }
     laughs.push_str("rules: *j\n");
     let e = compile(&laughs, &big).unwrap_err();
@@ -477,7 +544,8 @@ fn hostile_documents_are_rejected_fast() {
     let e = rules.apply(&mut configmap(json!({})), &data("t", None), true).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Limit);
     // 10^5 nested parentheses.
-    let parens = format!("rules: [{{path: data.x, template: '{{{{ {}1{} }}}}'}}]", "(".repeat(100_000), ")".repeat(100_000));
+    let parens =
+        format!("rules: [{{path: data.x, template: '{{{{ {}1{} }}}}'}}]", "(".repeat(100_000), ")".repeat(100_000));
     let e = compile(&parens, &big).unwrap_err();
     assert!(e.detail.contains("nesting deeper than 64"), "{e}");
     // Huge repeats: a 4 MiB document of rules is refused by count, one with a huge template
@@ -513,6 +581,9 @@ fn errors_never_echo_values() {
         o["spec"] = json!({});
         let e = compile_ok(doc).apply(&mut o, &data("t", Some(&labels)), true).unwrap_err();
         let text = format!("{e} {}", e.skip_message());
-        assert!(!text.contains(secret_value) && !text.contains("super-secret") && !text.contains("label-secret"), "{doc}: {text}");
+        assert!(
+            !text.contains(secret_value) && !text.contains("super-secret") && !text.contains("label-secret"),
+            "{doc}: {text}"
+        );
     }
 }

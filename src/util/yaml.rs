@@ -262,7 +262,8 @@ mod tests {
 
     #[test]
     fn bridges_scalars_and_nesting() {
-        let v = load_one("a: 1\nb: 1.5\nc: true\nd: ~\ne: [x, 2]\nf: {g: h}\nyes_is: yes\nq: '3'\nt: !!str 4\n").unwrap();
+        let v =
+            load_one("a: 1\nb: 1.5\nc: true\nd: ~\ne: [x, 2]\nf: {g: h}\nyes_is: yes\nq: '3'\nt: !!str 4\n").unwrap();
         assert_eq!(
             v,
             json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": ["x", 2], "f": {"g": "h"}, "yes_is": "yes", "q": "3", "t": "4"})
@@ -300,7 +301,8 @@ mod tests {
     }
 
     fn billion_laughs() -> String {
-        let mut s = String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut s =
+            String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
         for i in 1..10 {
             let p = format!("*a{}", i - 1);
             s.push_str(&format!("a{i}: &a{i} [{}]\n", vec![p; 10].join(",")));

@@ -136,9 +136,8 @@ impl<'a> State<'a> {
             evaluated.push(funcs::Arg { val: v, literal: None });
         }
         let max = self.limits.max_output;
-        funcs::call(f, evaluated, max).map_err(|m| {
-            if m.starts_with("template output exceeds") { limit_err(m) } else { exec_err(m) }
-        })
+        funcs::call(f, evaluated, max)
+            .map_err(|m| if m.starts_with("template output exceeds") { limit_err(m) } else { exec_err(m) })
     }
 
     fn field(&self, field: DataField) -> Val<'a> {

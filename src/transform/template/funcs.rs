@@ -401,12 +401,12 @@ pub fn call<'a>(f: Func, args: Vec<Arg<'a>>, max: usize) -> Result<Val<'a>, Stri
         }
         Func::Ne => Val::Bool(!eq1(&args[0].val, &args[1].val).map_err(err)?),
         Func::Lt => Val::Bool(lt(&args[0].val, &args[1].val).map_err(err)?),
-        Func::Le => Val::Bool(
-            lt(&args[0].val, &args[1].val).map_err(err)? || eq1(&args[0].val, &args[1].val).map_err(err)?,
-        ),
-        Func::Gt => Val::Bool(
-            !lt(&args[0].val, &args[1].val).map_err(err)? && !eq1(&args[0].val, &args[1].val).map_err(err)?,
-        ),
+        Func::Le => {
+            Val::Bool(lt(&args[0].val, &args[1].val).map_err(err)? || eq1(&args[0].val, &args[1].val).map_err(err)?)
+        }
+        Func::Gt => {
+            Val::Bool(!lt(&args[0].val, &args[1].val).map_err(err)? && !eq1(&args[0].val, &args[1].val).map_err(err)?)
+        }
         Func::Ge => Val::Bool(!lt(&args[0].val, &args[1].val).map_err(err)?),
         Func::Html => Val::string(html_escape(&escaper_text(&args))),
         Func::Js => Val::string(js_escape(&escaper_text(&args))),

@@ -61,7 +61,8 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Error> {
             text = text.trim_start_matches([' ', '\t', '\r', '\n']);
             trim_next_text = false;
         }
-        let left_trim = open.is_some_and(|o| b.get(o + 2) == Some(&b'-') && b.get(o + 3).copied().is_some_and(is_space));
+        let left_trim =
+            open.is_some_and(|o| b.get(o + 2) == Some(&b'-') && b.get(o + 3).copied().is_some_and(is_space));
         if left_trim {
             text = text.trim_end_matches([' ', '\t', '\r', '\n']);
         }

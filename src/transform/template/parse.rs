@@ -15,7 +15,10 @@ pub enum Node {
     Text(String),
     Action(Pipe),
     /// `if`, then `else if` branches, then the optional `else`.
-    If { branches: Vec<(Pipe, Vec<Node>)>, otherwise: Option<Vec<Node>> },
+    If {
+        branches: Vec<(Pipe, Vec<Node>)>,
+        otherwise: Option<Vec<Node>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,7 +267,8 @@ impl Parser<'_> {
     /// A pipeline up to (not including) one of `ends`.
     fn pipeline(&mut self, context: &str, ends: &[Tok]) -> Result<Pipe, Error> {
         let mut decl = None;
-        if let (Some(Tok::Var(name)), Some(next)) = (self.peek().cloned(), self.toks.get(self.pos + 1).map(|t| &t.tok)) {
+        if let (Some(Tok::Var(name)), Some(next)) = (self.peek().cloned(), self.toks.get(self.pos + 1).map(|t| &t.tok))
+        {
             match next {
                 Tok::Declare => {
                     self.pos += 2;
@@ -274,7 +278,9 @@ impl Parser<'_> {
                     self.pos += 2;
                     decl = Some((name, false));
                 }
-                Tok::Comma => return Err(self.err("multiple variables are only allowed in range, which is not supported")),
+                Tok::Comma => {
+                    return Err(self.err("multiple variables are only allowed in range, which is not supported"));
+                }
                 _ => {}
             }
         }

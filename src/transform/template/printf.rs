@@ -65,7 +65,13 @@ fn int(i: i64, verb: char, spec: &Spec) -> Option<String> {
             let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
             let q = quote(&c.to_string());
             let inner = &q[1..q.len() - 1];
-            let inner = if inner == "\\\"" { "\"" } else if inner == "'" { "\\'" } else { inner };
+            let inner = if inner == "\\\"" {
+                "\""
+            } else if inner == "'" {
+                "\\'"
+            } else {
+                inner
+            };
             return Some(format!("'{inner}'"));
         }
         'U' => {
@@ -189,7 +195,9 @@ pub fn sprintf(format: &str, args: &[Val<'_>], max: usize) -> Result<String, Str
                 let v = args.get(*next);
                 *next += 1;
                 return match v {
-                    Some(Val::Int(i)) if (*i).unsigned_abs() as usize <= TOO_LARGE => Num::Some(i.unsigned_abs() as usize),
+                    Some(Val::Int(i)) if (*i).unsigned_abs() as usize <= TOO_LARGE => {
+                        Num::Some(i.unsigned_abs() as usize)
+                    }
                     _ => Num::Bad,
                 };
             }

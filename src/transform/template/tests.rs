@@ -195,7 +195,10 @@ fn printf_verbs() {
         (r#"{{ printf "%s-%d" "a" 3 }}"#, "a-3"),
         (r#"{{ printf "%v %v %v %v" "s" 1 true 1.5 }}"#, "s 1 true 1.5"),
         (r#"{{ printf "%q" "a\"b" }}"#, r#""a\"b""#),
-        (r#"{{ printf "%5s|%-5s|%05d|%x|%X|%o|%b|%c" "ab" "cd" 42 255 255 8 5 65 }}"#, "   ab|cd   |00042|ff|FF|10|101|A"),
+        (
+            r#"{{ printf "%5s|%-5s|%05d|%x|%X|%o|%b|%c" "ab" "cd" 42 255 255 8 5 65 }}"#,
+            "   ab|cd   |00042|ff|FF|10|101|A",
+        ),
         (r#"{{ printf "%.2f %e %g %G" 3.14159 1234.5678 0.00001234 1e21 }}"#, "3.14 1.234568e+03 1.234e-05 1E+21"),
         (r#"{{ printf "%v" 1000000.0 }}"#, "1e+06"),
         (r#"{{ printf "%v" 100000.0 }}"#, "100000"),
@@ -244,7 +247,10 @@ fn literals() {
 #[test]
 fn control_flow_and_trimming() {
     let cases = [
-        (r#"{{ if hasPrefix .TargetNamespace "prod" }}error{{ else if hasPrefix .TargetNamespace "kube" }}warn{{ else }}debug{{ end }}"#, "warn"),
+        (
+            r#"{{ if hasPrefix .TargetNamespace "prod" }}error{{ else if hasPrefix .TargetNamespace "kube" }}warn{{ else }}debug{{ end }}"#,
+            "warn",
+        ),
         ("{{ if .Labels.missing }}yes{{ else }}no{{ end }}", "no"),
         ("{{ if .Labels }}has labels{{ end }}", "has labels"),
         ("{{ if 0 }}a{{ else if \"\" }}b{{ else }}c{{ end }}", "c"),
