@@ -132,3 +132,136 @@ impl PartialEq for SourceTransform {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::build::{BuildConfig, build_mirror};
+    use crate::mirror::drift::Ledger;
+    use crate::mirror::plan::{self, PlanContext, SourceState, TargetState};
+    use crate::mirror::status::{REASON_FAILED, REASON_RULE_SKIPPED, REASON_TRANSFORM_INVALID};
+    use crate::mirror::targets::TargetConfig;
+    use crate::mirror::testutil::{now, source_with};
+    use crate::model::NamespaceRecord;
+    use serde_json::json;
+
+    fn with_rules(rules: &str, strict: Option<&str>) -> SourceObject {
+        source_with(Some("app1,app2"), |o| {
+            o["metadata"]["labels"]["app"] = json!("db");
+            o["metadata"]["annotations"][keys::ANN_TRANSFORM] = json!(rules);
+            if let Some(s) = strict {
+                o["metadata"]["annotations"][keys::ANN_TRANSFORM_STRICT] = json!(s);
+            }
+        })
+    }
+
+    #[test]
+    fn no_annotation_costs_nothing_and_strictness_is_exact() {
+        let plain = source_with(Some("app1"), |_| {});
+        assert_eq!(RuleTransforms::default().for_source(&plain), SourceTransform::None);
+        let empty = with_rules("  \n", None);
+        assert_eq!(RuleTransforms::default().for_source(&empty), SourceTransform::None);
+        for (value, strict) in
+            [(Some("true"), true), (Some("1"), true), (Some("True"), false), (Some("yes"), false), (None, false)]
+        {
+            assert_eq!(is_strict(&with_rules("rules: []", value)), strict, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_rules_cannot_break_identity_and_the_source_is_untouched() {
+        // Everything that passes validation and still aims at what makes a mirror a mirror.
+        let src = with_rules(
+            r#"rules:
+  - {path: metadata.labels, delete: true}
+  - {path: metadata.annotations, value: "not a map"}
+  - {path: metadata.labels, merge: {managed-by: someone, mirror: "false"}}
+  - {path: data, delete: true}
+  - {path: data.new, value: x}"#,
+            None,
+        );
+        let before = (*src.object).clone();
+        let rules = RuleTransforms::default().for_source(&src);
+        let d = build_mirror(&src, "app1", &BuildConfig::default(), rules.transform(), now()).unwrap();
+        assert_eq!(*src.object, before, "the source is never modified");
+        assert!(d.skipped.is_empty(), "{:?}", d.skipped);
+        let o = &d.object;
+        assert_eq!(o.pointer("/metadata/name"), Some(&json!("db")));
+        assert_eq!(o.pointer("/metadata/namespace"), Some(&json!("app1")));
+        assert_eq!(o.pointer("/metadata/labels/kubemirror.raczylo.com~1managed-by"), Some(&json!("kubemirror")));
+        assert_eq!(o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror"), Some(&json!("true")));
+        assert_eq!(o.pointer("/metadata/labels/managed-by"), Some(&json!("someone")));
+        assert_eq!(o.pointer("/metadata/annotations/kubemirror.raczylo.com~1source-uid"), Some(&json!("src-uid")));
+        assert_eq!(o["data"], json!({"new": "eA=="}));
+        // And the paths that would rename, move or disown it do not compile at all.
+        for path in ["metadata.name", "metadata.namespace", "metadata.ownerReferences", "kind"] {
+            let bad = with_rules(&format!("rules: [{{path: {path}, value: x}}]"), None);
+            assert!(RuleTransforms::default().for_source(&bad).error().is_some(), "{path}");
+        }
+    }
+
+    fn plan_for(src: &SourceObject) -> plan::Plan {
+        let (tc, bc) = (TargetConfig::default(), BuildConfig::default());
+        let transforms = RuleTransforms::default();
+        let ctx = PlanContext { targets: &tc, build: &bc, transform: &transforms, now: now(), verify_unknown: true };
+        let ns: Vec<NamespaceRecord> = ["default", "app1", "app2"]
+            .iter()
+            .map(|n| NamespaceRecord::from_object(&json!({"metadata": {"name": n}})).unwrap())
+            .collect();
+        plan::plan(&ctx, SourceState::Seen(src), ns.iter(), std::iter::empty(), &Ledger::default())
+    }
+
+    #[test]
+    fn an_invalid_document_plans_no_write_and_is_reported_once() {
+        let p = plan_for(&with_rules("rules: [{path: data.password}]", None));
+        assert!(p.ops.is_empty(), "{:?}", p.ops);
+        assert!(p.targets.iter().all(|(_, s)| matches!(s, TargetState::Failed(_))));
+        let status = p.status(&[]).unwrap().to_string();
+        assert_eq!(
+            status,
+            "synced:0,failed:2,conflicts:0,skipped:0; last-error: invalid transformation rules: rule 1 (data.password): \
+             must specify one of: value, template, merge or delete"
+        );
+        let reasons: Vec<_> = p.events(&[]).iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, vec![REASON_TRANSFORM_INVALID]);
+    }
+
+    #[test]
+    fn skips_and_strict_failures_are_planned_and_reported() {
+        let rules = "rules: [{path: data.password.x, value: v}, {path: data.ok, value: y}]";
+        let p = plan_for(&with_rules(rules, None));
+        assert_eq!(p.ops.len(), 2, "both targets are written without the skipped rule");
+        assert_eq!(p.rule_skips.len(), 2);
+        let d = p.materialize(
+            &PlanContext {
+                targets: &TargetConfig::default(),
+                build: &BuildConfig::default(),
+                transform: &NoTransform,
+                now: now(),
+                verify_unknown: true,
+            },
+            &with_rules(rules, None),
+            &p.ops[0],
+        );
+        assert_eq!(d.unwrap().unwrap().object["data"]["ok"], json!("eQ=="), "materialize uses the plan's rules");
+        let status = p.status(&[plan::Outcome::Done, plan::Outcome::Done]).unwrap().to_string();
+        assert_eq!(
+            status,
+            "synced:2,failed:0,conflicts:0,skipped:0,rules-skipped:2; last-error: app1: rule 1 (data.password.x) skipped: \
+             cannot set key x on non-map"
+        );
+        let evs = p.events(&[plan::Outcome::Done, plan::Outcome::Done]);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].reason, REASON_RULE_SKIPPED);
+        assert_eq!(evs[0].message, "rule 1 (data.password.x) skipped: cannot set key x on non-map (in app1, app2)");
+        let p = plan_for(&with_rules(rules, Some("true")));
+        assert!(p.ops.is_empty());
+        assert_eq!(p.rule_failures.len(), 2);
+        let evs = p.events(&[]);
+        assert!(evs.iter().all(|e| e.reason == REASON_FAILED), "{evs:?}");
+        assert_eq!(
+            evs[0].message,
+            "mirror in app1: failed to apply rule 1 (data.password.x): cannot set key x on non-map"
+        );
+    }
+}

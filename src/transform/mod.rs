@@ -4,7 +4,7 @@
 //!
 //! - [`rules`]: the YAML document, its validation and limits;
 //! - [`path`]: rule paths with `[N]` indexes and `["quoted.keys"]`;
-//! - [`pattern`]: `namespacePattern`;
+//! - [`pattern`]: the `namespacePattern` matcher;
 //! - [`apply`]: what `value`, `template`, `merge` and `delete` do to the mirror;
 //! - [`template`]: the sandboxed Go-template subset.
 //!

@@ -110,7 +110,7 @@ struct Parser<'a> {
 }
 
 /// What ended a list.
-enum End {
+enum ListEnd {
     Eof,
     Else,
     ElseIf,
@@ -121,9 +121,9 @@ pub fn parse(toks: &[Token]) -> Result<Vec<Node>, Error> {
     let mut p = Parser { toks, pos: 0, vars: vec!["$".into()], depth: 0 };
     let (nodes, end) = p.list()?;
     match end {
-        End::Eof => Ok(nodes),
-        End::Else | End::ElseIf => Err(p.err("unexpected {{else}}")),
-        End::End => Err(p.err("unexpected {{end}}")),
+        ListEnd::Eof => Ok(nodes),
+        ListEnd::Else | ListEnd::ElseIf => Err(p.err("unexpected {{else}}")),
+        ListEnd::End => Err(p.err("unexpected {{end}}")),
     }
 }
 
@@ -165,10 +165,10 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn list(&mut self) -> Result<(Vec<Node>, End), Error> {
+    fn list(&mut self) -> Result<(Vec<Node>, ListEnd), Error> {
         let mut nodes = Vec::new();
         loop {
-            let Some(tok) = self.next() else { return Ok((nodes, End::Eof)) };
+            let Some(tok) = self.next() else { return Ok((nodes, ListEnd::Eof)) };
             match &tok.tok {
                 Tok::Text(t) => nodes.push(Node::Text(t.clone())),
                 Tok::Open => {
@@ -182,7 +182,7 @@ impl Parser<'_> {
     }
 
     /// After `{{`. Returns the end marker when the action is `else`/`end`.
-    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<End>, Error> {
+    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<ListEnd>, Error> {
         if let Some(Tok::Ident(word)) = self.peek() {
             let word = word.clone();
             match word.as_str() {
@@ -197,19 +197,19 @@ impl Parser<'_> {
                     if let Some(Tok::Ident(w)) = self.peek() {
                         if w == "if" {
                             self.pos += 1;
-                            return Ok(Some(End::ElseIf));
+                            return Ok(Some(ListEnd::ElseIf));
                         }
                         if unsupported(w) {
                             return Err(self.err(format!("{{{{else {w}}}}} is not supported")));
                         }
                     }
                     self.expect_close("else")?;
-                    return Ok(Some(End::Else));
+                    return Ok(Some(ListEnd::Else));
                 }
                 "end" => {
                     self.pos += 1;
                     self.expect_close("end")?;
-                    return Ok(Some(End::End));
+                    return Ok(Some(ListEnd::End));
                 }
                 w if unsupported(w) => {
                     return Err(self.err(format!("{{{{{w}}}}} is not supported in transformation templates")));
@@ -239,17 +239,17 @@ impl Parser<'_> {
             self.vars.truncate(after_cond);
             branches.push((cond, body));
             match end {
-                End::End => break,
-                End::Eof => return Err(self.err("unexpected EOF: {{if}} without {{end}}")),
-                End::Else => {
+                ListEnd::End => break,
+                ListEnd::Eof => return Err(self.err("unexpected EOF: {{if}} without {{end}}")),
+                ListEnd::Else => {
                     let (body, end) = self.list()?;
-                    if !matches!(end, End::End) {
+                    if !matches!(end, ListEnd::End) {
                         return Err(self.err("expected {{end}} after {{else}}"));
                     }
                     otherwise = Some(body);
                     break;
                 }
-                End::ElseIf => {
+                ListEnd::ElseIf => {
                     cond = self.pipeline("if", &[Tok::Close])?;
                     self.expect_close("if")?;
                 }
