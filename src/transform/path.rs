@@ -31,6 +31,24 @@ impl fmt::Display for Path {
     }
 }
 
+/// Why a path cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// A bracket segment that is neither a number nor a quoted key (`[x]`).
+    InvalidIndex(String),
+    /// `["…` without its closing quote and bracket.
+    UnterminatedQuote,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::InvalidIndex(seg) => write!(f, "invalid array index {seg:?}"),
+            PathError::UnterminatedQuote => f.write_str("unterminated quoted key in path"),
+        }
+    }
+}
+
 /// Go's `Sscanf("%d")` on the inside of `[...]`.
 fn index_of(inner: &str) -> Option<i64> {
     let b = inner.as_bytes();
@@ -59,7 +77,7 @@ fn index_of(inner: &str) -> Option<i64> {
 }
 
 /// Parses a path; `Err` only for a bracket segment that is neither a number nor a quoted key.
-pub fn parse(text: &str) -> Result<Path, String> {
+pub fn parse(text: &str) -> Result<Path, PathError> {
     let b = text.as_bytes();
     let mut raw: Vec<(String, bool)> = Vec::new(); // (segment, quoted key)
     let mut cur: Vec<u8> = Vec::new();
@@ -90,7 +108,7 @@ pub fn parse(text: &str) -> Result<Path, String> {
                 }
             }
             if !closed || b.get(j + 1) != Some(&b']') {
-                return Err(format!("unterminated quoted key in path {text:?}"));
+                return Err(PathError::UnterminatedQuote);
             }
             if in_bracket || !cur.is_empty() {
                 raw.push((String::from_utf8_lossy(&cur).into_owned(), false));
@@ -133,7 +151,7 @@ pub fn parse(text: &str) -> Result<Path, String> {
     for (s, quoted) in raw {
         if !quoted && s.len() > 2 && s.starts_with('[') && s.ends_with(']') {
             let inner = &s[1..s.len() - 1];
-            let n = index_of(inner).ok_or_else(|| format!("invalid array index {s:?}"))?;
+            let n = index_of(inner).ok_or_else(|| PathError::InvalidIndex(s.clone()))?;
             segs.push(Seg::Index(n));
         } else {
             segs.push(Seg::Key(s));
@@ -203,9 +221,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse("a[x]").unwrap_err(), "invalid array index \"[x]\"");
-        assert_eq!(parse("a[-]").unwrap_err(), "invalid array index \"[-]\"");
-        assert!(parse(r#"a["open]"#).unwrap_err().contains("unterminated quoted key"));
-        assert!(parse(r#"a["k"x]"#).unwrap_err().contains("unterminated quoted key"));
+        assert_eq!(parse("a[x]").unwrap_err(), PathError::InvalidIndex("[x]".into()));
+        assert_eq!(parse("a[-]").unwrap_err().to_string(), "invalid array index \"[-]\"");
+        assert_eq!(parse(r#"a["open]"#).unwrap_err(), PathError::UnterminatedQuote);
+        assert_eq!(parse(r#"a["k"x]"#).unwrap_err(), PathError::UnterminatedQuote);
     }
 }

@@ -235,7 +235,7 @@ fn rule(n: usize, node: &Node) -> Result<Rule, Error> {
     if ty.is_some() && value.is_none() && template.is_none() {
         return Err(invalid("type applies only to value and template rules".into()));
     }
-    let parsed = path::parse(&path_text).map_err(&invalid)?;
+    let parsed = path::parse(&path_text).map_err(|e| invalid(e.to_string()))?;
     if parsed.segs.is_empty() {
         return Err(Error::rule(ErrorKind::InvalidRule, n, "", "rule path cannot be empty"));
     }
