@@ -16,7 +16,8 @@
 //! 2. `recheck_source` (Gone plans only): GET the source; if it exists, plan again with it.
 //!    `add_finalizer`: merge-patch the source; on any failure stop and requeue.
 //! 3. Each op in order, one outcome each ([`plan::Outcome`]), its mirror built just before sending
-//!    ([`plan::materialize`], so one copy at a time): Create = POST, Update = PUT of
+//!    ([`plan::Plan::materialize`], with the rules the plan compiled; one copy at a time):
+//!    Create = POST, Update = PUT of
 //!    [`plan::MirrorOp::body`], Recreate = DELETE (uid precondition) then POST, Verify = GET then
 //!    [`drift::verify`], Delete = DELETE (uid precondition; 404 is success). Record every successful
 //!    write with [`drift::LastWrite::of_write`] in the ledger; on a Create 409 GET the object and
