@@ -538,14 +538,18 @@ fn hostile_documents_are_rejected_fast() {
     laughs.push_str("rules: *j\n");
     let e = compile(&laughs, &big).unwrap_err();
     assert!(e.detail.contains("aliases are not accepted"), "{e}");
-    // 10^6 pipes in a template: parse is linear, evaluation stops at the step budget.
+    // 10^6 pipes in a template: refused by the template token limit.
     let pipes = format!("rules: [{{path: data.x, template: '{{{{ \"x\"{} }}}}'}}]", " | upper".repeat(1_000_000));
-    let rules = compile(&pipes, &Limits { max_bytes: 16 << 20, ..big }).unwrap();
-    let e = rules.apply(&mut configmap(json!({})), &data("t", None), true).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Limit);
+    let e = compile(&pipes, &Limits { max_bytes: 16 << 20, ..big }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TemplateParse);
+    assert!(e.detail.contains("more than 20000 tokens"), "{e}");
     // 10^5 nested parentheses.
     let parens =
         format!("rules: [{{path: data.x, template: '{{{{ {}1{} }}}}'}}]", "(".repeat(100_000), ")".repeat(100_000));
+    let e = compile(&parens, &big).unwrap_err();
+    assert!(e.detail.contains("more than 20000 tokens"), "{e}");
+    let parens =
+        format!("rules: [{{path: data.x, template: '{{{{ {}1{} }}}}'}}]", "(".repeat(1_000), ")".repeat(1_000));
     let e = compile(&parens, &big).unwrap_err();
     assert!(e.detail.contains("nesting deeper than 64"), "{e}");
     // Huge repeats: a 4 MiB document of rules is refused by count, one with a huge template

@@ -3,6 +3,10 @@
 
 use super::Error;
 
+/// Templates with more tokens than this are refused before they are parsed: far above what a
+/// 10 KiB rule document can hold, and it bounds the parser's memory when the size limit is raised.
+pub const MAX_TOKENS: usize = 20_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tok {
     Text(String),
@@ -69,6 +73,9 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Error> {
         if !text.is_empty() {
             out.push(Token { tok: Tok::Text(text.to_string()), line, spaced: false });
         }
+        if out.len() > MAX_TOKENS {
+            return Err(Error::at(line, format!("template too long: more than {MAX_TOKENS} tokens")));
+        }
         line += src[start..end].matches('\n').count();
         let Some(open) = open else { break };
         pos = open + 2 + if left_trim { 2 } else { 0 };
@@ -91,6 +98,9 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Error> {
         out.push(Token { tok: Tok::Open, line: action_line, spaced: false });
         let mut spaced = true;
         loop {
+            if out.len() > MAX_TOKENS {
+                return Err(Error::at(line, format!("template too long: more than {MAX_TOKENS} tokens")));
+            }
             let Some(&c) = b.get(pos) else { return Err(Error::at(line, "unclosed action")) };
             let push = |out: &mut Vec<Token>, tok: Tok, spaced: bool| out.push(Token { tok, line, spaced });
             if is_space(c) {

@@ -16,7 +16,7 @@
 //! output and of every string a function returns. Templates have no loops, so evaluation is
 //! linear in the template's size anyway; the budget is the backstop, the cap stops amplification
 //! (`replace` of `replace` …, `printf "%0999999d"`). The parser's recursion is bounded by
-//! [`parse::MAX_DEPTH`].
+//! [`parse::MAX_DEPTH`] and its input by [`lex::MAX_TOKENS`].
 
 mod exec;
 mod funcs;
@@ -25,6 +25,7 @@ mod parse;
 mod printf;
 mod value;
 
+pub use lex::MAX_TOKENS;
 pub use parse::MAX_DEPTH;
 pub use value::Data;
 

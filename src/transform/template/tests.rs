@@ -331,24 +331,44 @@ fn unsupported_and_malformed_are_parse_errors() {
 fn nesting_is_bounded() {
     let ok_depth = "(".repeat(MAX_DEPTH) + "\"x\"" + &")".repeat(MAX_DEPTH);
     assert_eq!(ok(&format!("{{{{ {ok_depth} }}}}")), "x");
-    // 10^5 nested parentheses: refused at MAX_DEPTH, fast, no stack overflow.
+    // 10^5 nested parentheses: refused by the token limit before parsing, fast, no stack overflow.
     let deep = "(".repeat(100_000) + "1" + &")".repeat(100_000);
     let started = Instant::now();
     let e = Template::parse(&format!("{{{{ {deep} }}}}")).unwrap_err();
+    assert!(e.msg.contains("more than 20000 tokens"), "{e}");
+    // Within the token limit, the parser stops at MAX_DEPTH.
+    let deep = "(".repeat(5_000) + "1" + &")".repeat(5_000);
+    let e = Template::parse(&format!("{{{{ {deep} }}}}")).unwrap_err();
     assert!(e.msg.contains("nesting deeper than 64"), "{e}");
-    let ifs = "{{ if true }}".repeat(10_000) + &"{{ end }}".repeat(10_000);
+    let ifs = "{{ if true }}".repeat(2_000) + &"{{ end }}".repeat(2_000);
     assert!(Template::parse(&ifs).unwrap_err().msg.contains("nesting deeper"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
 fn hostile_templates_are_bounded() {
-    // 10^6 pipes: parses (linear), then runs out of steps instead of time.
+    // 10^6 pipes: refused by the token limit before parsing.
     let pipes = "{{ \"x\"".to_string() + &" | upper".repeat(1_000_000) + " }}";
     let started = Instant::now();
     let e = render(&pipes).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
-    assert!(e.msg.contains("exceeded 100000 steps"), "{e}");
+    assert_eq!(e.kind, ErrorKind::Parse, "{e}");
+    assert!(e.msg.contains("more than 20000 tokens"), "{e}");
+    // Below the token limit, a long pipeline runs within the step budget...
+    assert_eq!(ok(&("{{ \"x\"".to_string() + &" | upper".repeat(5_000) + " }}")), "X");
+    // ...which stops evaluation that would go on too long.
+    let steps = Limits { max_steps: 1_000, ..Limits::default() };
+    let long = Template::parse(&("{{ \"x\"".to_string() + &" | upper".repeat(5_000) + " }}")).unwrap();
+    let d = Data {
+        target_namespace: "t",
+        source_namespace: "s",
+        source_name: "n",
+        target_name: "n",
+        labels: None,
+        annotations: None,
+    };
+    let e = long.execute(&d, steps).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit);
+    assert!(e.msg.contains("exceeded 1000 steps"), "{e}");
     // Exponential growth through nested replace: stopped at the output cap before allocating.
     let mut amp = "\"aaaaaaaaaaaaaaaa\"".to_string();
     for _ in 0..12 {
