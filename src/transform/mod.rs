@@ -59,18 +59,6 @@ impl ErrorKind {
             ErrorKind::Type => "type",
         }
     }
-
-    /// An error of the document itself (found by [`compile`]), as opposed to one applying a rule.
-    pub fn is_document_error(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::TooLarge
-                | ErrorKind::Yaml
-                | ErrorKind::TooManyRules
-                | ErrorKind::InvalidRule
-                | ErrorKind::TemplateParse
-        )
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
