@@ -122,11 +122,7 @@ pub fn compile(text: &str, limits: &Limits) -> Result<RuleSet, Error> {
     if text.trim().is_empty() {
         return Ok(empty);
     }
-    let yaml_limits = yaml::Limits {
-        max_depth: Limits::MAX_YAML_DEPTH,
-        max_nodes: limits.max_bytes.saturating_add(16),
-        allow_aliases: false,
-    };
+    let yaml_limits = yaml::Limits { max_depth: Limits::MAX_YAML_DEPTH, max_alias_nodes: 0, allow_aliases: false };
     let docs = yaml::load_nodes(text, yaml_limits).map_err(|e| yaml_err(e.0))?;
     let mut docs = docs.into_iter().filter(|d| !d.is_null());
     let Some(root) = docs.next() else { return Ok(empty) };

@@ -12,8 +12,9 @@
 //! are built here from the parser's events, with an explicit stack and [`Limits`]:
 //! - nesting deeper than `max_depth` is rejected when the too-deep collection *starts*, before
 //!   anything recursive runs;
-//! - every node counts against `max_nodes`, and an alias counts the whole subtree it stands for,
-//!   so expansion is refused before it is built; `allow_aliases: false` refuses aliases outright.
+//! - an alias counts the whole subtree it stands for against `max_alias_nodes`, so expansion is
+//!   refused before it is built; `allow_aliases: false` refuses aliases outright. (Nodes written
+//!   out in the text need no budget: the input's size bounds them.)
 //!
 //! The event parser itself is iterative (its state stack is on the heap), so input size bounds its
 //! memory and time.
@@ -41,15 +42,15 @@ impl std::error::Error for YamlError {}
 pub struct Limits {
     /// Collections nested deeper than this are rejected.
     pub max_depth: usize,
-    /// Nodes in all documents together, alias expansions included.
-    pub max_nodes: usize,
+    /// Nodes that aliases may add, over all documents together.
+    pub max_alias_nodes: usize,
     pub allow_aliases: bool,
 }
 
 impl Limits {
     /// For manifests and kubeconfigs: deep enough for any CRD schema, small enough that recursive
     /// code over the result cannot overflow a stack; aliases allowed but their expansion bounded.
-    pub const DEFAULT: Limits = Limits { max_depth: 128, max_nodes: 2_000_000, allow_aliases: true };
+    pub const DEFAULT: Limits = Limits { max_depth: 128, max_alias_nodes: 100_000, allow_aliases: true };
 }
 
 /// One YAML node, scalars kept as written (so `1.50` can stay `"1.50"` where a text is wanted).
@@ -174,18 +175,12 @@ pub fn load_nodes(text: &str, limits: Limits) -> Result<Vec<Node>, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Anchored nodes with their sizes.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut root: Option<Node> = None;
-    let mut nodes = 0usize;
+    let mut alias_nodes = 0usize;
     loop {
         let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
-        let mut add = |n: usize, mark: &Marker| -> Result<(), YamlError> {
-            nodes = nodes.saturating_add(n);
-            if nodes > limits.max_nodes {
-                return Err(at(mark, format!("document too large: more than {} nodes", limits.max_nodes)));
-            }
-            Ok(())
-        };
         let done: Option<(Node, usize)> = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing | Event::DocumentStart => None,
@@ -197,7 +192,6 @@ pub fn load_nodes(text: &str, limits: Limits) -> Result<Vec<Node>, YamlError> {
                 if stack.len() >= limits.max_depth {
                     return Err(at(&mark, format!("nesting deeper than {} levels", limits.max_depth)));
                 }
-                add(1, &mark)?;
                 stack.push(match event {
                     Event::SequenceStart(..) => Frame::Seq(Vec::new(), anchor),
                     _ => Frame::Map(Vec::new(), None, anchor),
@@ -210,7 +204,6 @@ pub fn load_nodes(text: &str, limits: Limits) -> Result<Vec<Node>, YamlError> {
                 None => return Err(at(&mark, "unbalanced collection end")),
             },
             Event::Scalar(text, style, anchor, tag) => {
-                add(1, &mark)?;
                 let tag = tag.filter(|t| t.handle == "tag:yaml.org,2002:").map(|t| t.suffix);
                 Some((Node::Scalar { text, plain: style == TScalarStyle::Plain, tag }, anchor))
             }
@@ -218,14 +211,21 @@ pub fn load_nodes(text: &str, limits: Limits) -> Result<Vec<Node>, YamlError> {
                 if !limits.allow_aliases {
                     return Err(at(&mark, "YAML aliases are not accepted here"));
                 }
-                let node = anchors.get(&id).ok_or_else(|| at(&mark, "alias to an unknown anchor"))?;
-                add(node.size(), &mark)?;
+                let (node, size) = anchors.get(&id).ok_or_else(|| at(&mark, "alias to an unknown anchor"))?;
+                alias_nodes = alias_nodes.saturating_add(*size);
+                if alias_nodes > limits.max_alias_nodes {
+                    return Err(at(
+                        &mark,
+                        format!("document too large: aliases expand to more than {} nodes", limits.max_alias_nodes),
+                    ));
+                }
                 Some((node.clone(), 0))
             }
         };
         let Some((node, anchor)) = done else { continue };
         if anchor > 0 && limits.allow_aliases {
-            anchors.insert(anchor, node.clone());
+            let size = node.size();
+            anchors.insert(anchor, (node.clone(), size));
         }
         match stack.last_mut() {
             None => root = Some(node),
