@@ -34,6 +34,7 @@ pub mod queue;
 pub mod selector;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod transform;
 pub mod util;
 pub mod watch_health;
 pub mod watcher;

@@ -34,6 +34,9 @@ pub const ERROR_REASONS: [&str; 10] = [
 pub const QUEUE: &str = "sources";
 /// `reason` of `kubemirror_targets_skipped_total` ([`crate::mirror::targets::TargetProblem::skip_reason`]).
 pub const SKIP_REASONS: [&str; 5] = ["missing", "excluded", "terminating", "no_consent", "runs_code_no_consent"];
+/// `reason` of `kubemirror_transform_errors_total` ([`crate::transform`]'s error kinds).
+pub const TRANSFORM_REASONS: [&str; 9] =
+    ["parse", "invalid_rule", "template_parse", "too_large", "too_many_rules", "path", "template", "limit", "type"];
 
 const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 /// controller-runtime's workqueue buckets: 1 µs to 10 s, ×10.
@@ -56,6 +59,10 @@ pub struct Metrics {
     /// Target namespaces skipped, by reason (`missing`, `excluded`, `terminating`, `no_consent`,
     /// `runs_code_no_consent`), counted by passes that wrote something (the status changed).
     pub targets_skipped_total: IntCounterVec,
+    /// Transformation errors by type and reason (`parse`, `invalid_rule`, `template_parse`,
+    /// `too_large`, `too_many_rules`: the document, once per pass; `path`, `template`, `limit`,
+    /// `type`: a rule on one target, skipped or failing it).
+    pub transform_errors_total: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub queue_adds_total: IntCounterVec,
     pub queue_retries_total: IntCounterVec,
@@ -135,6 +142,11 @@ impl Metrics {
                 "Reconciles whose target set exceeded --max-targets.",
                 &["kind"],
             )?,
+            transform_errors_total: b.counter(
+                "kubemirror_transform_errors_total",
+                "Transformation rule errors (documents that do not compile, rules failing on a target).",
+                &["kind", "reason"],
+            )?,
             targets_skipped_total: b.counter(
                 "kubemirror_targets_skipped_total",
                 "Target namespaces skipped (missing, excluded, terminating, without consent), by passes that wrote.",
@@ -211,6 +223,9 @@ impl Metrics {
         for reason in SKIP_REASONS {
             self.targets_skipped_total.with_label_values(&[kind, reason]);
         }
+        for reason in TRANSFORM_REASONS {
+            self.transform_errors_total.with_label_values(&[kind, reason]);
+        }
     }
 
     /// Removes a type's series once it is no longer watched (its mirror gauges go with the next
@@ -227,6 +242,9 @@ impl Metrics {
         let _ = self.target_truncations_total.remove_label_values(&[kind]);
         for reason in SKIP_REASONS {
             let _ = self.targets_skipped_total.remove_label_values(&[kind, reason]);
+        }
+        for reason in TRANSFORM_REASONS {
+            let _ = self.transform_errors_total.remove_label_values(&[kind, reason]);
         }
     }
 

@@ -1102,7 +1102,7 @@ async fn delete_collection_and_the_examples() {
     let applied = s.apply_yaml(&text).unwrap();
     assert!(applied.len() >= 10);
     let sources = api.get("/api/v1/secrets?labelSelector=kubemirror.raczylo.com%2Fenabled%3Dtrue").await.json();
-    assert_eq!(sources["items"].as_array().unwrap().len(), 3);
+    assert_eq!(sources["items"].as_array().unwrap().len(), 4);
     assert_eq!(api.get("/apis/traefik.io/v1alpha1/namespaces/default/middlewares/compression").await.status, 200);
     let es = s.get_object("v1", "Secret", Some("external-secrets"), "multi-registry-secret").unwrap();
     assert_eq!(es["metadata"]["ownerReferences"][0]["kind"], "ExternalSecret");

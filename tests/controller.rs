@@ -761,15 +761,45 @@ async fn every_example_converges_as_its_comments_say() {
     let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap() + "\n---\n").collect();
     s.apply_yaml(&text).unwrap();
     let c = start(&s, "admin", options(None, false)).await;
-    let everywhere = ["app-frontend", "app1", "app2", "app3", "external-secrets", "prod-api"];
+    let everywhere = [
+        "app-frontend",
+        "app1",
+        "app2",
+        "app3",
+        "dev-web",
+        "eu-staging",
+        "external-secrets",
+        "preprod-web",
+        "prod-api",
+        "prod-web",
+    ];
     wait_mirrors(&s, "ConfigMap", "cluster-ca-bundle", &everywhere).await;
-    wait_mirrors(&s, "ConfigMap", "shared-config", &["app-frontend", "prod-api"]).await;
+    wait_mirrors(&s, "ConfigMap", "shared-config", &["app-frontend", "prod-api", "prod-web"]).await;
     wait_mirrors(&s, "Secret", "database-credentials", &["app1", "app2", "app3"]).await;
     wait_mirrors(&s, "Secret", "wildcard-tls", &["app-frontend", "prod-api"]).await;
-    let all_but_source = ["app-frontend", "app1", "app2", "app3", "default", "prod-api"];
+    let all_but_source = [
+        "app-frontend",
+        "app1",
+        "app2",
+        "app3",
+        "default",
+        "dev-web",
+        "eu-staging",
+        "preprod-web",
+        "prod-api",
+        "prod-web",
+    ];
     wait_mirrors(&s, "Secret", "multi-registry-secret", &all_but_source).await;
     eventually("the Middleware in app-frontend", || {
         s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-frontend"), "compression").is_some()
+    })
+    .await;
+    // The transform examples (their exact output is checked in tests/transform.rs).
+    wait_mirrors(&s, "ConfigMap", "app-config", &["dev-web", "prod-api", "prod-web"]).await;
+    wait_mirrors(&s, "ConfigMap", "graphql-config", &["dev-web", "eu-staging", "preprod-web", "prod-web"]).await;
+    wait_mirrors(&s, "Secret", "app-credentials", &["app1", "app2", "app3"]).await;
+    eventually("the transformed Deployments", || {
+        ["app-frontend", "prod-api"].iter().all(|ns| s.get_object("apps/v1", "Deployment", Some(ns), "web").is_some())
     })
     .await;
     c.stop().await;

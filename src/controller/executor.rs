@@ -11,10 +11,11 @@ use crate::client::{self, ApiResource, ObjectExt};
 use crate::controller::state::StatusMemo;
 use crate::controller::writer::{MirrorApi, WriteError, WriteResult};
 use crate::events::{EventType, InvolvedObject};
-use crate::mirror::build::{self, BuildConfig, Desired, NoTransform};
+use crate::mirror::build::{self, BuildConfig, Desired};
 use crate::mirror::drift::{self, LastWrite, Ledger, VerifyAction};
-use crate::mirror::plan::{self, MirrorOp, Outcome, Plan, PlanContext};
+use crate::mirror::plan::{MirrorOp, Outcome, Plan, PlanContext};
 use crate::mirror::targets::TargetConfig;
+use crate::mirror::transform::RuleTransforms;
 use crate::model::{ObjectKey, SourceObject};
 
 /// Settings fixed for the life of the controller; a [`PlanContext`] is made from them per use
@@ -23,6 +24,8 @@ use crate::model::{ObjectKey, SourceObject};
 pub struct Settings {
     pub targets: TargetConfig,
     pub build: BuildConfig,
+    /// The transformation rules language, with the `--transform-max-*` limits.
+    pub transform: RuleTransforms,
     pub verify_unknown: bool,
     /// `--verify-source-freshness`: GET the source before a pass writes its mirrors.
     pub verify_source_freshness: bool,
@@ -33,7 +36,7 @@ impl Settings {
         PlanContext {
             targets: &self.targets,
             build: &self.build,
-            transform: &NoTransform,
+            transform: &self.transform,
             now: std::time::SystemTime::now(),
             verify_unknown: self.verify_unknown,
         }
@@ -161,7 +164,7 @@ impl<A: MirrorApi> Executor<'_, A> {
             }
         }
         for op in &plan.ops {
-            let outcome = match self.op(op, src, &mut report).await {
+            let outcome = match self.op(plan, op, src, &mut report).await {
                 Ok(o) => o,
                 Err(WriteError::NotLeader) => return Err(WriteError::NotLeader),
                 Err(WriteError::Api(e)) => {
@@ -240,16 +243,22 @@ impl<A: MirrorApi> Executor<'_, A> {
         self.api.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await.map(|_| ())
     }
 
-    fn materialize(&self, src: Option<&SourceObject>, op: &MirrorOp) -> Result<Desired, Outcome> {
+    fn materialize(&self, plan: &Plan, src: Option<&SourceObject>, op: &MirrorOp) -> Result<Desired, Outcome> {
         let Some(s) = src else { return Err(Outcome::Failed("source unknown".into())) };
-        match plan::materialize(&self.settings.context(), s, op) {
+        match plan.materialize(&self.settings.context(), s, op) {
             Some(Ok(d)) => Ok(d),
             Some(Err(e)) => Err(Outcome::Failed(e.to_string())),
             None => Err(Outcome::Failed("nothing to build".into())),
         }
     }
 
-    async fn op(&self, op: &MirrorOp, src: Option<&SourceObject>, report: &mut Report) -> WriteResult<Outcome> {
+    async fn op(
+        &self,
+        plan: &Plan,
+        op: &MirrorOp,
+        src: Option<&SourceObject>,
+        report: &mut Report,
+    ) -> WriteResult<Outcome> {
         let key = op.key();
         match op {
             MirrorOp::Delete { uid, reason, .. } => {
@@ -260,7 +269,7 @@ impl<A: MirrorApi> Executor<'_, A> {
                 Ok(Outcome::Done)
             }
             MirrorOp::Create { .. } => {
-                let desired = match self.materialize(src, op) {
+                let desired = match self.materialize(plan, src, op) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
@@ -279,14 +288,14 @@ impl<A: MirrorApi> Executor<'_, A> {
                 }
             }
             MirrorOp::Update { resource_version, .. } => {
-                let desired = match self.materialize(src, op) {
+                let desired = match self.materialize(plan, src, op) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
                 self.update(key, desired, resource_version, src, report).await
             }
             MirrorOp::Recreate { uid, reason, .. } => {
-                let desired = match self.materialize(src, op) {
+                let desired = match self.materialize(plan, src, op) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
@@ -294,7 +303,7 @@ impl<A: MirrorApi> Executor<'_, A> {
                 self.recreate(key, desired, uid, report).await
             }
             MirrorOp::Verify { .. } => {
-                let desired = match self.materialize(src, op) {
+                let desired = match self.materialize(plan, src, op) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };

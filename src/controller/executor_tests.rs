@@ -26,6 +26,7 @@ fn settings() -> Settings {
         build: BuildConfig::default(),
         verify_unknown: true,
         verify_source_freshness: false,
+        transform: Default::default(),
     }
 }
 

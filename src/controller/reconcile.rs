@@ -223,7 +223,38 @@ impl<A: MirrorApi> Reconciler<A> {
         Ok((plan, report))
     }
 
+    /// Transformation problems of this pass: a log line each (never a value: the messages name
+    /// rules, paths and types only) and the metric.
+    fn transform_report(&self, kind: &str, plan: &Plan) {
+        let key = &plan.source;
+        let mut reasons = Vec::new();
+        if let Some(e) = plan.transform.error() {
+            log::warn!("{kind} {key}: not mirrored: {e}");
+            reasons.push(e.kind.reason());
+        }
+        for (ns, e) in &plan.rule_failures {
+            log::warn!("{kind} {key}: mirror in {ns} not written (strict mode): {e}");
+            reasons.push(e.kind.reason());
+        }
+        let mut logged: Vec<usize> = Vec::new();
+        for (ns, e) in &plan.rule_skips {
+            reasons.push(e.kind.reason());
+            let n = e.rule.as_ref().map_or(0, |(n, _)| *n);
+            if !logged.contains(&n) {
+                logged.push(n);
+                let count = plan.rule_skips.iter().filter(|(_, o)| o.rule == e.rule).count();
+                log::warn!("{kind} {key}: transformation {} (first in {ns}; {count} target(s))", e.skip_message());
+            }
+        }
+        if let Some(m) = &self.metrics {
+            for reason in reasons {
+                m.transform_errors_total.with_label_values(&[kind, reason]).inc();
+            }
+        }
+    }
+
     fn observe(&self, kind: &str, plan: &Plan, report: &Report) {
+        self.transform_report(kind, plan);
         let Some(m) = &self.metrics else { return };
         for reason in &report.error_reasons {
             m.sync_errors_total.with_label_values(&[kind, reason]).inc();

@@ -32,9 +32,11 @@ use crate::leader::{self, ClientLeases, LeaderConfig, LeaderElector, LeaderError
 use crate::metrics::{Metrics, QUEUE};
 use crate::mirror::build::{BuildConfig, StripList};
 use crate::mirror::targets::{NamespaceFilter, TargetConfig};
+use crate::mirror::transform::RuleTransforms;
 use crate::model::Str;
 use crate::options::Options;
 use crate::queue::{QueueConfig, QueueObserver, WorkQueue};
+use crate::transform;
 use crate::util::rand::Rng;
 use crate::watcher;
 
@@ -78,6 +80,13 @@ pub fn settings(opts: &Options) -> Result<Settings, String> {
             max_targets: opts.max_targets,
         },
         build: BuildConfig { strip },
+        transform: RuleTransforms {
+            limits: transform::Limits {
+                max_bytes: opts.transform_max_bytes,
+                max_rules: opts.transform_max_rules,
+                ..transform::Limits::default()
+            },
+        },
         verify_unknown: true,
         verify_source_freshness: opts.verify_source_freshness,
     })

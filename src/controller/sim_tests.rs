@@ -40,6 +40,7 @@ impl Sim {
                 build: BuildConfig::default(),
                 verify_unknown: true,
                 verify_source_freshness: false,
+                transform: Default::default(),
             },
             metrics: None,
             watches: Watches::default(),

@@ -188,9 +188,15 @@ fn built(
         },
     };
     let ctx = settings.context();
+    // Compiled once, as a pass does; rules that do not compile fail every target.
+    let rules = ctx.transform.for_source(src);
     rows.iter()
         .map(|r| {
-            build::build_mirror(src, &r.namespace, ctx.build, ctx.transform, ctx.now)
+            if let Some(e) = rules.error() {
+                let why = format!("its transformation rules do not compile: {e}");
+                return Err(ExplainError::NotATarget { namespace: r.namespace.clone(), why });
+            }
+            build::build_mirror(src, &r.namespace, ctx.build, rules.transform(), ctx.now)
                 .map(|d| d.object)
                 .map_err(|e| ExplainError::NotATarget { namespace: r.namespace.clone(), why: e.to_string() })
         })

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::keys;
 use crate::mirror::hash;
 use crate::model::SourceObject;
+use crate::transform;
 use crate::util::time;
 
 /// Secret types that must never leave their namespace: credentials bound to a service account, node
@@ -70,27 +71,28 @@ pub struct TransformContext<'a> {
     pub target_namespace: &'a str,
 }
 
-/// The seam for the transformation language (a later issue). It edits the built mirror in place;
-/// afterwards the builder re-asserts identity and its own keys, so no rule can rename, move or
-/// disown a mirror. Strict/non-strict handling belongs to the implementation: an `Err` fails this
+/// The seam for the transformation language ([`crate::mirror::transform`]). It edits the built
+/// mirror in place; afterwards the builder re-asserts identity and its own keys, so no rule can
+/// rename, move or disown a mirror. Strict/non-strict handling belongs to the implementation: `Ok`
+/// carries the rules it skipped (reported, the mirror is still written), an `Err` fails this
 /// target only.
 pub trait Transform {
-    fn apply(&self, mirror: &mut Value, ctx: &TransformContext<'_>) -> Result<(), String>;
+    fn apply(&self, mirror: &mut Value, ctx: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error>;
 }
 
 /// No rules: the mirror is the source's content.
 pub struct NoTransform;
 
 impl Transform for NoTransform {
-    fn apply(&self, _: &mut Value, _: &TransformContext<'_>) -> Result<(), String> {
-        Ok(())
+    fn apply(&self, _: &mut Value, _: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error> {
+        Ok(Vec::new())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildError {
     RefusedSecretType(String),
-    Transform(String),
+    Transform(transform::Error),
     NotAnObject,
 }
 
@@ -98,7 +100,7 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::RefusedSecretType(t) => write!(f, "Secrets of type {t} are never mirrored"),
-            BuildError::Transform(e) => write!(f, "transformation failed: {e}"),
+            BuildError::Transform(e) => write!(f, "{e}"),
             BuildError::NotAnObject => f.write_str("source is not a JSON object"),
         }
     }
@@ -111,6 +113,8 @@ impl std::error::Error for BuildError {}
 pub struct Desired {
     pub object: Value,
     pub hash: String,
+    /// Transformation rules skipped for this target (non-strict mode), to report.
+    pub skipped: Vec<transform::Error>,
 }
 
 fn is_core(obj: &Value, kind: &str) -> bool {
@@ -157,7 +161,7 @@ pub fn build_mirror(
     });
     top.insert("metadata".into(), metadata(&source.key.name, target_ns, labels, annotations));
 
-    transform
+    let skipped = transform
         .apply(&mut obj, &TransformContext { source, target_namespace: target_ns })
         .map_err(BuildError::Transform)?;
 
@@ -194,7 +198,7 @@ pub fn build_mirror(
             }
         }
     }
-    Ok(Desired { object: obj, hash })
+    Ok(Desired { object: obj, hash, skipped })
 }
 
 fn metadata(name: &str, namespace: &str, labels: Map<String, Value>, annotations: Map<String, Value>) -> Value {
@@ -486,21 +490,25 @@ mod tests {
 
     struct Hostile;
     impl Transform for Hostile {
-        fn apply(&self, m: &mut Value, ctx: &TransformContext<'_>) -> Result<(), String> {
+        fn apply(&self, m: &mut Value, ctx: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error> {
             m["metadata"]["name"] = json!("renamed");
             m["metadata"]["namespace"] = json!("elsewhere");
             m["metadata"]["ownerReferences"] = json!([{"uid": "x"}]);
             m["metadata"]["labels"]["kubemirror.raczylo.com/managed-by"] = json!("someone");
             m["metadata"]["labels"]["env"] = json!(ctx.target_namespace);
             m["data"]["extra"] = json!("eA==");
-            Ok(())
+            Ok(Vec::new())
         }
     }
 
     struct Failing;
     impl Transform for Failing {
-        fn apply(&self, _: &mut Value, _: &TransformContext<'_>) -> Result<(), String> {
-            Err("rule 1 (data.x): boom".into())
+        fn apply(&self, _: &mut Value, _: &TransformContext<'_>) -> Result<Vec<transform::Error>, transform::Error> {
+            Err(transform::Error {
+                kind: transform::ErrorKind::Path,
+                rule: Some((1, "data.x".into())),
+                detail: "boom".into(),
+            })
         }
     }
 
@@ -516,7 +524,7 @@ mod tests {
         let plain = build_mirror(&src, "app1", &BuildConfig::default(), &NoTransform, at()).unwrap();
         assert_ne!(d.hash, plain.hash, "the hash covers the transformed output");
         let err = build_mirror(&src, "app1", &BuildConfig::default(), &Failing, at()).unwrap_err();
-        assert_eq!(err.to_string(), "transformation failed: rule 1 (data.x): boom");
+        assert_eq!(err.to_string(), "failed to apply rule 1 (data.x): boom");
     }
 
     fn service(spec: Value) -> Value {

@@ -8,6 +8,7 @@
 //! - [`plan`]: one pass for one source: operations, finalizer patches, per-target results.
 //! - [`drift`]: the write ledger, verification of live mirrors, the mirror-side verdict.
 //! - [`status`]: the sync-status annotation and Events.
+//! - [`transform`]: the transformation rules, compiled once per source per pass.
 //!
 //! # Executor contract (one pass for one source, per watched type)
 //! 1. `plan::plan(ctx, state, namespaces, mirrors_of(source), &ledger)`; a no-op plan
@@ -15,7 +16,8 @@
 //! 2. `recheck_source` (Gone plans only): GET the source; if it exists, plan again with it.
 //!    `add_finalizer`: merge-patch the source; on any failure stop and requeue.
 //! 3. Each op in order, one outcome each ([`plan::Outcome`]), its mirror built just before sending
-//!    ([`plan::materialize`], so one copy at a time): Create = POST, Update = PUT of
+//!    ([`plan::Plan::materialize`], with the rules the plan compiled; one copy at a time):
+//!    Create = POST, Update = PUT of
 //!    [`plan::MirrorOp::body`], Recreate = DELETE (uid precondition) then POST, Verify = GET then
 //!    [`drift::verify`], Delete = DELETE (uid precondition; 404 is success). Record every successful
 //!    write with [`drift::LastWrite::of_write`] in the ledger; on a Create 409 GET the object and
@@ -38,3 +40,4 @@ pub mod status;
 pub mod targets;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod transform;

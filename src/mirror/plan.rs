@@ -49,11 +49,13 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::keys;
-use crate::mirror::build::{self, BuildConfig, BuildError, Desired, RecreateReason, Transform};
+use crate::mirror::build::{self, BuildConfig, BuildError, Desired, RecreateReason};
 use crate::mirror::drift::{LastWrite, Ledger};
 use crate::mirror::status::{self, EventSpec, SyncStatus, TargetResult};
 use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
+use crate::mirror::transform::{SourceTransform, Transforms};
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
+use crate::transform;
 
 /// What the runtime knows about the source this pass is for.
 #[derive(Debug, Clone, Copy)]
@@ -228,13 +230,21 @@ pub struct Plan {
     /// `SourceState::Seen(&found)`, which deletes only what that object owns and releases its
     /// finalizer. One read per source disappearance, never in steady state.
     pub recheck_source: bool,
+    /// The source's compiled transformation rules, made once for this pass and used again when
+    /// the executor builds each request body.
+    pub transform: SourceTransform,
+    /// Rules skipped for a target in non-strict mode (the mirror was still built).
+    pub rule_skips: Vec<(Str, transform::Error)>,
+    /// Rules that failed a target in strict mode.
+    pub rule_failures: Vec<(Str, transform::Error)>,
 }
 
 /// Settings fixed for the life of the controller.
 pub struct PlanContext<'a> {
     pub targets: &'a TargetConfig,
     pub build: &'a BuildConfig,
-    pub transform: &'a dyn Transform,
+    /// Compiles a source's transformation rules (once per source per pass).
+    pub transform: &'a dyn Transforms,
     pub now: SystemTime,
     /// Verify mirrors whose resourceVersion the ledger does not know (see module docs). Off only
     /// for callers that accept undetected drift in exchange for no reads at all.
@@ -296,6 +306,9 @@ pub fn plan<'a>(
         refused: None,
         report: false,
         recheck_source: false,
+        transform: SourceTransform::None,
+        rule_skips: Vec::new(),
+        rule_failures: Vec::new(),
     };
     let src = match source {
         SourceState::Gone(_) => {
@@ -326,6 +339,7 @@ pub fn plan<'a>(
     if !src.has_finalizer(keys::FINALIZER) {
         plan.add_finalizer = Some(add_finalizer_patch(src));
     }
+    plan.transform = ctx.transform.for_source(src);
     let consent = ctx.targets.consent_rule_for(src);
     let resolved = targets::resolve(&TargetSpec::from_source(src), &key.namespace, namespaces, ctx.targets, &consent);
     plan.problems = resolved.problems;
@@ -351,7 +365,7 @@ pub fn plan<'a>(
         }
     }
     for ns in resolved.namespaces {
-        let state = plan_target(ctx, src, &ns, by_ns.get(&ns), ledger, &mut plan.ops);
+        let state = plan_target(ctx, src, &ns, by_ns.get(&ns), ledger, &mut plan);
         plan.targets.push((ns, state));
     }
     plan
@@ -373,7 +387,7 @@ fn plan_target(
     ns: &Str,
     existing: Option<&Class<'_>>,
     ledger: &Ledger,
-    ops: &mut Vec<MirrorOp>,
+    plan: &mut Plan,
 ) -> TargetState {
     let key = ObjectKey { namespace: ns.clone(), name: src.key.name.clone() };
     match existing {
@@ -382,10 +396,21 @@ fn plan_target(
         None if ledger.is_blocked(&key) => return TargetState::Conflict { owner: None },
         _ => {}
     }
-    let desired = match build::build_mirror(src, ns, ctx.build, ctx.transform, ctx.now) {
+    // Rules that do not compile: nothing is built, the mirror (if any) is left as it is.
+    if let Some(e) = plan.transform.error() {
+        return TargetState::Failed(e.to_string());
+    }
+    let desired = match build::build_mirror(src, ns, ctx.build, plan.transform.transform(), ctx.now) {
         Ok(d) => d,
-        Err(e) => return TargetState::Failed(e.to_string()),
+        Err(e) => {
+            if let BuildError::Transform(t) = &e {
+                plan.rule_failures.push((ns.clone(), t.clone()));
+            }
+            return TargetState::Failed(e.to_string());
+        }
     };
+    plan.rule_skips.extend(desired.skipped.iter().map(|e| (ns.clone(), e.clone())));
+    let ops = &mut plan.ops;
     let last = ledger.last_write(&key);
     let hash: Str = desired.hash.as_str().into();
     let op = match existing {
@@ -437,9 +462,22 @@ fn plan_owned(
 /// Builds the mirror an op writes or verifies, for the source the plan was made from. `None` for a
 /// Delete. The hash equals the op's unless the transform is not deterministic; the executor may
 /// compare [`MirrorOp::hash`] and re-plan if they differ.
+/// Compiles the source's rules itself: prefer [`Plan::materialize`], which reuses the plan's.
 pub fn materialize(ctx: &PlanContext<'_>, src: &SourceObject, op: &MirrorOp) -> Option<Result<Desired, BuildError>> {
+    materialize_with(ctx, &ctx.transform.for_source(src), src, op)
+}
+
+fn materialize_with(
+    ctx: &PlanContext<'_>,
+    transform: &SourceTransform,
+    src: &SourceObject,
+    op: &MirrorOp,
+) -> Option<Result<Desired, BuildError>> {
     op.hash()?;
-    Some(build::build_mirror(src, &op.key().namespace, ctx.build, ctx.transform, ctx.now))
+    if let Some(e) = transform.error() {
+        return Some(Err(BuildError::Transform(e.clone())));
+    }
+    Some(build::build_mirror(src, &op.key().namespace, ctx.build, transform.transform(), ctx.now))
 }
 
 /// Add our finalizer, keeping everyone else's; the resourceVersion makes it a compare-and-swap.
@@ -470,6 +508,25 @@ fn finalizers(src: &SourceObject) -> Vec<String> {
 }
 
 impl Plan {
+    /// [`materialize`] with the rules this plan compiled.
+    pub fn materialize(
+        &self,
+        ctx: &PlanContext<'_>,
+        src: &SourceObject,
+        op: &MirrorOp,
+    ) -> Option<Result<Desired, BuildError>> {
+        materialize_with(ctx, &self.transform, src, op)
+    }
+
+    /// A failure of the whole source, reported once: a refused Secret type, or rules that do not
+    /// compile.
+    fn source_error(&self) -> Option<(&'static str, String)> {
+        self.refused
+            .as_ref()
+            .map(|e| (status::REASON_REFUSED, e.to_string()))
+            .or_else(|| self.transform.error().map(|e| (status::REASON_TRANSFORM_INVALID, e.to_string())))
+    }
+
     /// Nothing to do and nothing to patch: the steady state.
     pub fn is_noop(&self) -> bool {
         self.ops.is_empty() && self.add_finalizer.is_none() && self.remove_finalizer.is_none()
@@ -518,7 +575,9 @@ impl Plan {
     /// The sync-status for these outcomes; `None` for sources we do not report on.
     pub fn status(&self, outcomes: &[Outcome]) -> Option<SyncStatus> {
         self.report.then(|| {
-            SyncStatus::summarize(&self.results(outcomes), &self.problems, self.refused.as_ref().map(|e| e.to_string()))
+            let source_error = self.source_error().map(|(_, e)| e);
+            SyncStatus::summarize(&self.results(outcomes), &self.problems, source_error)
+                .with_rule_skips(&self.rule_skips)
         })
     }
 
@@ -526,8 +585,15 @@ impl Plan {
         if !self.report {
             return Vec::new();
         }
-        let refused = self.refused.as_ref().map(|e| e.to_string());
-        status::events(&self.source, &self.results(outcomes), &self.problems, refused.as_deref())
+        let source_error = self.source_error();
+        let mut events = status::events(
+            &self.source,
+            &self.results(outcomes),
+            &self.problems,
+            source_error.as_ref().map(|(reason, e)| (*reason, e.as_str())),
+        );
+        events.extend(status::rule_skip_events(&self.source, &self.rule_skips));
+        events
     }
 }
 

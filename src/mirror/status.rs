@@ -3,14 +3,18 @@
 //! [`EventSpec::dedup_key`] and patches the annotation only when its text changes.
 //!
 //! Annotation format, one line, stable for equal states so an unchanged source causes no write:
-//! `synced:<S>,failed:<F>,conflicts:<C>,skipped:<K>[,truncated:<T>][; last-error: <text>]`
+//! `synced:<S>,failed:<F>,conflicts:<C>,skipped:<K>[,truncated:<T>][,rules-skipped:<R>][; last-error: <text>]`
 //! - synced: targets whose mirror is up to date (or was just written);
 //! - failed: targets whose write or build failed (retried with backoff);
 //! - conflicts: targets holding an object of the same name that is not this source's mirror;
 //! - skipped: named or matched namespaces that cannot receive a mirror (missing, terminating,
 //!   excluded, no consent — including the consent every kind that runs pods needs) — not failures;
 //! - truncated: namespaces left out by `--max-targets`;
-//! - last-error: the first failure, conflict or targeting problem, capped at [`MAX_ERROR_LEN`] bytes.
+//! - rules-skipped: (target, rule) pairs where a transformation rule failed and was skipped
+//!   (non-strict mode; the mirror was written without that rule's effect);
+//! - last-error: the first failure, conflict or targeting problem — or, when there is none, the
+//!   first skipped rule — capped at [`MAX_ERROR_LEN`] bytes. Transformation messages name rules,
+//!   paths and types, never a value, so the text is stable from pass to pass.
 //!
 //! The Go original wrote `reconciled:<R>,errors:<E>` and counted conflicts as reconciled; the
 //! names differ on purpose so nobody reads the new counts with the old meaning.
@@ -22,6 +26,7 @@ use serde_json::{Value, json};
 use crate::keys;
 use crate::mirror::targets::TargetProblem;
 use crate::model::{ObjectKey, SourceObject, Str};
+use crate::transform;
 
 pub const MAX_ERROR_LEN: usize = 256;
 
@@ -47,6 +52,7 @@ pub struct SyncStatus {
     pub conflicts: usize,
     pub skipped: usize,
     pub truncated: usize,
+    pub rule_skips: usize,
     pub last_error: Option<String>,
 }
 
@@ -90,6 +96,17 @@ impl SyncStatus {
         s
     }
 
+    /// Adds the transformation rules skipped in this pass.
+    pub fn with_rule_skips(mut self, skips: &[(Str, transform::Error)]) -> Self {
+        self.rule_skips = skips.len();
+        if self.last_error.is_none()
+            && let Some((ns, e)) = skips.first()
+        {
+            self.last_error = Some(format!("{ns}: {}", e.skip_message()));
+        }
+        self
+    }
+
     /// Merge patch setting the annotation, or `None` when the source already says exactly this.
     pub fn patch_for(&self, source: &SourceObject) -> Option<Value> {
         let text = self.to_string();
@@ -107,6 +124,9 @@ impl fmt::Display for SyncStatus {
         )?;
         if self.truncated > 0 {
             write!(f, ",truncated:{}", self.truncated)?;
+        }
+        if self.rule_skips > 0 {
+            write!(f, ",rules-skipped:{}", self.rule_skips)?;
         }
         if let Some(e) = &self.last_error {
             write!(f, "; last-error: {}", cap(e, MAX_ERROR_LEN))?;
@@ -151,6 +171,8 @@ pub const REASON_INVALID_TARGETS: &str = "InvalidTargets";
 pub const REASON_TRUNCATED: &str = "TargetsTruncated";
 pub const REASON_REFUSED: &str = "SourceRefused";
 pub const REASON_SKIPPED: &str = "TargetSkipped";
+pub const REASON_TRANSFORM_INVALID: &str = "TransformInvalid";
+pub const REASON_RULE_SKIPPED: &str = "TransformRuleSkipped";
 
 /// Stable across passes: source, reason and subject (target namespace or entry), never the
 /// message, whose details (resource versions, server wording) may change from try to try.
@@ -158,7 +180,9 @@ pub fn dedup_key(source: &ObjectKey, reason: &str, subject: &str) -> String {
     format!("{source}/{reason}/{subject}")
 }
 
-/// Events for one pass: a Warning per failure, conflict, invalid entry, truncation and refusal; a
+/// Events for one pass: a Warning per failure, conflict, invalid entry, truncation and
+/// source-wide error (`source_error`: its reason and text; targets failing with exactly that text
+/// are not reported again one by one); a
 /// Normal event per literally named namespace that cannot receive a mirror (missing, excluded), and
 /// one Normal event listing the terminating / non-consenting ones (with `all` in consent mode those
 /// can be most of the cluster: one event, not hundreds).
@@ -166,7 +190,7 @@ pub fn events(
     source: &ObjectKey,
     results: &[TargetResult],
     problems: &[TargetProblem],
-    source_error: Option<&str>,
+    source_error: Option<(&'static str, &str)>,
 ) -> Vec<EventSpec> {
     let ev = |warning, reason, subject: &str, message: String| EventSpec {
         warning,
@@ -175,12 +199,13 @@ pub fn events(
         dedup_key: dedup_key(source, reason, subject),
     };
     let mut out = Vec::new();
-    if let Some(e) = source_error {
-        out.push(ev(true, REASON_REFUSED, "", e.to_string()));
+    if let Some((reason, e)) = source_error {
+        out.push(ev(true, reason, "", e.to_string()));
     }
     for r in results {
         match r {
             TargetResult::Synced(_) => {}
+            TargetResult::Failed { error, .. } if source_error.is_some_and(|(_, e)| e == error) => {}
             TargetResult::Failed { namespace, error } => {
                 out.push(ev(true, REASON_FAILED, namespace, format!("mirror in {namespace}: {error}")))
             }
@@ -228,6 +253,36 @@ pub fn events(
         out.push(ev(false, REASON_SKIPPED, "", format!("namespaces skipped ({})", skipped.join("; "))));
     }
     out
+}
+
+/// One Warning per skipped rule (not per target): `rule 2 (data.x) skipped in app1, app2: …`.
+/// Deduplicated by rule number, so a skip that persists is not re-emitted every pass.
+pub fn rule_skip_events(source: &ObjectKey, skips: &[(Str, transform::Error)]) -> Vec<EventSpec> {
+    let mut by_rule: Vec<(usize, Vec<&str>, &transform::Error)> = Vec::new();
+    for (ns, e) in skips {
+        let n = e.rule.as_ref().map_or(0, |(n, _)| *n);
+        match by_rule.iter_mut().find(|(r, ..)| *r == n) {
+            Some((_, namespaces, _)) => namespaces.push(ns),
+            None => by_rule.push((n, vec![ns], e)),
+        }
+    }
+    by_rule
+        .into_iter()
+        .map(|(n, namespaces, e)| {
+            const SHOWN: usize = 10;
+            let mut list = namespaces.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+            if namespaces.len() > SHOWN {
+                list.push_str(&format!(" and {} more", namespaces.len() - SHOWN));
+            }
+            let message = format!("{} (in {list})", e.skip_message());
+            EventSpec {
+                warning: true,
+                reason: REASON_RULE_SKIPPED,
+                message: cap(&message, 1024).to_string(),
+                dedup_key: dedup_key(source, REASON_RULE_SKIPPED, &format!("rule {n}")),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
