@@ -31,6 +31,7 @@ pub mod mirror;
 pub mod model;
 pub mod options;
 pub mod queue;
+pub mod runtime;
 pub mod selector;
 #[cfg(feature = "testkit")]
 pub mod testkit;

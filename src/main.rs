@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         log::warn!("{w}");
     }
     let rt = match cli.command {
-        Command::Run => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        Command::Run => kubemirror::runtime::build(),
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
     let rt = match rt {

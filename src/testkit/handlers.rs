@@ -362,6 +362,7 @@ fn watch_request(
         bookmarks,
         bookmark_interval: shared.opts.bookmark_interval,
         timeout,
+        user: ctx.user.name.clone(),
     };
     let st = lock(shared);
     let (start, rx) = if initial == Some(true) || (initial.is_none() && (rv.is_empty() || rv == "0")) {

@@ -196,10 +196,15 @@ pub async fn handle(
     cert_user: Option<Arc<str>>,
 ) -> Result<Response<RespBody>, Infallible> {
     let line = format!("{} {}", req.method(), req.uri());
-    let resp = match serve(&shared, req, cert_user.as_deref()).await {
+    let mut who = None;
+    let resp = match serve(&shared, req, cert_user.as_deref(), &mut who).await {
         Ok(r) => r,
         Err(e) => error_response(&shared, e),
     };
+    // Whole bodies are counted here; watch streams count their frames as they are sent.
+    if let (Some((user, verb)), Some(n)) = (who, hyper::body::Body::size_hint(resp.body()).exact()) {
+        shared.stats.sent_to(&user, verb, n as usize);
+    }
     log::debug!("testkit: {line} -> {}", resp.status().as_u16());
     Ok(resp)
 }
@@ -213,10 +218,12 @@ pub(super) struct Ctx {
     pub(super) content_type: String,
 }
 
+/// `who` is set to the authenticated user's name and the request's verb.
 async fn serve(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
     cert_user: Option<&str>,
+    who: &mut Option<(String, &'static str)>,
 ) -> Result<Response<RespBody>, ApiError> {
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
     let user = {
@@ -231,6 +238,7 @@ async fn serve(
         _ => ("get", String::new()),
     };
     shared.stats.record(verb, &resource, &user.name);
+    *who = Some((user.name.clone(), verb));
 
     // Discovery and other non-resource requests are matched by their path, so a test can fail one
     // group's discovery document (an aggregated API answering 503) and nothing else.

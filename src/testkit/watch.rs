@@ -45,6 +45,8 @@ pub struct WatchSpec {
     pub bookmarks: bool,
     pub bookmark_interval: Duration,
     pub timeout: Duration,
+    /// Who watches (for the per-user byte accounting).
+    pub user: String,
 }
 
 /// How the stream begins.
@@ -156,10 +158,12 @@ pub fn spawn(
     stats.watch_opened();
     tokio::spawn(async move {
         let resource = spec.info.plural.clone();
+        let user = spec.user.clone();
         let closer_for_send = closer.clone();
         let send = |b: Bytes| {
             let tx = tx.clone();
             let stats = stats.clone();
+            let user = user.clone();
             let partition = faults.hang_for("watch", &resource);
             let mut closing = closer_for_send.clone();
             async move {
@@ -174,7 +178,7 @@ pub fn spawn(
                         }
                     }
                 }
-                stats.watch_event(b.len());
+                stats.watch_event(&user, b.len());
                 tx.send(b).await.is_ok()
             }
         };
