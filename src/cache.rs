@@ -116,7 +116,7 @@ impl Record for SourceObject {
         &self.resource_version
     }
     fn intern(&mut self, i: &mut Interner) {
-        self.key.namespace = i.intern(&self.key.namespace);
+        self.intern_with(|s| i.intern(s));
     }
     fn from_value(obj: Value) -> Result<Self, ModelError> {
         SourceObject::from_object(obj)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::keys;
 
@@ -72,9 +72,62 @@ pub struct SourceRef {
     pub uid: Option<Str>,
 }
 
-/// A source object, kept whole (minus managedFields and the last-applied annotation, stripped at
-/// ingest) because mirrors are built from it. Shared, never mutated: every mirror is built from a copy.
-/// `Debug` never prints the object: a stray `{:?}` in a log line must not leak Secret data.
+/// Labels or annotations: sorted by key, immutable, one boxed slice (a map per record would cost
+/// a tree node per entry). Keys and values are shared strings, so the cache interns the ones that
+/// repeat across records. Only string values are kept (the API server accepts nothing else).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(Box<[(Str, Str)]>);
+
+impl Pairs {
+    pub fn from_json(map: Option<&Value>) -> Pairs {
+        let mut v: Vec<(Str, Str)> = map
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((Str::from(k.as_str()), Str::from(v.as_str()?)))).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Pairs(v.into_boxed_slice())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As a JSON object (templates and rebuilt objects read them so).
+    pub fn to_json(&self) -> Map<String, Value> {
+        self.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+    }
+
+    /// Replaces keys (and values, if `values`) by their interned copies.
+    pub fn intern(&mut self, values: bool, mut intern: impl FnMut(&Str) -> Str) {
+        for (k, v) in self.0.iter_mut() {
+            *k = intern(k);
+            if values {
+                *v = intern(v);
+            }
+        }
+    }
+}
+
+/// A source object as the planner and the mirror builder need it, kept compact: the metadata they
+/// read (identity, labels, annotations, finalizers) as fields, and the content every mirror is
+/// built from (every top-level field but `apiVersion`, `kind`, `metadata` and `status`) as compact
+/// JSON text, parsed only when a mirror is built. A `serde_json::Value` tree costs several times its
+/// JSON in memory; the text costs its length. Other metadata (managedFields, ownerReferences,
+/// timestamps, the last-applied annotation) and `status` are dropped at ingest: no mirror carries
+/// them. Shared, never mutated. `Debug` never prints the content: a stray `{:?}` in a log line must
+/// not leak Secret data.
 #[derive(Clone)]
 pub struct SourceObject {
     pub key: ObjectKey,
@@ -82,7 +135,14 @@ pub struct SourceObject {
     pub resource_version: Str,
     pub generation: i64,
     pub deleting: bool,
-    pub object: Arc<Value>,
+    /// `apiVersion` and `kind` (shared by every source of a type once interned).
+    pub api_version: Str,
+    pub kind: Str,
+    labels: Pairs,
+    annotations: Pairs,
+    finalizers: Box<[Str]>,
+    deletion_timestamp: Option<Str>,
+    content: Box<str>,
 }
 
 impl fmt::Debug for SourceObject {
@@ -93,10 +153,13 @@ impl fmt::Debug for SourceObject {
             .field("resource_version", &self.resource_version)
             .field("generation", &self.generation)
             .field("deleting", &self.deleting)
-            .field("object", &format_args!("<{} bytes redacted>", self.object.to_string().len()))
+            .field("content", &format_args!("<{} bytes redacted>", self.content.len()))
             .finish()
     }
 }
+
+/// Annotations never worth keeping on a source: the previous apply of the whole object.
+const DROPPED_ANNOTATIONS: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
 
 impl SourceObject {
     pub fn from_object(mut obj: Value) -> Result<Self, ModelError> {
@@ -104,28 +167,63 @@ impl SourceObject {
         let uid: Str = required(&obj, "uid", "source")?.into();
         let resource_version: Str = meta_str(&obj, "resourceVersion").unwrap_or("").into();
         let (generation, deleting) = (generation(&obj), deleting(&obj));
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                ann.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
+        let top = obj.as_object_mut().ok_or_else(|| ModelError(format!("source {key}: not a JSON object")))?;
+        let meta = top.remove("metadata").unwrap_or(Value::Null);
+        top.remove("status");
+        let mut text = |f: &str| match top.remove(f) {
+            Some(Value::String(s)) => Str::from(s),
+            _ => Str::from(""),
+        };
+        let (api_version, kind) = (text("apiVersion"), text("kind"));
+        let mut annotations = Pairs::from_json(meta.get("annotations"));
+        if annotations.iter().any(|(k, _)| DROPPED_ANNOTATIONS.contains(&k)) {
+            let kept: Vec<(Str, Str)> =
+                annotations.0.iter().filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&&**k)).cloned().collect();
+            annotations = Pairs(kept.into_boxed_slice());
         }
-        Ok(SourceObject { key, uid, resource_version, generation, deleting, object: Arc::new(obj) })
+        let finalizers = meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(Str::from).collect())
+            .unwrap_or_default();
+        Ok(SourceObject {
+            key,
+            uid,
+            resource_version,
+            generation,
+            deleting,
+            api_version,
+            kind,
+            labels: Pairs::from_json(meta.get("labels")),
+            annotations,
+            finalizers,
+            deletion_timestamp: meta.get("deletionTimestamp").and_then(Value::as_str).map(Str::from),
+            content: obj.to_string().into_boxed_str(),
+        })
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        map_str(&self.object, "labels", key)
+        self.labels.get(key)
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        map_str(&self.object, "annotations", key)
+        self.annotations.get(key)
+    }
+
+    pub fn labels(&self) -> &Pairs {
+        &self.labels
+    }
+
+    pub fn annotations(&self) -> &Pairs {
+        &self.annotations
+    }
+
+    pub fn finalizers(&self) -> impl Iterator<Item = &str> {
+        self.finalizers.iter().map(|f| &**f)
     }
 
     pub fn has_finalizer(&self, finalizer: &str) -> bool {
-        self.object
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| f.iter().any(|v| v.as_str() == Some(finalizer)))
+        self.finalizers().any(|f| f == finalizer)
     }
 
     /// Both halves of the opt-in, and not itself a mirror (BEHAVIOR.md §B).
@@ -133,6 +231,97 @@ impl SourceObject {
         self.label(keys::LABEL_ENABLED) == Some("true")
             && self.annotation(keys::ANN_SYNC) == Some("true")
             && self.label(keys::LABEL_MIRROR) != Some("true")
+    }
+
+    /// Bytes of content kept (the compact JSON text).
+    pub fn content_len(&self) -> usize {
+        self.content.len()
+    }
+
+    /// The content's top-level `type` (a Secret's type), read without building the rest.
+    pub fn content_type(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct TypeOnly {
+            #[serde(rename = "type")]
+            ty: Option<String>,
+        }
+        serde_json::from_str::<TypeOnly>(&self.content).ok().and_then(|t| t.ty)
+    }
+
+    /// The content: every top-level field but `apiVersion`, `kind`, `metadata` and `status`.
+    pub fn content(&self) -> Map<String, Value> {
+        // Written by `from_object` from a JSON object, so it parses back; stay total anyway.
+        match serde_json::from_str(&self.content) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The object as the cache knows it: the content with `apiVersion`, `kind` and the kept
+    /// metadata put back (what was dropped at ingest stays dropped).
+    pub fn object(&self) -> Value {
+        let mut top = self.content();
+        if !self.api_version.is_empty() {
+            top.insert("apiVersion".into(), Value::String(self.api_version.to_string()));
+        }
+        if !self.kind.is_empty() {
+            top.insert("kind".into(), Value::String(self.kind.to_string()));
+        }
+        let mut meta = Map::new();
+        meta.insert("name".into(), Value::String(self.key.name.to_string()));
+        meta.insert("namespace".into(), Value::String(self.key.namespace.to_string()));
+        meta.insert("uid".into(), Value::String(self.uid.to_string()));
+        if !self.resource_version.is_empty() {
+            meta.insert("resourceVersion".into(), Value::String(self.resource_version.to_string()));
+        }
+        if self.generation != 0 {
+            meta.insert("generation".into(), self.generation.into());
+        }
+        for (field, pairs) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if !pairs.is_empty() {
+                meta.insert(field.into(), Value::Object(pairs.to_json()));
+            }
+        }
+        if !self.finalizers.is_empty() {
+            meta.insert("finalizers".into(), self.finalizers().map(|f| Value::String(f.into())).collect());
+        }
+        if let Some(t) = &self.deletion_timestamp {
+            meta.insert("deletionTimestamp".into(), Value::String(t.to_string()));
+        }
+        top.insert("metadata".into(), Value::Object(meta));
+        Value::Object(top)
+    }
+
+    /// Whether anything a mirror or a plan depends on differs from `old` (see
+    /// [`crate::mirror::plan::source_changed`]): identity, deletion, generation, type, labels,
+    /// annotations other than `skip_annotation`, and content. Not the resourceVersion, the
+    /// finalizers or the status.
+    pub fn differs_from(&self, old: &SourceObject, skip_annotation: &str) -> bool {
+        let annotations = |s: &'_ SourceObject| {
+            s.annotations.0.iter().filter(|(k, _)| &**k != skip_annotation).cloned().collect::<Vec<_>>()
+        };
+        self.key != old.key
+            || self.uid != old.uid
+            || self.deleting != old.deleting
+            || self.generation != old.generation
+            || self.api_version != old.api_version
+            || self.kind != old.kind
+            || self.labels != old.labels
+            || self.content != old.content
+            || annotations(self) != annotations(old)
+    }
+
+    /// Interns what repeats across sources: the namespace, the type, label and annotation keys,
+    /// label values.
+    pub fn intern_with(&mut self, mut intern: impl FnMut(&Str) -> Str) {
+        self.key.namespace = intern(&self.key.namespace);
+        self.api_version = intern(&self.api_version);
+        self.kind = intern(&self.kind);
+        self.labels.intern(true, &mut intern);
+        self.annotations.intern(false, &mut intern);
+        for f in self.finalizers.iter_mut() {
+            *f = intern(f);
+        }
     }
 }
 
@@ -239,9 +428,10 @@ mod tests {
         .unwrap();
         assert!(s.is_enabled());
         assert!(s.has_finalizer(keys::FINALIZER));
-        assert!(s.object.pointer("/metadata/managedFields").is_none());
+        assert!(s.object().pointer("/metadata/managedFields").is_none());
         assert!(s.annotation("kubectl.kubernetes.io/last-applied-configuration").is_none());
         assert_eq!(s.key.to_string(), "default/db");
+        assert_eq!(s.annotation(keys::ANN_SYNC), Some("true"));
     }
 
     #[test]
@@ -305,6 +495,75 @@ mod tests {
         assert!(e.0.contains("metadata.namespace"), "{e}");
         assert!(NamespaceRecord::from_object(&json!({})).is_err());
         assert!(SourceObject::from_object(json!("not an object")).is_err());
+    }
+
+    #[test]
+    fn a_source_keeps_content_as_text_and_gives_the_object_back() {
+        let obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "db", "namespace": "default", "uid": "u1", "resourceVersion": "7",
+                "creationTimestamp": "2025-01-01T00:00:00Z", "ownerReferences": [{"uid": "o"}],
+                "labels": {"b": "2", "a": "1"}, "annotations": {"z": "26", "kubemirror.raczylo.com/sync": "true"},
+                "finalizers": ["x/y", "kubemirror.raczylo.com/finalizer"]},
+            "data": {"tls.crt": "Y2VydA=="}, "status": {"big": "dropped"}});
+        let s = SourceObject::from_object(obj).unwrap();
+        assert_eq!(s.content_len(), r#"{"data":{"tls.crt":"Y2VydA=="},"type":"kubernetes.io/tls"}"#.len());
+        assert_eq!(s.content_type().as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!((&*s.api_version, &*s.kind), ("v1", "Secret"));
+        assert_eq!(s.labels().iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")], "sorted");
+        assert_eq!((s.label("b"), s.label("c"), s.annotation("z")), (Some("2"), None, Some("26")));
+        assert_eq!(s.finalizers().collect::<Vec<_>>(), vec!["x/y", "kubemirror.raczylo.com/finalizer"]);
+        let back = s.object();
+        assert_eq!(back["data"], json!({"tls.crt": "Y2VydA=="}));
+        assert_eq!(back["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+        assert_eq!(back["metadata"]["resourceVersion"], "7");
+        assert!(back.get("status").is_none() && back["metadata"].get("ownerReferences").is_none());
+        let again = SourceObject::from_object(back).unwrap();
+        assert!(!again.differs_from(&s, "") && again.content_len() == s.content_len());
+    }
+
+    #[test]
+    fn what_makes_a_source_differ() {
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b",
+            "uid": "u", "resourceVersion": "1", "annotations": {"skip": "1", "keep": "1"}}, "data": {"k": "v"}});
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            SourceObject::from_object(v).unwrap()
+        };
+        let s = with(&|_| {});
+        assert!(!with(&|v| v["metadata"]["resourceVersion"] = json!("2")).differs_from(&s, "skip"));
+        assert!(!with(&|v| v["metadata"]["annotations"]["skip"] = json!("2")).differs_from(&s, "skip"));
+        assert!(!with(&|v| v["metadata"]["finalizers"] = json!(["f"])).differs_from(&s, "skip"));
+        assert!(!with(&|v| v["status"] = json!({"x": 1})).differs_from(&s, "skip"));
+        assert!(with(&|v| v["metadata"]["annotations"]["keep"] = json!("2")).differs_from(&s, "skip"));
+        assert!(with(&|v| v["data"]["k"] = json!("w")).differs_from(&s, "skip"));
+        assert!(with(&|v| v["metadata"]["uid"] = json!("u2")).differs_from(&s, "skip"));
+        assert!(with(&|v| v["metadata"]["labels"] = json!({"l": "1"})).differs_from(&s, "skip"));
+        assert!(with(&|v| v["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z")).differs_from(&s, "skip"));
+    }
+
+    #[test]
+    fn interning_shares_what_repeats() {
+        let mk = || {
+            SourceObject::from_object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a",
+                "namespace": "b", "uid": "u", "labels": {"kubemirror.raczylo.com/enabled": "true"}}}))
+            .unwrap()
+        };
+        let mut table: Vec<Str> = Vec::new();
+        let mut intern = |s: &Str| match table.iter().find(|t| **t == *s) {
+            Some(t) => t.clone(),
+            None => {
+                table.push(s.clone());
+                s.clone()
+            }
+        };
+        let (mut a, mut b) = (mk(), mk());
+        a.intern_with(&mut intern);
+        b.intern_with(&mut intern);
+        assert!(Arc::ptr_eq(&a.kind, &b.kind) && Arc::ptr_eq(&a.key.namespace, &b.key.namespace));
+        assert!(
+            Arc::ptr_eq(&a.labels().0[0].0, &b.labels().0[0].0) && Arc::ptr_eq(&a.labels().0[0].1, &b.labels().0[0].1)
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Router {
                 match reflected {
                     Reflected::Nothing => Vec::new(),
                     Reflected::Applied(u) => match &u.old {
-                        Some(old) if !source_changed(&old.object, &u.new.object) => Vec::new(),
+                        Some(old) if !source_changed(old, &u.new) => Vec::new(),
                         _ => vec![key(&u.new.key)],
                     },
                     Reflected::Deleted(old) => {
@@ -44,7 +44,7 @@ impl Router {
                     Reflected::Reset(reset) => {
                         reset.removed.iter().for_each(|o| self.note_departure(&kind, o));
                         let changed = reset.changed.iter().filter(|u| match &u.old {
-                            Some(old) => source_changed(&old.object, &u.new.object),
+                            Some(old) => source_changed(old, &u.new),
                             None => true,
                         });
                         changed.map(|u| key(&u.new.key)).chain(reset.removed.iter().map(|o| key(&o.key))).collect()
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn our_own_source_patches_queue_nothing() {
         let (router, r, s) = setup();
-        let mut patched = (*s.object).clone();
+        let mut patched = s.object();
         patched["metadata"]["annotations"]["kubemirror.raczylo.com/sync-status"] = json!("synced:1");
         patched["metadata"]["finalizers"] = json!(["kubemirror.raczylo.com/finalizer"]);
         patched["metadata"]["resourceVersion"] = json!("6");

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::keys;
 use crate::mirror::hash;
-use crate::model::SourceObject;
+use crate::model::{Pairs, SourceObject};
 use crate::transform;
 use crate::util::time;
 
@@ -123,14 +123,11 @@ fn is_core(obj: &Value, kind: &str) -> bool {
 
 /// `Err` for a Secret whose type must not travel; checked before any target is planned.
 pub fn check_source(source: &SourceObject) -> Result<(), BuildError> {
-    let obj = &*source.object;
-    if !obj.is_object() {
-        return Err(BuildError::NotAnObject);
+    if &*source.api_version != "v1" || &*source.kind != "Secret" {
+        return Ok(());
     }
-    match obj.get("type").and_then(Value::as_str) {
-        Some(t) if is_core(obj, "Secret") && REFUSED_SECRET_TYPES.contains(&t) => {
-            Err(BuildError::RefusedSecretType(t.to_string()))
-        }
+    match source.content_type() {
+        Some(t) if REFUSED_SECRET_TYPES.contains(&t.as_str()) => Err(BuildError::RefusedSecretType(t)),
         _ => Ok(()),
     }
 }
@@ -141,7 +138,60 @@ fn filtered(map: Option<&Value>, keep: impl Fn(&str) -> bool) -> Map<String, Val
         .unwrap_or_default()
 }
 
-/// Builds the mirror of `source` for `target_ns`. See the module docs for what is carried.
+fn filtered_pairs(pairs: &Pairs, keep: impl Fn(&str) -> bool) -> Map<String, Value> {
+    pairs.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+}
+
+/// What every target's mirror of a source starts from: the source's content, kind and the
+/// labels/annotations it carries, parsed once. [`Base::build`] adds the target namespace, runs the
+/// rules and puts our keys on.
+pub struct Base<'a> {
+    source: &'a SourceObject,
+    obj: Map<String, Value>,
+}
+
+impl<'a> Base<'a> {
+    pub fn new(source: &'a SourceObject, config: &BuildConfig) -> Result<Base<'a>, BuildError> {
+        check_source(source)?;
+        let mut obj = source.content();
+        for (field, v) in [("apiVersion", &source.api_version), ("kind", &source.kind)] {
+            if !v.is_empty() {
+                obj.insert(field.into(), Value::String(v.to_string()));
+            }
+        }
+        let labels = filtered_pairs(source.labels(), |k| !k.starts_with(keys::PREFIX) && !config.strip.matches(k));
+        let annotations = filtered_pairs(source.annotations(), |k| {
+            !k.starts_with(keys::PREFIX) && !ALWAYS_STRIPPED.contains(&k) && !config.strip.matches(k)
+        });
+        obj.insert("metadata".into(), metadata(&source.key.name, None, labels, annotations));
+        Ok(Base { source, obj })
+    }
+
+    /// The mirror for `target_ns`. See the module docs for what is carried.
+    pub fn build(&self, target_ns: &str, transform: &dyn Transform, now: SystemTime) -> Result<Desired, BuildError> {
+        let source = self.source;
+        let mut obj = Value::Object(self.obj.clone());
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), target_ns.into());
+        }
+
+        let skipped = transform
+            .apply(&mut obj, &TransformContext { source, target_namespace: target_ns })
+            .map_err(BuildError::Transform)?;
+
+        // Re-assert after the transform: identity, an allow-listed metadata (nothing server-owned
+        // or ownership-related survives) and no stray kubemirror keys before ours go on.
+        let top = obj.as_object_mut().ok_or(BuildError::NotAnObject)?;
+        top.remove("status");
+        let meta = top.get("metadata");
+        let labels = filtered(meta.and_then(|m| m.get("labels")), |k| !k.starts_with(keys::PREFIX));
+        let annotations = filtered(meta.and_then(|m| m.get("annotations")), |k| !k.starts_with(keys::PREFIX));
+        top.insert("metadata".into(), metadata(&source.key.name, Some(target_ns), labels, annotations));
+        finish(obj, source, skipped, now)
+    }
+}
+
+/// Builds the mirror of `source` for `target_ns` (a [`Base`] for one target).
 pub fn build_mirror(
     source: &SourceObject,
     target_ns: &str,
@@ -149,30 +199,16 @@ pub fn build_mirror(
     transform: &dyn Transform,
     now: SystemTime,
 ) -> Result<Desired, BuildError> {
-    check_source(source)?;
-    let mut obj = (*source.object).clone();
-    let top = obj.as_object_mut().ok_or(BuildError::NotAnObject)?;
-    top.remove("status");
-    let meta = top.get("metadata");
-    let labels =
-        filtered(meta.and_then(|m| m.get("labels")), |k| !k.starts_with(keys::PREFIX) && !config.strip.matches(k));
-    let annotations = filtered(meta.and_then(|m| m.get("annotations")), |k| {
-        !k.starts_with(keys::PREFIX) && !ALWAYS_STRIPPED.contains(&k) && !config.strip.matches(k)
-    });
-    top.insert("metadata".into(), metadata(&source.key.name, target_ns, labels, annotations));
+    Base::new(source, config)?.build(target_ns, transform, now)
+}
 
-    let skipped = transform
-        .apply(&mut obj, &TransformContext { source, target_namespace: target_ns })
-        .map_err(BuildError::Transform)?;
-
-    // Re-assert after the transform: identity, an allow-listed metadata (nothing server-owned or
-    // ownership-related survives) and no stray kubemirror keys before ours go on.
-    let top = obj.as_object_mut().ok_or(BuildError::NotAnObject)?;
-    top.remove("status");
-    let meta = top.get("metadata");
-    let labels = filtered(meta.and_then(|m| m.get("labels")), |k| !k.starts_with(keys::PREFIX));
-    let annotations = filtered(meta.and_then(|m| m.get("annotations")), |k| !k.starts_with(keys::PREFIX));
-    top.insert("metadata".into(), metadata(&source.key.name, target_ns, labels, annotations));
+/// Hash the carried content, then put our labels and annotations on.
+fn finish(
+    mut obj: Value,
+    source: &SourceObject,
+    skipped: Vec<transform::Error>,
+    now: SystemTime,
+) -> Result<Desired, BuildError> {
     strip_server_assigned(&mut obj);
 
     let hash = hash::content_hash(&obj);
@@ -201,10 +237,12 @@ pub fn build_mirror(
     Ok(Desired { object: obj, hash, skipped })
 }
 
-fn metadata(name: &str, namespace: &str, labels: Map<String, Value>, annotations: Map<String, Value>) -> Value {
+fn metadata(name: &str, namespace: Option<&str>, labels: Map<String, Value>, annotations: Map<String, Value>) -> Value {
     let mut m = Map::new();
     m.insert("name".into(), name.into());
-    m.insert("namespace".into(), namespace.into());
+    if let Some(ns) = namespace {
+        m.insert("namespace".into(), ns.into());
+    }
     if !labels.is_empty() {
         m.insert("labels".into(), Value::Object(labels));
     }
@@ -309,13 +347,51 @@ pub fn drifted(live: &Value, desired: &Desired) -> bool {
     })
 }
 
+/// A Secret's type, kept small in the write ledger (one per mirror): the common types by index,
+/// any other by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretType {
+    Known(u8),
+    Other(Box<Box<str>>),
+}
+
+const KNOWN_SECRET_TYPES: [&str; 7] = [
+    "Opaque",
+    "kubernetes.io/tls",
+    "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/basic-auth",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/service-account-token",
+];
+
+impl From<&str> for SecretType {
+    fn from(t: &str) -> Self {
+        match KNOWN_SECRET_TYPES.iter().position(|k| *k == t) {
+            Some(i) => SecretType::Known(i as u8),
+            None => SecretType::Other(Box::new(t.into())),
+        }
+    }
+}
+
+impl SecretType {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SecretType::Known(i) => KNOWN_SECRET_TYPES.get(usize::from(*i)).copied().unwrap_or(""),
+            SecretType::Other(t) => t,
+        }
+    }
+}
+
 /// What is known about a live mirror's immutable parts: from the object itself, or recorded by the
 /// executor from the object it last wrote (the mirror watch is metadata-only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveFacts {
     pub immutable: bool,
-    pub secret_type: Option<String>,
+    pub secret_type: Option<SecretType>,
     pub headless: Option<bool>,
+    /// A core Secret or ConfigMap, the kinds whose `immutable: true` freezes the content.
+    pub immutable_kind: bool,
 }
 
 impl LiveFacts {
@@ -323,11 +399,12 @@ impl LiveFacts {
         LiveFacts {
             immutable: obj.get("immutable").and_then(Value::as_bool) == Some(true),
             secret_type: if is_core(obj, "Secret") {
-                Some(obj.get("type").and_then(Value::as_str).unwrap_or("Opaque").to_string())
+                Some(obj.get("type").and_then(Value::as_str).unwrap_or("Opaque").into())
             } else {
                 None
             },
             headless: is_core(obj, "Service").then(|| is_headless(obj)),
+            immutable_kind: is_core(obj, "Secret") || is_core(obj, "ConfigMap"),
         }
     }
 }
@@ -357,15 +434,18 @@ impl fmt::Display for RecreateReason {
 /// Whether updating the live mirror into `desired` is impossible, so it must be deleted and created
 /// again. `content_changed`: the desired hash differs from the one the mirror carries.
 pub fn recreate_reason(desired: &Value, live: &LiveFacts, content_changed: bool) -> Option<RecreateReason> {
-    let want = LiveFacts::of(desired);
+    recreate_reason_of(&LiveFacts::of(desired), live, content_changed)
+}
+
+/// [`recreate_reason`] from the desired mirror's facts (the planner keeps those, not the object).
+pub fn recreate_reason_of(want: &LiveFacts, live: &LiveFacts, content_changed: bool) -> Option<RecreateReason> {
     if live.secret_type.is_some() && want.secret_type.is_some() && live.secret_type != want.secret_type {
         return Some(RecreateReason::SecretTypeChanged);
     }
     if live.headless.is_some() && want.headless.is_some() && live.headless != want.headless {
         return Some(RecreateReason::ClusterIpChanged);
     }
-    let immutable_kind = is_core(desired, "Secret") || is_core(desired, "ConfigMap");
-    (immutable_kind && live.immutable && content_changed).then_some(RecreateReason::ImmutableChanged)
+    (want.immutable_kind && live.immutable && content_changed).then_some(RecreateReason::ImmutableChanged)
 }
 
 /// Whether an API error (a `Status` body) rejected an update because a field is immutable; the
@@ -421,9 +501,9 @@ mod tests {
     #[test]
     fn secret_mirror_metadata_rules() {
         let src = secret();
-        let before = (*src.object).clone();
+        let before = src.object();
         let d = build_mirror(&src, "app1", &BuildConfig::default(), &NoTransform, at()).unwrap();
-        assert_eq!(*src.object, before, "the source is never mutated");
+        assert_eq!(src.object(), before, "the source is never mutated");
         let want = json!({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": {"password": "cw=="},
             "metadata": {
@@ -456,7 +536,7 @@ mod tests {
             "metadata": {"name": "compression", "namespace": "default", "uid": "u", "generation": 4},
             "spec": {"compress": {"excludedContentTypes": ["text/event-stream"]}}, "status": {"ok": true}}));
         let d = build_mirror(&src, "app-a", &BuildConfig::default(), &NoTransform, at()).unwrap();
-        assert_eq!(d.object["spec"], src.object["spec"]);
+        assert_eq!(d.object["spec"], src.object()["spec"]);
         assert!(d.object.get("status").is_none());
         assert_eq!(
             d.object.pointer("/metadata/annotations/kubemirror.raczylo.com~1source-generation"),

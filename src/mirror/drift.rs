@@ -197,7 +197,7 @@ mod tests {
                 resource_version: "9".into(),
                 replaced: Some("9".into()),
                 hash,
-                facts: LiveFacts { secret_type: Some("Opaque".into()), ..LiveFacts::default() }
+                facts: LiveFacts { secret_type: Some("Opaque".into()), immutable_kind: true, ..LiveFacts::default() }
             })
         );
         let edited = verify(&live(&|o| o["data"]["password"] = json!("eA==")), desired(), &s.key, "src-uid");

@@ -49,7 +49,7 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::keys;
-use crate::mirror::build::{self, BuildConfig, BuildError, Desired, RecreateReason};
+use crate::mirror::build::{self, BuildConfig, BuildError, Desired, LiveFacts, RecreateReason};
 use crate::mirror::drift::{LastWrite, Ledger};
 use crate::mirror::status::{self, EventSpec, SyncStatus, TargetResult};
 use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
@@ -80,26 +80,11 @@ impl SourceState<'_> {
 /// Whether a source watch event is worth a pass. Our own status and finalizer patches bump the
 /// source's resourceVersion and come back as events; planning on them would retry a failing target
 /// at once instead of after its backoff, and a status text that differs from try to try would keep
-/// that going for ever. A status subresource is never mirrored either. Everything else — content,
-/// labels, other annotations, deletion — counts.
-pub fn source_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(top) = v.as_object_mut() {
-            // Never mirrored; controllers of CRD sources update it constantly.
-            top.remove("status");
-        }
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            for f in ["resourceVersion", "managedFields", "finalizers"] {
-                meta.remove(f);
-            }
-            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                ann.remove(keys::ANN_SYNC_STATUS);
-            }
-        }
-        v
-    };
-    strip(old) != strip(new)
+/// that going for ever. A status subresource is never mirrored either (the cache does not even
+/// keep it). Everything else the cache keeps — content, labels, other annotations, deletion,
+/// identity — counts.
+pub fn source_changed(old: &SourceObject, new: &SourceObject) -> bool {
+    new.differs_from(old, keys::ANN_SYNC_STATUS)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,11 +349,42 @@ pub fn plan<'a>(
             });
         }
     }
+    // The mirror differs between targets only by its namespace unless the rules say otherwise, so
+    // its hash, recreate facts and skipped rules are made once for the whole pass.
+    let base = build::Base::new(src, ctx.build);
+    let per_target = plan.transform.depends_on_target();
+    let mut shared: Option<Result<Summary, BuildError>> = None;
     for ns in resolved.namespaces {
-        let state = plan_target(ctx, src, &ns, by_ns.get(&ns), ledger, &mut plan);
+        let summary = match (&base, per_target) {
+            (Err(e), _) => Err(e.clone()),
+            (Ok(base), true) => Summary::of(base, &ns, ctx, &plan.transform),
+            (Ok(base), false) => shared.get_or_insert_with(|| Summary::of(base, &ns, ctx, &plan.transform)).clone(),
+        };
+        let state = plan_target(ctx, src, &ns, by_ns.get(&ns), ledger, summary, &mut plan);
         plan.targets.push((ns, state));
     }
     plan
+}
+
+/// What the planner needs of one target's mirror; the object itself is built again only when a
+/// request carries it ([`Plan::materialize`]).
+#[derive(Clone)]
+struct Summary {
+    hash: Str,
+    facts: LiveFacts,
+    skipped: Vec<transform::Error>,
+}
+
+impl Summary {
+    fn of(
+        base: &build::Base<'_>,
+        ns: &str,
+        ctx: &PlanContext<'_>,
+        rules: &SourceTransform,
+    ) -> Result<Summary, BuildError> {
+        let d = base.build(ns, rules.transform(), ctx.now)?;
+        Ok(Summary { hash: d.hash.as_str().into(), facts: LiveFacts::of(&d.object), skipped: d.skipped })
+    }
 }
 
 fn delete_all(plan: &mut Plan, by_ns: &BTreeMap<Str, Class<'_>>, reason: DeleteReason) {
@@ -387,6 +403,7 @@ fn plan_target(
     ns: &Str,
     existing: Option<&Class<'_>>,
     ledger: &Ledger,
+    summary: Result<Summary, BuildError>,
     plan: &mut Plan,
 ) -> TargetState {
     let key = ObjectKey { namespace: ns.clone(), name: src.key.name.clone() };
@@ -400,7 +417,7 @@ fn plan_target(
     if let Some(e) = plan.transform.error() {
         return TargetState::Failed(e.to_string());
     }
-    let desired = match build::build_mirror(src, ns, ctx.build, plan.transform.transform(), ctx.now) {
+    let desired = match summary {
         Ok(d) => d,
         Err(e) => {
             if let BuildError::Transform(t) = &e {
@@ -412,7 +429,7 @@ fn plan_target(
     plan.rule_skips.extend(desired.skipped.iter().map(|e| (ns.clone(), e.clone())));
     let ops = &mut plan.ops;
     let last = ledger.last_write(&key);
-    let hash: Str = desired.hash.as_str().into();
+    let hash = desired.hash.clone();
     let op = match existing {
         Some(Class::Previous(m)) => {
             MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason: RecreateReason::SourceReplaced }
@@ -435,12 +452,12 @@ fn plan_owned(
     src: &SourceObject,
     m: &MirrorRecord,
     key: ObjectKey,
-    desired: &Desired,
+    desired: &Summary,
     last: Option<&LastWrite>,
 ) -> Result<MirrorOp, TargetState> {
-    let hash: Str = desired.hash.as_str().into();
+    let hash = desired.hash.clone();
     let generation_ok = src.generation <= 0 || m.source_generation == Some(src.generation);
-    let hash_ok = m.content_hash.as_deref() == Some(desired.hash.as_str());
+    let hash_ok = m.content_hash.as_deref() == Some(&*desired.hash);
     let ours_seen = last.is_some_and(|lw| lw.resource_version == m.resource_version);
     let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
     if hash_ok && generation_ok {
@@ -453,7 +470,7 @@ fn plan_owned(
         return Err(TargetState::AwaitingEvent);
     }
     let facts = last.map(|lw| lw.facts.clone()).unwrap_or_default();
-    Ok(match build::recreate_reason(&desired.object, &facts, !hash_ok) {
+    Ok(match build::recreate_reason_of(&desired.facts, &facts, !hash_ok) {
         Some(reason) => MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason },
         None => MirrorOp::Update { key, hash, resource_version: m.resource_version.clone() },
     })
@@ -500,11 +517,7 @@ pub fn remove_finalizer_patch(src: &SourceObject, clear_status: bool) -> Value {
 }
 
 fn finalizers(src: &SourceObject) -> Vec<String> {
-    src.object
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default()
+    src.finalizers().map(str::to_string).collect()
 }
 
 impl Plan {
@@ -1066,7 +1079,7 @@ mod tests {
 
     #[test]
     fn source_change_filter() {
-        let base = (*source("app1").object).clone();
+        let base = source("app1").object();
         let with = |f: &dyn Fn(&mut Value)| {
             let mut v = base.clone();
             f(&mut v);
@@ -1091,8 +1104,9 @@ mod tests {
             ("deletion", &|v| v["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z"), true),
             ("status subresource of a CRD", &|v| v["status"] = json!({"ready": true}), false),
         ];
+        let src = |v: Value| SourceObject::from_object(v).unwrap();
         for (name, edit, want) in cases {
-            assert_eq!(source_changed(&base, &with(edit)), want, "{name}");
+            assert_eq!(source_changed(&src(base.clone()), &src(with(edit))), want, "{name}");
         }
     }
 

@@ -338,9 +338,8 @@ impl TargetConfig {
     /// API server never sends) is treated as one that runs code unless no kind needs consent:
     /// refusing a mirror is recoverable, running a workload in a tenant's namespace is not.
     pub fn consent_rule_for(&self, source: &SourceObject) -> ConsentRule {
-        let field = |f: &str| source.object.get(f).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty());
-        let group = field("apiVersion").and_then(|v| v.split_once('/')).map_or("", |(g, _)| g);
-        match field("kind") {
+        let group = source.api_version.split_once('/').map_or("", |(g, _)| g);
+        match Some(&*source.kind).filter(|k| !k.is_empty()) {
             Some(kind) => self.consent_rule(group, kind),
             None if !self.consent_kinds.is_empty() => ConsentRule::RunsCode("objects of an unknown kind".into()),
             None => self.consent_rule(group, ""),

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::keys;
 use crate::mirror::build::{NoTransform, Transform, TransformContext};
@@ -48,7 +48,12 @@ impl Transforms for RuleTransforms {
         };
         match transform::compile(text, &self.limits) {
             Ok(rules) if rules.is_empty() => SourceTransform::None,
-            Ok(rules) => SourceTransform::Rules(Arc::new(Compiled { rules, strict: is_strict(source) })),
+            Ok(rules) => SourceTransform::Rules(Arc::new(Compiled {
+                rules,
+                strict: is_strict(source),
+                labels: source.labels().to_json(),
+                annotations: source.annotations().to_json(),
+            })),
             Err(e) => SourceTransform::Invalid(e),
         }
     }
@@ -59,15 +64,14 @@ pub fn is_strict(source: &SourceObject) -> bool {
     matches!(source.annotation(keys::ANN_TRANSFORM_STRICT), Some("true" | "1"))
 }
 
-/// A compiled rule document and the source's strictness.
+/// A compiled rule document, the source's strictness, and the source's labels and annotations as
+/// templates read them (`.Labels`, `.Annotations`), made once with the rules.
 #[derive(Debug, PartialEq)]
 pub struct Compiled {
     pub rules: RuleSet,
     pub strict: bool,
-}
-
-fn labels<'a>(source: &'a SourceObject, field: &str) -> Option<&'a serde_json::Map<String, Value>> {
-    source.object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_object).filter(|m| !m.is_empty())
+    pub labels: Map<String, Value>,
+    pub annotations: Map<String, Value>,
 }
 
 impl Transform for Compiled {
@@ -78,8 +82,8 @@ impl Transform for Compiled {
             source_namespace: &src.key.namespace,
             source_name: &src.key.name,
             target_name: &src.key.name,
-            labels: labels(src, "labels"),
-            annotations: labels(src, "annotations"),
+            labels: Some(&self.labels).filter(|m| !m.is_empty()),
+            annotations: Some(&self.annotations).filter(|m| !m.is_empty()),
         };
         self.rules.apply(mirror, &data, self.strict)
     }
@@ -101,6 +105,16 @@ impl SourceTransform {
         match self {
             SourceTransform::Rules(c) => &**c,
             SourceTransform::None | SourceTransform::Invalid(_) => &NoTransform,
+        }
+    }
+
+    /// Whether the rules can make one target's mirror differ from another's (a `namespacePattern`,
+    /// or a template reading `.TargetNamespace`). When not, a pass builds and hashes the mirror
+    /// once for all its targets.
+    pub fn depends_on_target(&self) -> bool {
+        match self {
+            SourceTransform::Rules(c) => c.rules.depends_on_target(),
+            SourceTransform::None | SourceTransform::Invalid(_) => false,
         }
     }
 
@@ -156,6 +170,37 @@ mod tests {
     }
 
     #[test]
+    fn rules_that_can_make_targets_differ_are_known() {
+        let depends = |rules: &str| RuleTransforms::default().for_source(&with_rules(rules, None)).depends_on_target();
+        assert!(!depends(
+            "rules: [{path: data.a, value: x}, {path: data.b, template: '{{ .SourceName }}-{{ .Labels.app }}'}]"
+        ));
+        assert!(depends("rules: [{path: data.a, template: '{{ .TargetNamespace }}'}]"));
+        assert!(depends("rules: [{path: data.a, template: '{{ $.TargetNamespace | upper }}'}]"));
+        assert!(depends("rules: [{path: data.a, value: x, namespacePattern: 'app*'}]"));
+        assert!(!RuleTransforms::default().for_source(&source_with(Some("app1"), |_| {})).depends_on_target());
+    }
+
+    #[test]
+    fn one_build_per_pass_gives_what_one_build_per_target_gives() {
+        for rules in [
+            "rules: [{path: data.env, value: prod}]",
+            "rules: [{path: data.env, template: 'x-{{ .TargetNamespace }}'}]",
+        ] {
+            let src = with_rules(rules, None);
+            let p = plan_for(&src);
+            let t = RuleTransforms::default().for_source(&src);
+            for op in &p.ops {
+                let ns = &op.key().namespace;
+                let d = build_mirror(&src, ns, &BuildConfig::default(), t.transform(), now()).unwrap();
+                assert_eq!(op.hash(), Some(d.hash.as_str()), "{rules} in {ns}");
+            }
+            let hashes: std::collections::BTreeSet<_> = p.ops.iter().filter_map(|o| o.hash()).collect();
+            assert_eq!(hashes.len(), if t.depends_on_target() { 2 } else { 1 }, "{rules}");
+        }
+    }
+
+    #[test]
     fn no_annotation_costs_nothing_and_strictness_is_exact() {
         let plain = source_with(Some("app1"), |_| {});
         assert_eq!(RuleTransforms::default().for_source(&plain), SourceTransform::None);
@@ -180,10 +225,10 @@ mod tests {
   - {path: data.new, value: x}"#,
             None,
         );
-        let before = (*src.object).clone();
+        let before = src.object();
         let rules = RuleTransforms::default().for_source(&src);
         let d = build_mirror(&src, "app1", &BuildConfig::default(), rules.transform(), now()).unwrap();
-        assert_eq!(*src.object, before, "the source is never modified");
+        assert_eq!(src.object(), before, "the source is never modified");
         assert!(d.skipped.is_empty(), "{:?}", d.skipped);
         let o = &d.object;
         assert_eq!(o.pointer("/metadata/name"), Some(&json!("db")));

@@ -97,6 +97,16 @@ pub struct RuleSet {
     pub template_limits: template::Limits,
 }
 
+impl RuleSet {
+    /// Whether applying the rules can give different results for different target namespaces: a
+    /// rule limited by `namespacePattern`, or a template that reads `.TargetNamespace`.
+    pub fn depends_on_target(&self) -> bool {
+        self.rules.iter().any(|r| {
+            !r.namespace_pattern.is_empty() || matches!(&r.action, Action::Template(t) if t.reads_target_namespace())
+        })
+    }
+}
+
 fn yaml_err(detail: impl Into<String>) -> Error {
     Error::doc(ErrorKind::Yaml, detail)
 }

@@ -86,12 +86,22 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     nodes: Vec<parse::Node>,
+    /// A `.TargetNamespace` field appears somewhere (directly, or after a variable like `$`):
+    /// fields are only ever named in the text, so without one the output is the same for every
+    /// target.
+    reads_target: bool,
 }
 
 impl Template {
     pub fn parse(src: &str) -> Result<Template, Error> {
         let toks = lex::lex(src)?;
-        Ok(Template { nodes: parse::parse(&toks)? })
+        let reads_target = toks.iter().any(|t| matches!(&t.tok, lex::Tok::Field(f) if f == "TargetNamespace"));
+        Ok(Template { nodes: parse::parse(&toks)?, reads_target })
+    }
+
+    /// Whether the output can depend on the target namespace.
+    pub fn reads_target_namespace(&self) -> bool {
+        self.reads_target
     }
 
     pub fn execute(&self, data: &Data<'_>, limits: Limits) -> Result<String, Error> {
