@@ -399,8 +399,8 @@ impl<R: Record> Store<R> {
                 self.init();
                 Reflected::Nothing
             }
-            Event::InitApply(obj) => {
-                if let Some(rec) = convert(obj) {
+            Event::InitApply(item) => {
+                if let Some(rec) = convert(item.to_value()) {
                     self.init_apply(rec);
                 }
                 Reflected::Nothing
@@ -551,6 +551,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::RawItem;
     use serde_json::json;
 
     fn mirror(ns: &str, name: &str, rv: &str, src: Option<(&str, &str)>) -> MirrorRecord {
@@ -732,10 +733,13 @@ mod tests {
                                 "kubemirror.raczylo.com/source-name": "db"}}})
         };
         assert!(matches!(s.apply_watcher_event(Event::Init), Reflected::Nothing));
-        assert!(matches!(s.apply_watcher_event(Event::InitApply(raw("a", "1"))), Reflected::Nothing));
+        assert!(matches!(
+            s.apply_watcher_event(Event::InitApply(RawItem::from_value(&raw("a", "1")))),
+            Reflected::Nothing
+        ));
         // A malformed object is skipped, not a panic, and does not poison the listing.
         assert!(matches!(
-            s.apply_watcher_event(Event::InitApply(json!({"metadata": {"name": "x"}}))),
+            s.apply_watcher_event(Event::InitApply(RawItem::from_value(&json!({"metadata": {"name": "x"}})))),
             Reflected::Nothing
         ));
         let Reflected::Reset(r) = s.apply_watcher_event(Event::InitDone) else { panic!() };

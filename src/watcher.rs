@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::{self, ApiResource, Client, ListParams, ObjectExt, ObjectList, WatchEvent, WatchParams};
+use crate::client::{self, ApiResource, Client, ListParams, ObjectExt, ObjectList, RawItem, WatchEvent, WatchParams};
 use crate::util::backoff::Backoff;
 use crate::util::rand::Rng;
 
@@ -81,7 +81,8 @@ pub enum Action {
 pub enum Event {
     /// A complete listing starts: collect into a fresh buffer.
     Init,
-    InitApply(Value),
+    /// One listed object, still JSON text: decoded by whoever keeps it, one at a time.
+    InitApply(RawItem),
     /// The listing is complete: swap it in (reporting what vanished).
     InitDone,
     Apply(Value),
@@ -268,7 +269,7 @@ impl Machine {
                 WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
                     let rv = obj.resource_version().map(str::to_string).or(resource_version);
                     self.state = State::InitialWatch { resource_version: rv };
-                    Step { action: Action::Read, events: vec![Event::InitApply(obj)] }
+                    Step { action: Action::Read, events: vec![Event::InitApply(RawItem::from_value(&obj))] }
                 }
                 // The initial state is a snapshot and has no deletions; nothing to remove from a buffer.
                 WatchEvent::Deleted(_) => {
@@ -661,10 +662,11 @@ mod tests {
 
     fn page(items: &[(&str, &str)], rv: &str, cont: Option<&str>) -> ObjectList {
         ObjectList {
+            kind: String::new(),
             resource_version: rv.to_string(),
             continue_token: cont.map(str::to_string),
             remaining_item_count: None,
-            items: items.iter().map(|(n, r)| obj(n, r)).collect(),
+            items: items.iter().map(|(n, r)| RawItem::from_value(&obj(n, r))).collect(),
         }
     }
 
@@ -707,7 +709,12 @@ mod tests {
         assert_eq!(s.action, watch("10"));
         assert_eq!(
             s.events,
-            vec![Event::Init, Event::InitApply(obj("a", "5")), Event::InitApply(obj("b", "6")), Event::InitDone]
+            vec![
+                Event::Init,
+                Event::InitApply(RawItem::from_value(&obj("a", "5"))),
+                Event::InitApply(RawItem::from_value(&obj("b", "6"))),
+                Event::InitDone
+            ]
         );
         assert_eq!(m.state(), &State::InitListed { resource_version: "10".into() });
         assert_eq!(m.step(Input::WatchOpened(Ok(()))).action, Action::Read);
@@ -723,7 +730,7 @@ mod tests {
         assert_eq!(s.events.len(), 3);
         assert_eq!(s.events[0], Event::Init);
         let s = m.step(Input::Listed(Ok(page(&[("c", "3")], "9", None))));
-        assert_eq!(s.events, vec![Event::InitApply(obj("c", "3")), Event::InitDone]);
+        assert_eq!(s.events, vec![Event::InitApply(RawItem::from_value(&obj("c", "3"))), Event::InitDone]);
         assert_eq!(s.action, watch("9"));
     }
 
@@ -739,7 +746,7 @@ mod tests {
         assert_eq!(s, Step { action: Action::List { continue_token: None, limit: 1 }, events: vec![] });
         // The restarted listing begins a fresh buffer.
         let s = m.step(Input::Listed(Ok(page(&[("b", "2")], "12", None))));
-        assert_eq!(s.events, vec![Event::Init, Event::InitApply(obj("b", "2")), Event::InitDone]);
+        assert_eq!(s.events, vec![Event::Init, Event::InitApply(RawItem::from_value(&obj("b", "2"))), Event::InitDone]);
     }
 
     #[test]
@@ -838,7 +845,10 @@ mod tests {
             assert_eq!(s, Step { action: list(None), events: vec![] });
             assert_eq!(m.state(), &State::Empty);
             let s = m.step(Input::Listed(Ok(page(&[("a", "30")], "31", None))));
-            assert_eq!(s.events, vec![Event::Init, Event::InitApply(obj("a", "30")), Event::InitDone]);
+            assert_eq!(
+                s.events,
+                vec![Event::Init, Event::InitApply(RawItem::from_value(&obj("a", "30"))), Event::InitDone]
+            );
             assert_eq!(s.action, watch("31"));
         }
     }
@@ -869,7 +879,7 @@ mod tests {
         assert_eq!(m.step(Input::Resume).action, WATCH_LIST);
         assert_eq!(m.step(Input::WatchOpened(Ok(()))), Step { action: Action::Read, events: vec![Event::Init] });
         let s = m.step(Input::Event(Ok(WatchEvent::Added(obj("a", "5")))));
-        assert_eq!(s.events, vec![Event::InitApply(obj("a", "5"))]);
+        assert_eq!(s.events, vec![Event::InitApply(RawItem::from_value(&obj("a", "5")))]);
         assert_eq!(m.step(bookmark("7", false)).events, vec![]);
         let s = m.step(bookmark("9", true));
         assert_eq!(s, Step { action: Action::Read, events: vec![Event::InitDone] });
@@ -1108,8 +1118,8 @@ mod tests {
             *events.lock().unwrap(),
             vec![
                 Event::Init,
-                Event::InitApply(obj("a", "1")),
-                Event::InitApply(obj("b", "2")),
+                Event::InitApply(RawItem::from_value(&obj("a", "1"))),
+                Event::InitApply(RawItem::from_value(&obj("b", "2"))),
                 Event::InitDone,
                 Event::Apply(obj("c", "11"))
             ]
@@ -1162,7 +1172,13 @@ mod tests {
         let evs = events.lock().unwrap().clone();
         assert_eq!(
             evs,
-            vec![Event::Init, Event::InitDone, Event::Init, Event::InitApply(obj("a", "40")), Event::InitDone]
+            vec![
+                Event::Init,
+                Event::InitDone,
+                Event::Init,
+                Event::InitApply(RawItem::from_value(&obj("a", "40"))),
+                Event::InitDone
+            ]
         );
         stop.send(()).unwrap();
         task.await.unwrap();
@@ -1249,7 +1265,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Nothing was taken out of the cache: no relist, no deletion.
-        assert_eq!(*events.lock().unwrap(), vec![Event::Init, Event::InitApply(obj("a", "1")), Event::InitDone]);
+        assert_eq!(
+            *events.lock().unwrap(),
+            vec![Event::Init, Event::InitApply(RawItem::from_value(&obj("a", "1"))), Event::InitDone]
+        );
         assert!(!health.is_stuck());
         stop.send(()).unwrap();
         task.await.unwrap();
@@ -1270,7 +1289,10 @@ mod tests {
         wait_calls(&script, 1).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(script.calls(), vec!["watch rv=None initial=true labels=None meta=false"]);
-        assert_eq!(*events.lock().unwrap(), vec![Event::Init, Event::InitApply(obj("a", "5")), Event::InitDone]);
+        assert_eq!(
+            *events.lock().unwrap(),
+            vec![Event::Init, Event::InitApply(RawItem::from_value(&obj("a", "5"))), Event::InitDone]
+        );
         stop.send(()).unwrap();
         task.await.unwrap();
 
@@ -1428,7 +1450,8 @@ mod wire_tests {
             .unwrap()
             .iter()
             .map(|e| match e {
-                Event::InitApply(o) | Event::Apply(o) => o.name().unwrap_or_default().to_string(),
+                Event::InitApply(o) => o.to_value().name().unwrap_or_default().to_string(),
+                Event::Apply(o) => o.name().unwrap_or_default().to_string(),
                 other => format!("{other:?}"),
             })
             .collect();

@@ -165,7 +165,7 @@ async fn selectors_pagination_and_metadata_only() {
     loop {
         let page = c.list(&cms, Some("a"), &p).await.unwrap();
         pages += 1;
-        names.extend(page.items.iter().map(|o| name(o).to_string()));
+        names.extend(page.items.iter().map(|o| name(&o.to_value()).to_string()));
         match page.continue_token {
             Some(t) => p.continue_token = Some(t),
             None => break,
@@ -182,8 +182,9 @@ async fn selectors_pagination_and_metadata_only() {
 
     let meta = c.list(&cms, Some("a"), &ListParams { metadata_only: true, ..Default::default() }).await.unwrap();
     assert_eq!(meta.items.len(), 26);
-    assert!(meta.items.iter().all(|o| o.get("data").is_none()));
-    assert!(meta.items.iter().filter(|o| name(o).starts_with("cm-")).all(|o| o["metadata"]["labels"].is_object()));
+    let meta: Vec<Value> = meta.items.iter().map(|o| o.to_value()).collect();
+    assert!(meta.iter().all(|o| o.get("data").is_none()));
+    assert!(meta.iter().filter(|o| name(o).starts_with("cm-")).all(|o| o["metadata"]["labels"].is_object()));
     let one = c.get_metadata(&cms, Some("a"), "cm-01").await.unwrap();
     assert_eq!(one["kind"], "PartialObjectMetadata");
     assert!(one.get("data").is_none());

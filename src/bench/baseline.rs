@@ -52,7 +52,8 @@ impl Reflector {
     fn apply(&mut self, ev: Event) {
         match ev {
             Event::Init => self.listing = Some(HashMap::new()),
-            Event::InitApply(o) => {
+            Event::InitApply(item) => {
+                let o = item.to_value();
                 let map = self.listing.as_mut().unwrap_or(&mut self.live);
                 map.insert(key_of(&o), o);
             }
@@ -101,6 +102,7 @@ pub async fn run(kubeconfig: &Path, kinds: &[Kind]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::RawItem;
     use serde_json::json;
 
     #[test]
@@ -108,7 +110,7 @@ mod tests {
         let mut r = Reflector::default();
         let obj = |ns: &str, name: &str| json!({"metadata": {"namespace": ns, "name": name}, "data": {"k": "v"}});
         r.apply(Event::Init);
-        r.apply(Event::InitApply(obj("a", "x")));
+        r.apply(Event::InitApply(RawItem::from_value(&obj("a", "x"))));
         assert!(r.live.is_empty(), "invisible until the listing is complete");
         r.apply(Event::InitDone);
         assert_eq!(r.live["a/x"]["data"]["k"], "v");

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 pub use config::{Auth, ClientCert, Config, ConfigError, Env, ExecConfig, LoadOptions, TlsOptions};
 pub use error::{Error, Reason, Result, Status};
-pub use object::{ObjectExt, ObjectList};
+pub use object::{ObjectExt, ObjectList, RawItem};
 pub use params::{DEFAULT_FIELD_MANAGER, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 pub use resource::ApiResource;
 pub use tls::{parse_certs, parse_key, system_roots};
@@ -133,31 +133,31 @@ impl Client {
         self.read_json(Req::new("get", Method::GET, r.object_path(ns, name), ACCEPT_METADATA)).await
     }
 
-    /// One page; follow `continue_token` for the next.
+    /// One page; follow `continue_token` for the next. Items stay JSON text until decoded (see
+    /// [`RawItem`]).
     pub async fn list(&self, r: &ApiResource, ns: Option<&str>, p: &ListParams) -> Result<ObjectList> {
         let accept = if p.metadata_only { ACCEPT_METADATA_LIST } else { ACCEPT_JSON };
         let path = format!("{}{}", r.collection_path(ns), p.query());
-        let v = self.read_json(Req::new("list", Method::GET, path, accept)).await?;
+        let (_, body) = self.inner.execute(Req::new("list", Method::GET, path, accept)).await?;
+        let item_kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
+        let page = ObjectList::from_body(&body, Some(item_kind))
+            .map_err(|e| Error::Decode(format!("listing {}: {e}", r.plural)))?;
         let want = if p.metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{}List", r.kind) };
-        if let Some(kind) = v.kind().filter(|k| !k.is_empty() && *k != want) {
+        if !page.kind.is_empty() && page.kind != want {
+            let kind = &page.kind;
             let shown = if kind.len() <= 64 && kind.chars().all(|c| c.is_ascii_alphanumeric()) { kind } else { "?" };
             return Err(Error::Decode(format!("listing {} answered with a {shown}, not a {want}", r.plural)));
-        }
-        let page = ObjectList::from_value(v).map_err(Error::Decode)?;
-        let item_kind = if p.metadata_only { "PartialObjectMetadata" } else { r.kind.as_str() };
-        if page.items.iter().any(|it| it.kind().is_some_and(|k| k != item_kind)) {
-            return Err(Error::Decode(format!("listing {} returned objects of another kind", r.plural)));
         }
         Ok(page)
     }
 
-    /// Every page of a list, followed to the end (`limit` per page).
+    /// Every page of a list, followed to the end (`limit` per page), decoded.
     pub async fn list_all(&self, r: &ApiResource, ns: Option<&str>, p: &ListParams) -> Result<Vec<Value>> {
         let mut params = ListParams { limit: p.limit.or(Some(500)), ..p.clone() };
         let mut items = Vec::new();
         loop {
             let page = self.list(r, ns, &params).await?;
-            items.extend(page.items);
+            items.extend(page.items.iter().map(RawItem::to_value));
             match page.continue_token {
                 Some(token) => params.continue_token = Some(token),
                 None => return Ok(items),

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub trait ObjectExt {
     fn meta_str(&self, field: &str) -> Option<&str>;
@@ -99,59 +101,153 @@ impl ObjectExt for Value {
     }
 }
 
+/// One listed object, kept as its compact JSON text until someone needs it decoded: a page of
+/// 500 objects decoded at once is several times its JSON in memory, and a cache keeps only a
+/// fraction of each object anyway, so the watcher hands items on one at a time
+/// ([`RawItem::to_value`]). `Debug` shows the size only (a Secret's data is in the text).
+#[derive(Clone)]
+pub struct RawItem(Box<RawValue>);
+
+impl RawItem {
+    /// The item of a value (tests, and watch-list events, which arrive decoded).
+    pub fn from_value(v: &Value) -> RawItem {
+        // Serialising a `Value` cannot fail (its map keys are strings).
+        RawItem(RawValue::from_string(v.to_string()).unwrap_or_else(|_| RawItem::empty()))
+    }
+
+    fn empty() -> Box<RawValue> {
+        RawValue::from_string("{}".to_string()).unwrap_or_else(|_| unreachable_raw())
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The decoded object; every item was checked to be a JSON object when the page was read.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+fn unreachable_raw() -> Box<RawValue> {
+    // `{}` is valid JSON; `RawValue::from_string` only fails on invalid JSON.
+    Box::<RawValue>::default()
+}
+
+impl PartialEq for RawItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl std::fmt::Debug for RawItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawItem(<{} bytes>)", self.text().len())
+    }
+}
+
 /// One page of a list.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObjectList {
+    /// The list's own kind (`SecretList`), empty if the server sent none.
+    pub kind: String,
     pub resource_version: String,
     pub continue_token: Option<String>,
     pub remaining_item_count: Option<i64>,
-    pub items: Vec<Value>,
+    pub items: Vec<RawItem>,
+}
+
+/// A list body as read from the wire: the envelope decoded, the items kept as text.
+#[derive(Deserialize)]
+struct WirePage<'a> {
+    kind: Option<Value>,
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Value>,
+    metadata: Option<Value>,
+    #[serde(borrow)]
+    items: Option<&'a RawValue>,
+}
+
+/// What an item must have, read without decoding the rest of it.
+#[derive(Deserialize)]
+struct ItemHead {
+    kind: Option<Value>,
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Value>,
+    metadata: Option<ItemMeta>,
+}
+
+#[derive(Deserialize)]
+struct ItemMeta {
+    name: Option<Value>,
 }
 
 impl ObjectList {
-    /// Splits a decoded list body. Items of a list carry no kind/apiVersion on the wire; they are
-    /// filled in from the list's kind (`SecretList` -> `Secret`) so each item stands alone.
-    pub fn from_value(mut v: Value) -> Result<ObjectList, String> {
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let meta = v.get("metadata").cloned().unwrap_or(Value::Null);
-        let items = match v.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => Vec::new(),
-            Some(_) => return Err(format!("list {kind}: items is not an array")),
+    /// Reads a list body. Items of a list carry no kind/apiVersion on the wire; they are filled
+    /// in from the list's kind (`SecretList` -> `Secret`) so each item stands alone. A page is
+    /// taken whole or not at all: accepting the readable rest of a broken page would make the
+    /// objects left out look deleted to whoever caches the listing. Errors never quote the body.
+    /// `expect`: the item kind the caller asked for, checked when the list does not name one.
+    pub fn from_body(body: &[u8], expect: Option<&str>) -> Result<ObjectList, String> {
+        let page: WirePage<'_> = serde_json::from_slice(body).map_err(|e| {
+            // A syntax error names a position only; a type error could quote the body.
+            if e.is_syntax() || e.is_eof() {
+                format!("response of {} bytes is not JSON ({e})", body.len())
+            } else {
+                format!("response of {} bytes is not a list", body.len())
+            }
+        })?;
+        let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
+        let (kind, api_version) = (text(&page.kind), text(&page.api_version));
+        let what = if kind.is_empty() { "list".to_string() } else { kind.clone() };
+        let raw: Vec<&RawValue> = match page.items.map(RawValue::get) {
+            None | Some("null") => Vec::new(),
+            Some(items) => serde_json::from_str(items).map_err(|_| format!("list {what}: items is not an array"))?,
         };
         let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "PartialObjectMetadata");
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|mut it| {
-                if let Some(obj) = it.as_object_mut() {
-                    if let Some(k) = item_kind.filter(|_| !obj.contains_key("kind")) {
-                        obj.insert("kind".into(), Value::String(k.to_string()));
-                    }
-                    if !api_version.is_empty() && !obj.contains_key("apiVersion") {
-                        obj.insert("apiVersion".into(), Value::String(api_version.clone()));
-                    }
-                }
-                it
-            })
-            .collect();
-        // A page is taken whole or not at all: accepting the readable rest of a broken page would
-        // make the objects left out look deleted to whoever caches the listing.
-        if let Some(i) = items.iter().position(|it| it.name().is_none_or(str::is_empty)) {
-            let what = if kind.is_empty() { "list" } else { kind.as_str() };
-            return Err(format!("{what}: item {i} is not an object with metadata.name"));
+        let mut items = Vec::with_capacity(raw.len());
+        for (i, it) in raw.into_iter().enumerate() {
+            let bad = || format!("{what}: item {i} is not an object with metadata.name");
+            let head: ItemHead = serde_json::from_str(it.get()).map_err(|_| bad())?;
+            let name = head.metadata.and_then(|m| m.name).and_then(|n| n.as_str().map(str::is_empty));
+            if name != Some(false) {
+                return Err(bad());
+            }
+            let own_kind = head.kind.as_ref().map(|k| k.as_str().unwrap_or_default());
+            if own_kind.is_some_and(|k| item_kind.or(expect).is_some_and(|want| k != want)) {
+                return Err(format!("{what}: item {i} is of another kind"));
+            }
+            // Put the list's kind and apiVersion in front of the item's own fields (JSON object
+            // text starts with `{`), only where the item lacks them.
+            let mut missing = Vec::new();
+            if let (None, Some(k)) = (&head.kind, item_kind) {
+                missing.push(format!("\"kind\":{}", Value::String(k.to_string())));
+            }
+            if head.api_version.is_none() && !api_version.is_empty() {
+                missing.push(format!("\"apiVersion\":{}", Value::String(api_version.clone())));
+            }
+            let item = if missing.is_empty() {
+                it.to_owned()
+            } else {
+                let rest = it.get().trim_start().strip_prefix('{').ok_or_else(bad)?.trim_start();
+                let sep = if rest.starts_with('}') { "" } else { "," };
+                RawValue::from_string(format!("{{{}{sep}{rest}", missing.join(","))).map_err(|_| bad())?
+            };
+            items.push(RawItem(item));
         }
-        if let Some(i) = items.iter().position(|it| it.kind().is_some_and(|k| item_kind.is_some_and(|want| k != want)))
-        {
-            let what = if kind.is_empty() { "list" } else { kind.as_str() };
-            return Err(format!("{what}: item {i} is of another kind"));
-        }
+        let meta = page.metadata.unwrap_or(Value::Null);
         Ok(ObjectList {
+            kind,
             resource_version: meta.get("resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
             continue_token: meta.get("continue").and_then(Value::as_str).filter(|c| !c.is_empty()).map(String::from),
             remaining_item_count: meta.get("remainingItemCount").and_then(Value::as_i64),
             items,
         })
+    }
+
+    /// [`ObjectList::from_body`] of a value (tests).
+    pub fn from_value(v: Value) -> Result<ObjectList, String> {
+        ObjectList::from_body(v.to_string().as_bytes(), None)
     }
 }
 
@@ -189,14 +285,35 @@ mod tests {
         assert_eq!(page.resource_version, "9");
         assert_eq!(page.continue_token.as_deref(), Some("c"));
         assert_eq!(page.remaining_item_count, Some(4));
-        assert_eq!(page.items[0].kind(), Some("Secret"));
-        assert_eq!(page.items[0].api_version(), Some("v1"));
+        assert_eq!(page.items[0].to_value().kind(), Some("Secret"));
+        assert_eq!(page.items[0].to_value().api_version(), Some("v1"));
+        assert_eq!(page.items[0].to_value()["metadata"]["name"], "a");
         let l = json!({"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"continue":""},
             "items":[{"kind":"PartialObjectMetadata","metadata":{"name":"a"}}]});
         let page = ObjectList::from_value(l).unwrap();
         assert_eq!(page.continue_token, None);
-        assert_eq!(page.items[0].kind(), Some("PartialObjectMetadata"));
+        assert_eq!(page.items[0].to_value().kind(), Some("PartialObjectMetadata"));
+        assert_eq!(page.items[0].to_value().api_version(), Some("meta.k8s.io/v1"));
         assert!(ObjectList::from_value(json!({"items": 3})).is_err());
+        assert!(ObjectList::from_body(b"[1, 2]", None).unwrap_err().contains("is not a list"));
+        assert!(ObjectList::from_body(b"{\"items\": [", None).unwrap_err().contains("is not JSON"));
+        let unnamed = br#"{"apiVersion":"v1","items":[{"kind":"Pod","metadata":{"name":"a"}}]}"#;
+        assert!(ObjectList::from_body(unnamed, Some("Secret")).unwrap_err().contains("another kind"));
+        assert!(ObjectList::from_body(unnamed, Some("Pod")).is_ok());
+        let empty = ObjectList::from_value(json!({"kind": "SecretList", "items": null})).unwrap();
+        assert!(empty.items.is_empty() && empty.kind == "SecretList");
+        let bare = ObjectList::from_value(json!({"kind": "SecretList", "apiVersion": "v1", "items": [{}]}));
+        assert!(bare.unwrap_err().contains("item 0"), "an item without a name is refused");
+        let spaced = ObjectList::from_body(
+            br#"{"kind":"SecretList","apiVersion":"v1","items":[ {  "metadata":{"name":"a"}} ]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            spaced.items[0].to_value(),
+            json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "a"}})
+        );
+        assert_eq!(format!("{:?}", spaced.items[0]), format!("RawItem(<{} bytes>)", spaced.items[0].text().len()));
     }
 
     #[test]
