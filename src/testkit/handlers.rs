@@ -32,9 +32,25 @@ fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelecto
     Ok((labels, fields))
 }
 
-/// JSON or YAML request bodies for create and update; anything else is 415.
+/// JSON or YAML request bodies for create and update, and protobuf for the few kinds
+/// [`protobuf`](super::protobuf) knows; anything else is 415.
 fn decode_object(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let media = ctx.content_type.split(';').next().unwrap_or("").trim();
+    let unsupported = || {
+        ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ])
+    };
+    if media == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::Error::UnknownKind(_) => unsupported(),
+            super::protobuf::Error::Malformed(why) => {
+                ApiError::bad_request(format!("the request body is not valid protobuf: {why}"))
+            }
+        });
+    }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
     match media {
         "application/json" | "" => serde_json::from_str(text)
@@ -42,11 +58,7 @@ fn decode_object(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         "application/yaml" => {
             yaml::load_one(text).map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
         }
-        _ => Err(ApiError::unsupported_media_type(&[
-            "application/json",
-            "application/yaml",
-            "application/vnd.kubernetes.protobuf",
-        ])),
+        _ => Err(unsupported()),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod http;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod render;
 pub mod services;
 pub mod stats;
