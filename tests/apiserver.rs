@@ -367,9 +367,21 @@ async fn secrets_merge_string_data() {
     tls["type"] = json!("kubernetes.io/tls");
     let e = api.put("/api/v1/namespaces/default/secrets/s", &tls).await;
     assert_eq!(e.status, 422);
+    // As kube-apiserver 1.37 answers (tests/real-apiserver): the update rules, then the new type's keys.
     assert_eq!(
         e.json()["message"],
-        "Secret \"s\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+        "Secret \"s\" is invalid: [type: Invalid value: \"kubernetes.io/tls\": field is immutable, \
+         data[tls.crt]: Required value, data[tls.key]: Required value]"
+    );
+    let causes: Vec<Value> =
+        e.json()["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].clone()).collect();
+    assert_eq!(causes, [json!("type"), json!("data[tls.crt]"), json!("data[tls.key]")]);
+    // A new Secret of a built-in type needs that type's keys.
+    let no_key = json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+    let e = api.post("/api/v1/namespaces/default/secrets", &no_key).await;
+    assert_eq!(
+        (e.status, e.json()["message"].as_str()),
+        (422, Some("Secret \"t\" is invalid: data[tls.key]: Required value"))
     );
     let frozen = api
         .post(
