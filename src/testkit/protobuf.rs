@@ -17,7 +17,6 @@ pub const MAGIC: &[u8] = b"k8s\0";
 #[derive(Clone, Copy)]
 enum Ty {
     Str,
-    Bytes,
     Bool,
     Int,
     /// `metav1.Time`: seconds and nanos, rendered RFC 3339.
@@ -192,9 +191,6 @@ fn message(b: &[u8], table: &[Field]) -> Result<Map<String, Value>, Error> {
         match (*ty, v) {
             (Ty::Str, Wire::Len(b)) if !b.is_empty() => {
                 out.insert(name, json!(utf8(b)?));
-            }
-            (Ty::Bytes, Wire::Len(b)) => {
-                out.insert(name, json!(base64::encode(b)));
             }
             (Ty::Bool, Wire::Varint(n)) if n != 0 => {
                 out.insert(name, json!(true));
