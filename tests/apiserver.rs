@@ -421,20 +421,26 @@ async fn finalizers_and_delete_preconditions() {
 
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"preconditions": {"uid": "nope"}})).await;
     assert_eq!(r.status, 409);
+    // As kube-apiserver 1.37 answers (tests/real-apiserver): the Kind, not the resource, in the
+    // message and the details.
     assert_eq!(
         r.json()["message"],
         format!(
-            "Operation cannot be fulfilled on configmaps \"f\": Precondition failed: UID in precondition: nope, UID in object meta: {}",
+            "Operation cannot be fulfilled on ConfigMap \"f\": the UID in the precondition (nope) does not match the \
+             UID in record ({}). The object might have been deleted and then recreated",
             created["metadata"]["uid"].as_str().unwrap()
         )
     );
+    assert_eq!(r.json()["details"], json!({"name": "f", "kind": "ConfigMap"}));
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"preconditions": {"resourceVersion": "1"}})).await;
     assert_eq!(r.status, 409);
     assert!(
+        r.json()["message"].as_str().unwrap().starts_with(
+            "Operation cannot be fulfilled on ConfigMap \"f\": the ResourceVersion in the precondition (1) does not \
+             match the ResourceVersion in record ("
+        ),
+        "{}",
         r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("Precondition failed: ResourceVersion in precondition: 1, ResourceVersion in object meta:")
     );
 
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"propagationPolicy": "Foreground"})).await;
@@ -771,6 +777,8 @@ async fn namespace_termination() {
     let r = api.delete("/api/v1/namespaces/doomed").await.json();
     assert_eq!(r["status"]["phase"], "Terminating");
     assert!(r["metadata"]["deletionTimestamp"].is_string());
+    // As kube-apiserver 1.37: a Namespace has no grace period (other kinds with finalizers get 0).
+    assert!(r["metadata"].get("deletionGracePeriodSeconds").is_none(), "{r}");
     let r = api.post("/api/v1/namespaces/doomed/configmaps", &cm("new")).await;
     assert_eq!(r.status, 403);
     assert_eq!(

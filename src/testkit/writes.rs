@@ -485,13 +485,19 @@ impl Store {
         opts: &DeleteOpts,
     ) -> Result<DeleteOutcome, ApiError> {
         let cur = self.get(info, ns, name)?;
+        // rest.BeforeDelete checks the preconditions and names the Kind, not the resource (unlike the
+        // storage layer's precondition errors on updates).
         if let Some(uid) = &opts.uid {
             if *uid != cur.uid {
                 return Err(ApiError::conflict(
                     &info.group,
-                    &info.plural,
+                    &info.kind,
                     name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
+                    &format!(
+                        "the UID in the precondition ({uid}) does not match the UID in record ({}). \
+                         The object might have been deleted and then recreated",
+                        cur.uid
+                    ),
                 ));
             }
         }
@@ -499,10 +505,11 @@ impl Store {
             if *rv != cur.rv.to_string() {
                 return Err(ApiError::conflict(
                     &info.group,
-                    &info.plural,
+                    &info.kind,
                     name,
                     &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in \
+                         record ({}). The object might have been modified",
                         cur.rv
                     ),
                 ));
@@ -516,7 +523,10 @@ impl Store {
                 return Ok(DeleteOutcome::Pending(v));
             }
             v["metadata"]["deletionTimestamp"] = json!(now_string());
-            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            // A Namespace gets a deletionTimestamp only; other kinds a zero grace period too.
+            if !is_ns {
+                v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
             if let Some(g) = v["metadata"]["generation"].as_i64() {
                 v["metadata"]["generation"] = json!(g + 1);
             }
