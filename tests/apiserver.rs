@@ -664,7 +664,7 @@ async fn watch_bookmarks_and_timeout() {
 
 #[tokio::test]
 async fn watch_list_sends_initial_events_then_the_end_bookmark() {
-    let s = server().await;
+    let s = server_with(ServerOptions { minor_version: 34, ..Default::default() }).await;
     let api = Api::admin(&s);
     api.post(CMS, &cm("a")).await;
     api.post(CMS, &cm("b")).await;
@@ -685,6 +685,39 @@ async fn watch_list_sends_initial_events_then_the_end_bookmark() {
     let r = api.get(&format!("{CMS}?watch=true&sendInitialEvents=true")).await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["details"]["causes"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn watch_list_is_refused_where_the_watch_list_gate_is_off() {
+    // 1.31's default (and 1.33's), and what kube-apiserver 1.37 answers with --feature-gates=WatchList=false.
+    let s = server().await;
+    let api = Api::admin(&s);
+    let r = api
+        .get(&format!(
+            "{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+        ))
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for \
+         watch unless the WatchList feature gate is enabled"
+    );
+    let r = api.get(&format!("{CMS}?watch=true&sendInitialEvents=false")).await;
+    let fields: Vec<Value> =
+        r.json()["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].clone()).collect();
+    assert_eq!(fields, [json!("resourceVersionMatch"), json!("sendInitialEvents")]);
+    let on = server_with(ServerOptions { watch_list: Some(true), ..Default::default() }).await;
+    let r = Api::admin(&on)
+        .raw(
+            hyper::Method::GET,
+            &format!("{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"),
+            None,
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]

@@ -341,7 +341,9 @@ fn watch_request(
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let initial = q.get("sendInitialEvents").map(|s| s == "true");
     let rv = q.get("resourceVersion").cloned().unwrap_or_default();
-    if initial == Some(true) {
+    let gate = shared.opts.watch_list_enabled();
+    // As kube-apiserver 1.37 answers with the WatchList gate off: any sendInitialEvents is refused.
+    if initial == Some(true) || (initial.is_some() && !gate) {
         let mut errs = Vec::new();
         if q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
             errs.push(FieldError::forbidden(
@@ -349,7 +351,12 @@ fn watch_request(
                 "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             ));
         }
-        if !bookmarks {
+        if !gate {
+            errs.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            ));
+        } else if !bookmarks {
             errs.push(FieldError::forbidden(
                 "allowWatchBookmarks",
                 "sendInitialEvents requires setting allowWatchBookmarks to true",
