@@ -495,6 +495,22 @@ async fn with_the_rbac_from_deploy_changes_propagate_drift_is_undone_and_namespa
     env.wait_mirrors("ConfigMap", "settings", &left, &[]).await;
     eventually("the ConfigMap source gone", async || env.get("ConfigMap", &src, "settings").await.is_none()).await;
 
+    // A source owned by another object (as ExternalSecrets owns its Secrets): the garbage collector
+    // deletes it with its owner, and the finalizer flow removes its mirrors.
+    let owner = env
+        .create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner", "namespace": src}}))
+        .await;
+    let mut owned = source("Secret", &src, "owned", &a);
+    owned["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "uid": owner["metadata"]["uid"], "blockOwnerDeletion": true}]);
+    env.create(owned).await;
+    env.wait_mirrors("Secret", "owned", &left, &[&a]).await;
+    let mirror = env.get("Secret", &a, "owned").await.expect("mirror");
+    assert!(mirror["metadata"].get("ownerReferences").is_none(), "{mirror}");
+    env.delete("ConfigMap", &src, "owner").await;
+    env.wait_mirrors("Secret", "owned", &left, &[]).await;
+    eventually("the owned source collected", async || env.get("Secret", &src, "owned").await.is_none()).await;
+
     // Stopped as a pod is: exit 0 and the Lease released for a successor.
     assert_eq!(one.stop().await, Some(0), "exit code of `one`");
     assert_eq!(lease_holder(&env).await, "", "the Lease is released");
