@@ -560,7 +560,9 @@ async fn pagination_and_expired_continue() {
             .unwrap()
             .starts_with("The provided continue parameter is too old to display a consistent list result.")
     );
-    assert_eq!(api.get(&format!("{CMS}?continue=garbage!")).await.status, 400);
+    let r = api.get(&format!("{CMS}?continue=garbage!")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().starts_with("invalid continue token: continue key is not valid: "));
 }
 
 #[tokio::test]
