@@ -4,13 +4,33 @@
 use serde_json::Value;
 
 use super::errors::FieldError;
-use crate::selector::{validate_label_key, validate_label_value};
+use crate::selector::validate_label_key;
 use crate::util::base64;
 
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/// IsValidLabelValue's messages, word for word (kube-apiserver reports them on `metadata.labels`).
+fn label_value(s: &str) -> Vec<&'static str> {
+    let b = s.as_bytes();
+    let mut errs = Vec::new();
+    if b.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    let ends = |c: &u8| c.is_ascii_alphanumeric();
+    let ok = b.is_empty()
+        || (b.first().is_some_and(ends)
+            && b.last().is_some_and(ends)
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')));
+    if !ok {
+        errs.push(LABEL_VALUE_MSG);
+    }
+    errs
+}
 
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
@@ -70,8 +90,8 @@ pub fn object_meta(obj: &Value, label_names: bool) -> Vec<FieldError> {
             }
             match v.as_str() {
                 Some(s) => {
-                    if let Err(m) = validate_label_value(s) {
-                        errs.push(FieldError::invalid(&format!("metadata.labels.{k}"), s, &m));
+                    for m in label_value(s) {
+                        errs.push(FieldError::invalid("metadata.labels", s, m));
                     }
                 }
                 None => {
@@ -243,6 +263,19 @@ mod tests {
         assert_eq!(fields(&token), ["metadata.annotations[kubernetes.io/service-account.name]"]);
         assert!(fields(&secret("Opaque", json!({}))).is_empty());
         assert!(fields(&secret("example.com/anything", json!({}))).is_empty());
+    }
+
+    #[test]
+    fn label_values_fail_with_the_apiservers_words_on_metadata_labels() {
+        let errs = object_meta(&json!({"metadata": {"name": "ok", "labels": {"a": "not valid"}}}), false);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "metadata.labels");
+        assert_eq!(errs[0].detail, format!("Invalid value: \"not valid\": {LABEL_VALUE_MSG}"));
+        let long = "a".repeat(64) + "-";
+        assert_eq!(label_value(&long), ["must be no more than 63 characters", LABEL_VALUE_MSG]);
+        for good in ["", "MyValue", "my_value", "1.2-3"] {
+            assert!(label_value(good).is_empty(), "{good}");
+        }
     }
 
     #[test]
