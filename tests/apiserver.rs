@@ -258,21 +258,22 @@ async fn create_update_conflicts_and_status_shapes() {
     other["metadata"]["uid"] = json!("00000000-0000-4000-a000-000000000000");
     let r = api.put(&format!("{CMS}/a"), &other).await;
     assert_eq!(r.status, 409);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("Precondition failed: UID in precondition: 00000000-0000-4000-a000-000000000000")
+    // As kube-apiserver 1.37 words it: the storage layer's error, etcd key included.
+    assert_eq!(
+        r.json()["message"],
+        format!(
+            "Operation cannot be fulfilled on configmaps \"a\": StorageError: invalid object, Code: 4, Key: \
+             /registry/configmaps/default/a, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in \
+             precondition: 00000000-0000-4000-a000-000000000000, UID in object meta: {}",
+            b["metadata"]["uid"].as_str().unwrap()
+        )
     );
     // Creating with a resourceVersion is refused by storage (a 500, as kubectl users know it).
     let mut copy = cm("copy");
     copy["metadata"]["resourceVersion"] = json!("12");
     let r = api.post(CMS, &copy).await;
     assert_eq!(r.status, 500);
-    assert_eq!(
-        r.json()["message"],
-        "Internal error occurred: resourceVersion should not be set on objects to be created"
-    );
+    assert_eq!(r.json()["message"], "resourceVersion should not be set on objects to be created");
     // A no-op update stores nothing and keeps the resourceVersion.
     let same = api.put(&format!("{CMS}/a"), &b).await.json();
     assert_eq!(rv_of(&same), rv_of(&b));
@@ -362,6 +363,12 @@ async fn secrets_merge_string_data() {
         bad.json()["message"],
         "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
     );
+    // Through a patch it is the patch that is invalid (422 on the field `patch`), as kube-apiserver says.
+    let p = api.patch("/api/v1/namespaces/default/secrets/s", MERGE, &json!({"data": {"k": "not base64!"}})).await;
+    assert_eq!((p.status, p.json()["reason"].as_str()), (422, Some("Invalid")));
+    let msg = p.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with(" \"\" is invalid: patch: Invalid value: \"{"), "{msg}");
+    assert!(msg.ends_with("\": illegal base64 data at input byte 3"), "{msg}");
     // Type is immutable; immutable Secrets keep their data (what kubemirror's W-6 is about).
     let mut tls = r.clone();
     tls["type"] = json!("kubernetes.io/tls");

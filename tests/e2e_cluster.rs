@@ -856,6 +856,38 @@ async fn diff_steps(c: &Client, ns: &str) -> Vec<(&'static str, Value)> {
     let uid_mismatch = DeleteParams { precondition_uid: Some("nope".into()), ..Default::default() };
     let r = c.delete(&secrets, Some(ns), "o", &uid_mismatch).await.map(Option::unwrap_or_default);
     out.push(("delete with a uid precondition that fails", outcome(r, &uids, &[])));
+    c.create(&secrets, Some(ns), &secret("gone", "Opaque", json!({})), &post).await.ok();
+    let r = c.delete(&secrets, Some(ns), "gone", &DeleteParams::default()).await;
+    let fields = ["/kind", "/status", "/details"];
+    out.push(("delete", outcome(r.map(|v| v.unwrap_or_default()), &uids, &fields)));
+    let mut other_uid = stale.clone();
+    other_uid["metadata"]["resourceVersion"] = json!(null);
+    other_uid["metadata"]["uid"] = json!("00000000-0000-4000-a000-000000000000");
+    let r = c.update(&secrets, Some(ns), "o", &other_uid, &post).await;
+    out.push(("update with another uid", outcome(r, &uids, &[])));
+    let with_rv = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rv", "namespace": ns, "resourceVersion": "5"}});
+    out.push((
+        "create with a resourceVersion",
+        outcome(c.create(&secrets, Some(ns), &with_rv, &post).await, &uids, &[]),
+    ));
+    let bad_base64 = Patch::Merge(json!({"data": {"k": "not base64!"}}));
+    let r = c.patch(&secrets, Some(ns), "o", &bad_base64, &PatchParams::default()).await;
+    // The message quotes the whole patched object, managedFields and timestamps included: compared
+    // without it.
+    let mut bad = outcome(r, &uids, &[]);
+    if let Some((head, tail)) =
+        bad["message"].as_str().and_then(|m| Some((m.split_once("Invalid value: ")?.0, m.rsplit_once("\": ")?.1)))
+    {
+        bad["message"] = json!(format!("{head}Invalid value: <object>: {tail}"));
+    }
+    out.push(("merge patch with bad base64", bad));
+    let r = c.get_metadata(&secrets, Some(ns), "o").await;
+    out.push(("metadata-only GET", outcome(r, &uids, &["/kind", "/apiVersion", "/metadata/name", "/type", "/data"])));
+    let bad_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Not_A_Label"}});
+    out.push((
+        "invalid namespace name",
+        outcome(c.create(&ApiResource::namespaces(), None, &bad_ns, &post).await, &uids, &[]),
+    ));
     let bad_label = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "l", "namespace": ns, "labels": {"a": "not valid"}}});
     out.push(("invalid label value", outcome(c.create(&cms, Some(ns), &bad_label, &post).await, &uids, &[])));
