@@ -488,6 +488,8 @@ async fn dry_run_stores_nothing() {
     let r = api.post(&format!("{CMS}?dryRun=All"), &cm("d")).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["metadata"]["name"], "d");
+    // Never stored: no resourceVersion at all, as kube-apiserver 1.37 answers.
+    assert!(r.json()["metadata"].get("resourceVersion").is_none(), "{}", r.json());
     assert_eq!(api.get(&format!("{CMS}/d")).await.status, 404);
     assert_eq!(s.resource_version(), before);
     let real = api.post(CMS, &cm("d")).await.json();
@@ -863,6 +865,9 @@ async fn patch_flavours_and_server_side_apply() {
     assert_eq!(r["metadata"]["labels"]["l"], "1");
     let r = api.patch(&p, JSONPATCH, &json!([{"op": "test", "path": "/data/x", "value": "nope"}])).await;
     assert_eq!(r.status, 422);
+    // kube-apiserver 1.37's answer, word for word: a fixed message and empty details.
+    assert_eq!(r.json()["message"], "the server rejected our request due to an error in our request");
+    assert_eq!(r.json()["details"], json!({}));
     let r = api.patch(&p, STRATEGIC, &json!({"metadata": {"finalizers": ["b"]}})).await.json();
     assert_eq!(r["metadata"]["finalizers"], json!(["a", "b"]));
     // A stale resourceVersion inside a patch is a conflict.

@@ -11,8 +11,9 @@
 //!
 //! The controller runs as the real binary, with the arguments of deploy/deployment.yaml and a token of
 //! the ServiceAccount from deploy/rbac.yaml (TokenRequest API), so a request its RBAC does not allow
-//! fails the test: its log must show no `forbidden`, and where `KUBEMIRROR_E2E_AUDIT_LOG` names the
-//! API server's audit log, no request of that ServiceAccount may have been denied.
+//! fails the test: its log must show no RBAC denial (`forbidden: User ...`), and where
+//! `KUBEMIRROR_E2E_AUDIT_LOG` names the API server's audit log, no request of that ServiceAccount may
+//! have been denied.
 //!
 //! One test sends the same requests to the real server and to the in-memory one and compares the
 //! answers: where they differ, the testkit is wrong.
@@ -883,6 +884,21 @@ async fn diff_steps(c: &Client, ns: &str) -> Vec<(&'static str, Value)> {
     out.push(("merge patch with bad base64", bad));
     let r = c.get_metadata(&secrets, Some(ns), "o").await;
     out.push(("metadata-only GET", outcome(r, &uids, &["/kind", "/apiVersion", "/metadata/name", "/type", "/data"])));
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let r = c.create(&secrets, Some(ns), &secret("dry", "Opaque", json!({})), &dry).await;
+    let fields = ["/metadata/name", "/metadata/resourceVersion", "/metadata/generation", "/type"];
+    out.push(("dry-run create", outcome(r, &uids, &fields)));
+    let bad_selector = ListParams { label_selector: Some("a in (b".into()), ..Default::default() };
+    let r = c.list(&secrets, Some(ns), &bad_selector).await.map(|_| Value::Null);
+    // The parser's wording differs (README: the testkit's selector errors are its own words).
+    let mut bad = outcome(r, &uids, &[]);
+    if let Some(m) = bad.as_object_mut() {
+        m.remove("message");
+    }
+    out.push(("bad label selector", bad));
+    let failed_test = Patch::Json(json!([{"op": "test", "path": "/type", "value": "kubernetes.io/tls"}]));
+    let r = c.patch(&secrets, Some(ns), "o", &failed_test, &PatchParams::default()).await;
+    out.push(("JSON patch whose test fails", outcome(r, &uids, &[])));
     let bad_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Not_A_Label"}});
     out.push((
         "invalid namespace name",

@@ -265,7 +265,10 @@ impl Store {
             apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now, apply::Scope::Main);
         }
         if opts.dry_run {
-            v["metadata"]["resourceVersion"] = json!("");
+            // Never stored, so no resourceVersion at all (kube-apiserver 1.37 leaves the field out).
+            if let Some(m) = v["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
             return Ok(v);
         }
         let obj = self.commit(info, EventType::Added, v)?;
