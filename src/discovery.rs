@@ -447,15 +447,13 @@ pub async fn discover(client: &impl DiscoveryApi, deny: &DenyList) -> client::Re
 }
 
 /// The types to watch: the explicit `--resource-types` list resolved, or auto-discovery.
-pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) -> Result<Vec<ApiResource>, String> {
+pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) -> Result<Discovery, String> {
     match explicit {
         Some(list) => {
             let types = parse_type_list(list).map_err(|e| format!("--resource-types: {e}"))?;
-            resolve(client, &types, deny).await
+            Ok(Discovery { resources: resolve(client, &types, deny).await?, failed: Vec::new() })
         }
-        None => {
-            discover(client, deny).await.map(|d| d.resources).map_err(|e| format!("discovering the API resources: {e}"))
-        }
+        None => discover(client, deny).await.map_err(|e| format!("discovering the API resources: {e}")),
     }
 }
 

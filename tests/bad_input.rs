@@ -98,12 +98,13 @@ async fn malformed_annotations_are_reported_and_nothing_else_stops() {
         (
             "hostile-transform",
             json!({TARGETS: "app1", TRANSFORM: format!("\u{0}{{{{{{ &a [*a] {}", "x".repeat(100_000))}),
-            "synced:1,failed:0",
+            // Rules that do not compile fail every target (never an untransformed copy).
+            "synced:0,failed:1",
         ),
         (
             "alias-bomb-transform",
             json!({TARGETS: "app2", TRANSFORM: "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"}),
-            "synced:1,failed:0",
+            "synced:0,failed:1",
         ),
     ];
     for (name, ann, _) in &cases {
@@ -121,6 +122,12 @@ async fn malformed_annotations_are_reported_and_nothing_else_stops() {
     for name in ["control", "unicode", "long-entry", "many-invalid", "bad-selector"] {
         eventually(&format!("{name}: a Warning Event"), || {
             events_for(&s, name).iter().any(|e| e["type"] == "Warning" && e["reason"] == "InvalidTargets")
+        })
+        .await;
+    }
+    for name in ["hostile-transform", "alias-bomb-transform"] {
+        eventually(&format!("{name}: a TransformInvalid Event"), || {
+            events_for(&s, name).iter().any(|e| e["type"] == "Warning" && e["reason"] == "TransformInvalid")
         })
         .await;
     }
