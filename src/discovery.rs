@@ -38,6 +38,10 @@ const DENY: &[(&str, &[&str])] = &[
     // RBAC's escalation check. Pushing rights across namespaces is never a mirroring job.
     ("rbac.authorization.k8s.io", &["Role", "RoleBinding"]),
     ("metrics.k8s.io", &["PodMetrics", "NodeMetrics"]),
+    // Allocated per namespace by the scheduler and kubelets (dynamic resource allocation, pod
+    // certificates): a copy would claim devices or request certificates a second time.
+    ("resource.k8s.io", &["ResourceClaim", "ResourceClaimTemplate"]),
+    ("certificates.k8s.io", &["PodCertificateRequest"]),
     ("storage.k8s.io", &["CSIStorageCapacity"]),
     ("snapshot.storage.k8s.io", &["VolumeSnapshot"]),
     (
@@ -516,6 +520,8 @@ mod tests {
     fn deny_list_matches_group_and_kind() {
         let d = DenyList::builtin();
         assert!(d.denies("", "Pod"));
+        assert!(d.denies("resource.k8s.io", "ResourceClaim") && d.denies("resource.k8s.io", "ResourceClaimTemplate"));
+        assert!(d.denies("certificates.k8s.io", "PodCertificateRequest"));
         assert!(d.denies("kyverno.io", "Policy"));
         assert!(d.denies("policies.kyverno.io", "NamespacedValidatingPolicy"));
         assert!(d.denies("generators.external-secrets.io", "Password"));

@@ -113,7 +113,7 @@ fn the_chart_lints_and_renders_least_privilege_defaults() {
     let text = role["rules"].to_string();
     assert!(!text.contains("\"*\""), "least privilege has no wildcard: {text}");
     assert!(!text.contains("events.k8s.io"), "core Events only: {text}");
-    assert_eq!(verbs_of(role, "", "events"), ["create"]);
+    assert_eq!(verbs_of(role, "", "events"), ["create", "patch"]);
     assert_eq!(verbs_of(role, "", "namespaces"), ["list", "watch"]);
     assert_eq!(verbs_of(role, "", "secrets"), ["get", "list", "watch", "create", "update", "patch", "delete"]);
     let lease_role = find(&d, "Role", "-leader-election");
