@@ -107,8 +107,10 @@ pub async fn run(options: &Options, mode: Mode, out: &mut impl Write) -> Result<
     }
     let mut deny = DenyList::builtin();
     deny.extend(&options.deny_resource_types).map_err(CleanupError::Config)?;
-    let types =
-        discovery::selected(&client, options.resource_types.as_deref(), &deny).await.map_err(CleanupError::Config)?;
+    let types = discovery::selected(&client, options.resource_types.as_deref(), &deny)
+        .await
+        .map_err(CleanupError::Config)?
+        .resources;
     let writes = Writes { client: &client, dry_run: mode.dry_run };
     let mut summary = Summary::default();
     for r in &types {

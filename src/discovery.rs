@@ -38,6 +38,10 @@ const DENY: &[(&str, &[&str])] = &[
     // RBAC's escalation check. Pushing rights across namespaces is never a mirroring job.
     ("rbac.authorization.k8s.io", &["Role", "RoleBinding"]),
     ("metrics.k8s.io", &["PodMetrics", "NodeMetrics"]),
+    // Allocated per namespace by the scheduler and kubelets (dynamic resource allocation, pod
+    // certificates): a copy would claim devices or request certificates a second time.
+    ("resource.k8s.io", &["ResourceClaim", "ResourceClaimTemplate"]),
+    ("certificates.k8s.io", &["PodCertificateRequest"]),
     ("storage.k8s.io", &["CSIStorageCapacity"]),
     ("snapshot.storage.k8s.io", &["VolumeSnapshot"]),
     (
@@ -447,15 +451,13 @@ pub async fn discover(client: &impl DiscoveryApi, deny: &DenyList) -> client::Re
 }
 
 /// The types to watch: the explicit `--resource-types` list resolved, or auto-discovery.
-pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) -> Result<Vec<ApiResource>, String> {
+pub async fn selected(client: &Client, explicit: Option<&str>, deny: &DenyList) -> Result<Discovery, String> {
     match explicit {
         Some(list) => {
             let types = parse_type_list(list).map_err(|e| format!("--resource-types: {e}"))?;
-            resolve(client, &types, deny).await
+            Ok(Discovery { resources: resolve(client, &types, deny).await?, failed: Vec::new() })
         }
-        None => {
-            discover(client, deny).await.map(|d| d.resources).map_err(|e| format!("discovering the API resources: {e}"))
-        }
+        None => discover(client, deny).await.map_err(|e| format!("discovering the API resources: {e}")),
     }
 }
 
@@ -518,6 +520,8 @@ mod tests {
     fn deny_list_matches_group_and_kind() {
         let d = DenyList::builtin();
         assert!(d.denies("", "Pod"));
+        assert!(d.denies("resource.k8s.io", "ResourceClaim") && d.denies("resource.k8s.io", "ResourceClaimTemplate"));
+        assert!(d.denies("certificates.k8s.io", "PodCertificateRequest"));
         assert!(d.denies("kyverno.io", "Policy"));
         assert!(d.denies("policies.kyverno.io", "NamespacedValidatingPolicy"));
         assert!(d.denies("generators.external-secrets.io", "Password"));

@@ -35,7 +35,11 @@ pub struct KindListError {
 
 impl fmt::Display for KindListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "entry {:?}: expected Kind, Kind.group, *.group or Kind.version[.group]", self.entry)
+        write!(
+            f,
+            "entry {:?}: expected Kind, Kind.group, *.group or Kind.version[.group] (Kind in UpperCamelCase)",
+            self.entry
+        )
     }
 }
 
@@ -98,7 +102,15 @@ impl KindList {
                 Some((k, r)) => (k, Some(r)),
                 None => (entry, None),
             };
-            if kind.is_empty() || rest.is_some_and(str::is_empty) || (kind == "*" && rest.is_none()) {
+            // A Kind is UpperCamelCase (matching is case-sensitive: `deployment` would never match);
+            // a group is a DNS subdomain.
+            let kind_ok = kind == "*"
+                || (kind.starts_with(|c: char| c.is_ascii_uppercase())
+                    && kind.chars().all(|c| c.is_ascii_alphanumeric()));
+            let group_ok = |r: &str| {
+                !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            };
+            if !kind_ok || rest.is_some_and(|r| !group_ok(r)) || (kind == "*" && rest.is_none()) {
                 return Err(KindListError { entry: entry.to_string() });
             }
             let group = rest.map(|r| match r.split_once('.') {
@@ -160,7 +172,7 @@ mod tests {
     fn empty_lists_and_bad_entries() {
         assert!(KindList::parse("").unwrap().is_empty());
         assert!(KindList::parse(" , ,").unwrap().is_empty());
-        for bad in [".x", "Kind.", "*"] {
+        for bad in [".x", "Kind.", "*", "deployment", "Deploy ment", "Job.Apps", "Job.a/b", "*.", "Kind.v1.Bad"] {
             let e = KindList::parse(bad).unwrap_err();
             assert_eq!(e.entry, bad);
             assert!(e.to_string().contains("expected Kind, Kind.group"), "{e}");

@@ -76,6 +76,9 @@ pub struct Metrics {
     /// Seconds since each watch last saw an event or bookmark: the silent-stall detector.
     pub watch_last_event_age: GaugeVec,
     pub watch_restarts_total: IntCounterVec,
+    /// Discovery failures: `scope="discovery"` a whole pass (`/api` or `/apis` failed), `scope="group"`
+    /// a group/version skipped in a pass (an aggregated API down): new CRDs are not picked up.
+    pub discovery_errors_total: IntCounterVec,
     /// Failed list and watch requests by watcher and reason (`Forbidden`, `NotFound`, `ServerError`, ...):
     /// a type RBAC does not grant or a deleted CRD shows here, retried with backoff.
     pub watch_failures_total: IntCounterVec,
@@ -188,6 +191,11 @@ impl Metrics {
                 "Watches re-established.",
                 &["resource"],
             )?,
+            discovery_errors_total: b.counter(
+                "kubemirror_discovery_errors_total",
+                "Discovery failures: a whole pass (scope=discovery) or a group/version skipped (scope=group).",
+                &["scope"],
+            )?,
             watch_failures_total: b.counter(
                 "kubemirror_watch_failures_total",
                 "Failed list and watch requests, by reason; retried with backoff.",
@@ -200,6 +208,8 @@ impl Metrics {
         };
         // The queue exists from the start: its series too.
         m.queue_depth.with_label_values(&[QUEUE]);
+        m.discovery_errors_total.with_label_values(&["discovery"]);
+        m.discovery_errors_total.with_label_values(&["group"]);
         m.queue_adds_total.with_label_values(&[QUEUE]);
         m.queue_retries_total.with_label_values(&[QUEUE]);
         m.queue_duration.with_label_values(&[QUEUE]);
@@ -207,6 +217,14 @@ impl Metrics {
         m.unfinished_work.with_label_values(&[QUEUE]);
         m.longest_running_processor.with_label_values(&[QUEUE]);
         Ok(m)
+    }
+
+    /// Counts a failed discovery pass (`whole`) and the group/versions a pass skipped.
+    pub fn discovery_failed(&self, whole: bool, groups: usize) {
+        if whole {
+            self.discovery_errors_total.with_label_values(&["discovery"]).inc();
+        }
+        self.discovery_errors_total.with_label_values(&["group"]).inc_by(groups as u64);
     }
 
     /// Zero-valued series for a newly watched type: every result and error reason is known.
@@ -308,6 +326,12 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {family} ")), "{family}: {text}");
         }
         assert!(text.contains("workqueue_depth{name=\"sources\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_discovery_errors_total{scope=\"discovery\"} 0"), "{text}");
+        m.discovery_failed(true, 0);
+        m.discovery_failed(false, 2);
+        let text = m.render();
+        assert!(text.contains("kubemirror_discovery_errors_total{scope=\"discovery\"} 1"), "{text}");
+        assert!(text.contains("kubemirror_discovery_errors_total{scope=\"group\"} 2"), "{text}");
     }
 
     #[test]
@@ -318,8 +342,14 @@ mod tests {
         let text = m.render();
         assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"error\"} 0"), "{text}");
         assert!(text.contains("kubemirror_sync_errors_total{kind=\"Secret.v1\",reason=\"Forbidden\"} 0"), "{text}");
+        assert!(text.contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"parse\"} 0"), "{text}");
+        assert!(
+            text.contains("kubemirror_targets_skipped_total{kind=\"Secret.v1\",reason=\"runs_code_no_consent\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"} 3"), "{text}");
         m.kind_unwatched("Secret.v1");
+        m.watch_failures_total.with_label_values(&["Secret.v1 sources", "Forbidden"]).inc();
         m.watch_stopped("Secret.v1 sources");
         let text = m.render();
         assert!(!text.contains("Secret.v1"), "{text}");

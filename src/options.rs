@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(o.max_targets, 100);
         assert_eq!(o.worker_threads, 5);
         assert_eq!(o.metrics_bind_address, Some("0.0.0.0:8080".parse().unwrap()));
-        assert_eq!(o.consent_required_kinds.len(), 8);
+        assert_eq!(o.consent_required_kinds.split(',').count(), 8);
         assert_eq!(o.validate(), Ok(()));
     }
 

@@ -4,7 +4,8 @@
 //! - a key added while it is being processed is processed again afterwards, never concurrently;
 //! - delayed adds keep one deadline per key, the earliest (kube-rs scheduler): an immediate add
 //!   supersedes a pending delayed one, a later delayed add is dropped;
-//! - failures retry with a per-key exponential backoff (5 ms doubling to a cap, 1000 s by default),
+//! - failures retry with a per-key exponential backoff (5 ms doubling to a cap, 120 s by default:
+//!   client-go's 1000 s would leave a source minutes behind after a one-minute API outage),
 //!   forgotten on success, and every retry also takes a token from an overall bucket (10 qps /
 //!   burst 100) so a mass failure cannot turn into a retry storm against the API server
 //!   (client-go's `DefaultTypedControllerRateLimiter` is the max of the two);
@@ -44,7 +45,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_secs(1000),
+            max_delay: Duration::from_secs(120),
             retry_qps: 10.0,
             retry_burst: 100,
         }
@@ -557,6 +558,10 @@ mod tests {
         assert_eq!(backoff_delay(&cfg, 17), Duration::from_millis(655_360));
         assert_eq!(backoff_delay(&cfg, 18), Duration::from_secs(1000));
         assert_eq!(backoff_delay(&cfg, u32::MAX), Duration::from_secs(1000));
+        // The default cap: a source waits at most two minutes for its next try.
+        let default = QueueConfig::default();
+        assert_eq!(backoff_delay(&default, 14), Duration::from_millis(81_920));
+        assert_eq!(backoff_delay(&default, 15), Duration::from_secs(120));
     }
 
     #[tokio::test(start_paused = true)]

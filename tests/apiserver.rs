@@ -258,21 +258,22 @@ async fn create_update_conflicts_and_status_shapes() {
     other["metadata"]["uid"] = json!("00000000-0000-4000-a000-000000000000");
     let r = api.put(&format!("{CMS}/a"), &other).await;
     assert_eq!(r.status, 409);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("Precondition failed: UID in precondition: 00000000-0000-4000-a000-000000000000")
+    // As kube-apiserver 1.37 words it: the storage layer's error, etcd key included.
+    assert_eq!(
+        r.json()["message"],
+        format!(
+            "Operation cannot be fulfilled on configmaps \"a\": StorageError: invalid object, Code: 4, Key: \
+             /registry/configmaps/default/a, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in \
+             precondition: 00000000-0000-4000-a000-000000000000, UID in object meta: {}",
+            b["metadata"]["uid"].as_str().unwrap()
+        )
     );
     // Creating with a resourceVersion is refused by storage (a 500, as kubectl users know it).
     let mut copy = cm("copy");
     copy["metadata"]["resourceVersion"] = json!("12");
     let r = api.post(CMS, &copy).await;
     assert_eq!(r.status, 500);
-    assert_eq!(
-        r.json()["message"],
-        "Internal error occurred: resourceVersion should not be set on objects to be created"
-    );
+    assert_eq!(r.json()["message"], "resourceVersion should not be set on objects to be created");
     // A no-op update stores nothing and keeps the resourceVersion.
     let same = api.put(&format!("{CMS}/a"), &b).await.json();
     assert_eq!(rv_of(&same), rv_of(&b));
@@ -362,14 +363,32 @@ async fn secrets_merge_string_data() {
         bad.json()["message"],
         "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
     );
+    // Through a patch it is the patch that is invalid (422 on the field `patch`), as kube-apiserver says.
+    let p = api.patch("/api/v1/namespaces/default/secrets/s", MERGE, &json!({"data": {"k": "not base64!"}})).await;
+    assert_eq!((p.status, p.json()["reason"].as_str()), (422, Some("Invalid")));
+    let msg = p.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with(" \"\" is invalid: patch: Invalid value: \"{"), "{msg}");
+    assert!(msg.ends_with("\": illegal base64 data at input byte 3"), "{msg}");
     // Type is immutable; immutable Secrets keep their data (what kubemirror's W-6 is about).
     let mut tls = r.clone();
     tls["type"] = json!("kubernetes.io/tls");
     let e = api.put("/api/v1/namespaces/default/secrets/s", &tls).await;
     assert_eq!(e.status, 422);
+    // As kube-apiserver 1.37 answers (tests/real-apiserver): the update rules, then the new type's keys.
     assert_eq!(
         e.json()["message"],
-        "Secret \"s\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+        "Secret \"s\" is invalid: [type: Invalid value: \"kubernetes.io/tls\": field is immutable, \
+         data[tls.crt]: Required value, data[tls.key]: Required value]"
+    );
+    let causes: Vec<Value> =
+        e.json()["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].clone()).collect();
+    assert_eq!(causes, [json!("type"), json!("data[tls.crt]"), json!("data[tls.key]")]);
+    // A new Secret of a built-in type needs that type's keys.
+    let no_key = json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+    let e = api.post("/api/v1/namespaces/default/secrets", &no_key).await;
+    assert_eq!(
+        (e.status, e.json()["message"].as_str()),
+        (422, Some("Secret \"t\" is invalid: data[tls.key]: Required value"))
     );
     let frozen = api
         .post(
@@ -409,20 +428,26 @@ async fn finalizers_and_delete_preconditions() {
 
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"preconditions": {"uid": "nope"}})).await;
     assert_eq!(r.status, 409);
+    // As kube-apiserver 1.37 answers (tests/real-apiserver): the Kind, not the resource, in the
+    // message and the details.
     assert_eq!(
         r.json()["message"],
         format!(
-            "Operation cannot be fulfilled on configmaps \"f\": Precondition failed: UID in precondition: nope, UID in object meta: {}",
+            "Operation cannot be fulfilled on ConfigMap \"f\": the UID in the precondition (nope) does not match the \
+             UID in record ({}). The object might have been deleted and then recreated",
             created["metadata"]["uid"].as_str().unwrap()
         )
     );
+    assert_eq!(r.json()["details"], json!({"name": "f", "kind": "ConfigMap"}));
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"preconditions": {"resourceVersion": "1"}})).await;
     assert_eq!(r.status, 409);
     assert!(
+        r.json()["message"].as_str().unwrap().starts_with(
+            "Operation cannot be fulfilled on ConfigMap \"f\": the ResourceVersion in the precondition (1) does not \
+             match the ResourceVersion in record ("
+        ),
+        "{}",
         r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("Precondition failed: ResourceVersion in precondition: 1, ResourceVersion in object meta:")
     );
 
     let r = api.delete_with(&format!("{CMS}/f"), &json!({"propagationPolicy": "Foreground"})).await;
@@ -463,6 +488,8 @@ async fn dry_run_stores_nothing() {
     let r = api.post(&format!("{CMS}?dryRun=All"), &cm("d")).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["metadata"]["name"], "d");
+    // Never stored: no resourceVersion at all, as kube-apiserver 1.37 answers.
+    assert!(r.json()["metadata"].get("resourceVersion").is_none(), "{}", r.json());
     assert_eq!(api.get(&format!("{CMS}/d")).await.status, 404);
     assert_eq!(s.resource_version(), before);
     let real = api.post(CMS, &cm("d")).await.json();
@@ -542,7 +569,9 @@ async fn pagination_and_expired_continue() {
             .unwrap()
             .starts_with("The provided continue parameter is too old to display a consistent list result.")
     );
-    assert_eq!(api.get(&format!("{CMS}?continue=garbage!")).await.status, 400);
+    let r = api.get(&format!("{CMS}?continue=garbage!")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().starts_with("invalid continue token: continue key is not valid: "));
 }
 
 #[tokio::test]
@@ -646,7 +675,7 @@ async fn watch_bookmarks_and_timeout() {
 
 #[tokio::test]
 async fn watch_list_sends_initial_events_then_the_end_bookmark() {
-    let s = server().await;
+    let s = server_with(ServerOptions { minor_version: 34, ..Default::default() }).await;
     let api = Api::admin(&s);
     api.post(CMS, &cm("a")).await;
     api.post(CMS, &cm("b")).await;
@@ -667,6 +696,39 @@ async fn watch_list_sends_initial_events_then_the_end_bookmark() {
     let r = api.get(&format!("{CMS}?watch=true&sendInitialEvents=true")).await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["details"]["causes"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn watch_list_is_refused_where_the_watch_list_gate_is_off() {
+    // 1.31's default (and 1.33's), and what kube-apiserver 1.37 answers with --feature-gates=WatchList=false.
+    let s = server().await;
+    let api = Api::admin(&s);
+    let r = api
+        .get(&format!(
+            "{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+        ))
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for \
+         watch unless the WatchList feature gate is enabled"
+    );
+    let r = api.get(&format!("{CMS}?watch=true&sendInitialEvents=false")).await;
+    let fields: Vec<Value> =
+        r.json()["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].clone()).collect();
+    assert_eq!(fields, [json!("resourceVersionMatch"), json!("sendInitialEvents")]);
+    let on = server_with(ServerOptions { watch_list: Some(true), ..Default::default() }).await;
+    let r = Api::admin(&on)
+        .raw(
+            hyper::Method::GET,
+            &format!("{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"),
+            None,
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
@@ -759,6 +821,8 @@ async fn namespace_termination() {
     let r = api.delete("/api/v1/namespaces/doomed").await.json();
     assert_eq!(r["status"]["phase"], "Terminating");
     assert!(r["metadata"]["deletionTimestamp"].is_string());
+    // As kube-apiserver 1.37: a Namespace has no grace period (other kinds with finalizers get 0).
+    assert!(r["metadata"].get("deletionGracePeriodSeconds").is_none(), "{r}");
     let r = api.post("/api/v1/namespaces/doomed/configmaps", &cm("new")).await;
     assert_eq!(r.status, 403);
     assert_eq!(
@@ -801,6 +865,9 @@ async fn patch_flavours_and_server_side_apply() {
     assert_eq!(r["metadata"]["labels"]["l"], "1");
     let r = api.patch(&p, JSONPATCH, &json!([{"op": "test", "path": "/data/x", "value": "nope"}])).await;
     assert_eq!(r.status, 422);
+    // kube-apiserver 1.37's answer, word for word: a fixed message and empty details.
+    assert_eq!(r.json()["message"], "the server rejected our request due to an error in our request");
+    assert_eq!(r.json()["details"], json!({}));
     let r = api.patch(&p, STRATEGIC, &json!({"metadata": {"finalizers": ["b"]}})).await.json();
     assert_eq!(r["metadata"]["finalizers"], json!(["a", "b"]));
     // A stale resourceVersion inside a patch is a conflict.

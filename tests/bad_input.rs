@@ -98,12 +98,13 @@ async fn malformed_annotations_are_reported_and_nothing_else_stops() {
         (
             "hostile-transform",
             json!({TARGETS: "app1", TRANSFORM: format!("\u{0}{{{{{{ &a [*a] {}", "x".repeat(100_000))}),
-            "synced:1,failed:0",
+            // Rules that do not compile fail every target (never an untransformed copy).
+            "synced:0,failed:1",
         ),
         (
             "alias-bomb-transform",
             json!({TARGETS: "app2", TRANSFORM: "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"}),
-            "synced:1,failed:0",
+            "synced:0,failed:1",
         ),
     ];
     for (name, ann, _) in &cases {
@@ -124,7 +125,16 @@ async fn malformed_annotations_are_reported_and_nothing_else_stops() {
         })
         .await;
     }
+    for name in ["hostile-transform", "alias-bomb-transform"] {
+        eventually(&format!("{name}: a TransformInvalid Event"), || {
+            events_for(&s, name).iter().any(|e| e["type"] == "Warning" && e["reason"] == "TransformInvalid")
+        })
+        .await;
+    }
+    // Events go out after the status patch: let the bursts land before judging them.
+    fleet::settled(&s, |s| s.list_objects("v1", "Event", Some("default")).len()).await;
     assert!(events_for(&s, "many-missing").len() <= 10, "Events are rate limited per source");
+    assert!(events_for(&s, "many-invalid").len() <= 10, "Events are rate limited per source");
     for e in s.list_objects("v1", "Event", Some("default")) {
         let m = e["message"].as_str().unwrap_or_default();
         assert!(m.len() <= 1024 && !m.chars().any(|c| c.is_control()), "Event message {m:?}");

@@ -435,7 +435,6 @@ async fn sigterm_mid_write_storm_stops_cleanly_and_a_successor_converges() {
 // ---- types that fail while watched (per-type isolation) ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs per-type isolation (reliability branch): a type forbidden at start blocks readiness"]
 async fn a_type_forbidden_from_the_start_does_not_stop_the_others() {
     let (s, seeded) = fleet_server(111).await;
     let others = Rule::new(&["*"], &["*"], &["secrets", "events", "leases", "namespaces"]);

@@ -254,7 +254,8 @@ async fn watch_resume_bookmarks_selectors_and_410() {
 
 #[tokio::test]
 async fn watch_list_streams_state_then_the_initial_events_end_bookmark() {
-    let (_s, c) = setup().await;
+    let s = server(ServerOptions { seed: Some(7), minor_version: 34, ..Default::default() }).await;
+    let c = client_for(&s, "admin", ClientOptions::default()).await;
     let cms = ApiResource::configmaps();
     mk_ns(&c, "a").await;
     for n in ["p", "q"] {

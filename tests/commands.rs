@@ -108,7 +108,18 @@ fn mirrored_in(s: &ApiServer, api_version: &str, kind: &str, name: &str) -> Vec<
     v
 }
 
-const EXAMPLE_NAMESPACES: [&str; 6] = ["app-frontend", "app1", "app2", "app3", "external-secrets", "prod-api"];
+const EXAMPLE_NAMESPACES: [&str; 10] = [
+    "app-frontend",
+    "app1",
+    "app2",
+    "app3",
+    "dev-web",
+    "eu-staging",
+    "external-secrets",
+    "preprod-web",
+    "prod-api",
+    "prod-web",
+];
 
 fn examples_cluster() -> Cluster {
     let c = Cluster::new(&[]);
@@ -124,31 +135,50 @@ fn examples_cluster() -> Cluster {
 }
 
 fn all_converged(s: &ApiServer) -> bool {
-    let all_but_source = ["app-frontend", "app1", "app2", "app3", "default", "prod-api"];
+    let all_but_source = [
+        "app-frontend",
+        "app1",
+        "app2",
+        "app3",
+        "default",
+        "dev-web",
+        "eu-staging",
+        "preprod-web",
+        "prod-api",
+        "prod-web",
+    ];
     mirrored_in(s, "v1", "ConfigMap", "cluster-ca-bundle") == EXAMPLE_NAMESPACES
-        && mirrored_in(s, "v1", "ConfigMap", "shared-config") == ["app-frontend", "prod-api"]
+        && mirrored_in(s, "v1", "ConfigMap", "shared-config") == ["app-frontend", "prod-api", "prod-web"]
         && mirrored_in(s, "v1", "Secret", "database-credentials") == ["app1", "app2", "app3"]
         && mirrored_in(s, "v1", "Secret", "wildcard-tls") == ["app-frontend", "prod-api"]
         && mirrored_in(s, "v1", "Secret", "multi-registry-secret") == all_but_source
         && mirrored_in(s, "traefik.io/v1alpha1", "Middleware", "compression") == ["app-frontend"]
+        && mirrored_in(s, "v1", "ConfigMap", "app-config") == ["dev-web", "prod-api", "prod-web"]
+        && mirrored_in(s, "v1", "ConfigMap", "graphql-config") == ["dev-web", "eu-staging", "preprod-web", "prod-web"]
+        && mirrored_in(s, "v1", "Secret", "app-credentials") == ["app1", "app2", "app3"]
+        && mirrored_in(s, "apps/v1", "Deployment", "web") == ["app-frontend", "prod-api"]
 }
 
 #[rustfmt::skip]
 const GOLDEN: &[(&str, bool, &str)] = &[
-    ("configmap-all.yaml", false, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
+("configmap-all.yaml", false, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
   targets:    target-namespaces "all"
   type:       ConfigMap.v1 (watched)
   in cluster: yes
   finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
 
-TARGETS: 6 (6 to write)
+TARGETS: 10 (10 to write)
   NAMESPACE         ACTION  WHY
   app-frontend      create  no mirror there yet
   app1              create  no mirror there yet
   app2              create  no mirror there yet
   app3              create  no mirror there yet
+  dev-web           create  no mirror there yet
+  eu-staging        create  no mirror there yet
   external-secrets  create  no mirror there yet
+  preprod-web       create  no mirror there yet
   prod-api          create  no mirror there yet
+  prod-web          create  no mirror there yet
 
 NOT TARGETS: 5
   NAMESPACE        ACTION  WHY
@@ -158,47 +188,55 @@ NOT TARGETS: 5
   kube-system      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
   legacy           -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
 
-sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:10,failed:0,conflicts:0,skipped:0
 "#),
-    ("configmap-patterns.yaml", false, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
+("configmap-patterns.yaml", false, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
   targets:    target-namespaces "app-*,prod-*"
   type:       ConfigMap.v1 (watched)
   in cluster: yes
   finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
 
-TARGETS: 2 (2 to write)
+TARGETS: 3 (3 to write)
   NAMESPACE     ACTION  WHY
   app-frontend  create  no mirror there yet
   prod-api      create  no mirror there yet
+  prod-web      create  no mirror there yet
 
-NOT TARGETS: 9
+NOT TARGETS: 12
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "app-*,prod-*"
   app2              -       not selected by target-namespaces "app-*,prod-*"
   app3              -       not selected by target-namespaces "app-*,prod-*"
   default           -       not selected by target-namespaces "app-*,prod-*"
+  dev-web           -       not selected by target-namespaces "app-*,prod-*"
+  eu-staging        -       not selected by target-namespaces "app-*,prod-*"
   external-secrets  -       not selected by target-namespaces "app-*,prod-*"
   kube-node-lease   -       not selected by target-namespaces "app-*,prod-*"
   kube-public       -       not selected by target-namespaces "app-*,prod-*"
   kube-system       -       not selected by target-namespaces "app-*,prod-*"
   legacy            -       not selected by target-namespaces "app-*,prod-*"
+  preprod-web       -       not selected by target-namespaces "app-*,prod-*"
 
-sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 "#),
-    ("externalsecret-dockerconfig.yaml", false, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
+("externalsecret-dockerconfig.yaml", false, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
   targets:    target-namespaces "all"
   type:       Secret.v1 (watched)
   in cluster: yes
   finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
 
-TARGETS: 6 (6 to write)
+TARGETS: 10 (10 to write)
   NAMESPACE     ACTION  WHY
   app-frontend  create  no mirror there yet
   app1          create  no mirror there yet
   app2          create  no mirror there yet
   app3          create  no mirror there yet
   default       create  no mirror there yet
+  dev-web       create  no mirror there yet
+  eu-staging    create  no mirror there yet
+  preprod-web   create  no mirror there yet
   prod-api      create  no mirror there yet
+  prod-web      create  no mirror there yet
 
 NOT TARGETS: 5
   NAMESPACE         ACTION  WHY
@@ -208,9 +246,9 @@ NOT TARGETS: 5
   kube-system       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
   legacy            -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
 
-sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:10,failed:0,conflicts:0,skipped:0
 "#),
-    ("secret-specific-namespaces.yaml", false, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
+("secret-specific-namespaces.yaml", false, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
   targets:    target-namespaces "app1,app2,app3"
   type:       Secret.v1 (watched)
   in cluster: yes
@@ -222,20 +260,24 @@ TARGETS: 3 (3 to write)
   app2       create  no mirror there yet
   app3       create  no mirror there yet
 
-NOT TARGETS: 8
+NOT TARGETS: 12
   NAMESPACE         ACTION  WHY
   app-frontend      -       not selected by target-namespaces "app1,app2,app3"
   default           -       not selected by target-namespaces "app1,app2,app3"
+  dev-web           -       not selected by target-namespaces "app1,app2,app3"
+  eu-staging        -       not selected by target-namespaces "app1,app2,app3"
   external-secrets  -       not selected by target-namespaces "app1,app2,app3"
   kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
   kube-public       -       not selected by target-namespaces "app1,app2,app3"
   kube-system       -       not selected by target-namespaces "app1,app2,app3"
   legacy            -       not selected by target-namespaces "app1,app2,app3"
+  preprod-web       -       not selected by target-namespaces "app1,app2,app3"
   prod-api          -       not selected by target-namespaces "app1,app2,app3"
+  prod-web          -       not selected by target-namespaces "app1,app2,app3"
 
 sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 "#),
-    ("secret-tls-all-labeled.yaml", false, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
+("secret-tls-all-labeled.yaml", false, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
   targets:    target-namespaces "all-labeled"
   type:       Secret.v1 (watched)
   in cluster: yes
@@ -246,21 +288,25 @@ TARGETS: 2 (2 to write)
   app-frontend  create  no mirror there yet
   prod-api      create  no mirror there yet
 
-NOT TARGETS: 9
+NOT TARGETS: 13
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "all-labeled"
   app2              -       not selected by target-namespaces "all-labeled"
   app3              -       not selected by target-namespaces "all-labeled"
   default           -       not selected by target-namespaces "all-labeled"
+  dev-web           -       not selected by target-namespaces "all-labeled"
+  eu-staging        -       not selected by target-namespaces "all-labeled"
   external-secrets  -       not selected by target-namespaces "all-labeled"
   kube-node-lease   -       not selected by target-namespaces "all-labeled"
   kube-public       -       not selected by target-namespaces "all-labeled"
   kube-system       -       not selected by target-namespaces "all-labeled"
   legacy            -       not selected by target-namespaces "all-labeled"
+  preprod-web       -       not selected by target-namespaces "all-labeled"
+  prod-web          -       not selected by target-namespaces "all-labeled"
 
 sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
 "#),
-    ("traefik-middleware.yaml", false, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
+("traefik-middleware.yaml", false, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
   targets:    target-namespaces "app-*"
   type:       Middleware.v1alpha1.traefik.io (watched)
   in cluster: yes
@@ -270,34 +316,162 @@ TARGETS: 1 (1 to write)
   NAMESPACE     ACTION  WHY
   app-frontend  create  no mirror there yet
 
-NOT TARGETS: 10
+NOT TARGETS: 14
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "app-*"
   app2              -       not selected by target-namespaces "app-*"
   app3              -       not selected by target-namespaces "app-*"
   default           -       not selected by target-namespaces "app-*"
+  dev-web           -       not selected by target-namespaces "app-*"
+  eu-staging        -       not selected by target-namespaces "app-*"
   external-secrets  -       not selected by target-namespaces "app-*"
   kube-node-lease   -       not selected by target-namespaces "app-*"
   kube-public       -       not selected by target-namespaces "app-*"
   kube-system       -       not selected by target-namespaces "app-*"
   legacy            -       not selected by target-namespaces "app-*"
+  preprod-web       -       not selected by target-namespaces "app-*"
   prod-api          -       not selected by target-namespaces "app-*"
+  prod-web          -       not selected by target-namespaces "app-*"
 
 sync-status after this pass: synced:1,failed:0,conflicts:0,skipped:0
 "#),
-    ("configmap-all.yaml", true, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
+("transform-configmap-environments.yaml", false, r#"ConfigMap.v1 default/app-config  (from examples/transform-configmap-environments.yaml)
+  targets:    target-namespaces "dev-*,staging-*,prod-*"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  transform:  4 rules (a failing rule is skipped)
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 3 (3 to write)
+  NAMESPACE  ACTION  WHY
+  dev-web    create  no mirror there yet
+  prod-api   create  no mirror there yet
+  prod-web   create  no mirror there yet
+
+NOT TARGETS: 12
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app1              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app2              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app3              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  default           -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  eu-staging        -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  external-secrets  -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-node-lease   -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-public       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-system       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  legacy            -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  preprod-web       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
+"#),
+("transform-deployment-array-indexes.yaml", false, r#"Deployment.v1.apps default/web  (from examples/transform-deployment-array-indexes.yaml)
+  targets:    target-namespaces "app-frontend,prod-api"
+  type:       Deployment.v1.apps (watched)
+  in cluster: yes
+  transform:  5 rules (a failing rule is skipped)
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 2 (2 to write)
+  NAMESPACE     ACTION  WHY
+  app-frontend  create  no mirror there yet
+  prod-api      create  no mirror there yet
+
+NOT TARGETS: 13
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-frontend,prod-api"
+  app2              -       not selected by target-namespaces "app-frontend,prod-api"
+  app3              -       not selected by target-namespaces "app-frontend,prod-api"
+  default           -       not selected by target-namespaces "app-frontend,prod-api"
+  dev-web           -       not selected by target-namespaces "app-frontend,prod-api"
+  eu-staging        -       not selected by target-namespaces "app-frontend,prod-api"
+  external-secrets  -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-node-lease   -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-public       -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-system       -       not selected by target-namespaces "app-frontend,prod-api"
+  legacy            -       not selected by target-namespaces "app-frontend,prod-api"
+  preprod-web       -       not selected by target-namespaces "app-frontend,prod-api"
+  prod-web          -       not selected by target-namespaces "app-frontend,prod-api"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+("transform-namespace-patterns.yaml", false, r#"ConfigMap.v1 default/graphql-config  (from examples/transform-namespace-patterns.yaml)
+  targets:    target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  transform:  4 rules (a failing rule is skipped)
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 4 (4 to write)
+  NAMESPACE    ACTION  WHY
+  dev-web      create  no mirror there yet
+  eu-staging   create  no mirror there yet
+  preprod-web  create  no mirror there yet
+  prod-web     create  no mirror there yet
+
+NOT TARGETS: 11
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app1              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app2              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app3              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  default           -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  external-secrets  -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-node-lease   -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-public       -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-system       -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  legacy            -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  prod-api          -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+
+sync-status after this pass: synced:4,failed:0,conflicts:0,skipped:0
+"#),
+("transform-secret-hardening.yaml", false, r#"Secret.v1 default/app-credentials  (from examples/transform-secret-hardening.yaml)
+  targets:    target-namespaces "app1,app2,app3"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+  transform:  3 rules (strict: a failing rule fails its target)
+  finalizer:  kubemirror.raczylo.com/finalizer is added to the source first
+
+TARGETS: 3 (3 to write)
+  NAMESPACE  ACTION  WHY
+  app1       create  no mirror there yet
+  app2       create  no mirror there yet
+  app3       create  no mirror there yet
+
+NOT TARGETS: 12
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "app1,app2,app3"
+  default           -       not selected by target-namespaces "app1,app2,app3"
+  dev-web           -       not selected by target-namespaces "app1,app2,app3"
+  eu-staging        -       not selected by target-namespaces "app1,app2,app3"
+  external-secrets  -       not selected by target-namespaces "app1,app2,app3"
+  kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
+  kube-public       -       not selected by target-namespaces "app1,app2,app3"
+  kube-system       -       not selected by target-namespaces "app1,app2,app3"
+  legacy            -       not selected by target-namespaces "app1,app2,app3"
+  preprod-web       -       not selected by target-namespaces "app1,app2,app3"
+  prod-api          -       not selected by target-namespaces "app1,app2,app3"
+  prod-web          -       not selected by target-namespaces "app1,app2,app3"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
+"#),
+("configmap-all.yaml", true, r#"ConfigMap.v1 default/cluster-ca-bundle  (from examples/configmap-all.yaml)
   targets:    target-namespaces "all"
   type:       ConfigMap.v1 (watched)
   in cluster: yes
 
-TARGETS: 6 (0 to write)
+TARGETS: 10 (0 to write)
   NAMESPACE         ACTION   WHY
   app-frontend      nothing  the mirror is up to date
   app1              nothing  the mirror is up to date
   app2              nothing  the mirror is up to date
   app3              nothing  the mirror is up to date
+  dev-web           nothing  the mirror is up to date
+  eu-staging        nothing  the mirror is up to date
   external-secrets  nothing  the mirror is up to date
+  preprod-web       nothing  the mirror is up to date
   prod-api          nothing  the mirror is up to date
+  prod-web          nothing  the mirror is up to date
 
 NOT TARGETS: 5
   NAMESPACE        ACTION  WHY
@@ -307,45 +481,53 @@ NOT TARGETS: 5
   kube-system      -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
   legacy           -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
 
-sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:10,failed:0,conflicts:0,skipped:0
 "#),
-    ("configmap-patterns.yaml", true, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
+("configmap-patterns.yaml", true, r#"ConfigMap.v1 default/shared-config  (from examples/configmap-patterns.yaml)
   targets:    target-namespaces "app-*,prod-*"
   type:       ConfigMap.v1 (watched)
   in cluster: yes
 
-TARGETS: 2 (0 to write)
+TARGETS: 3 (0 to write)
   NAMESPACE     ACTION   WHY
   app-frontend  nothing  the mirror is up to date
   prod-api      nothing  the mirror is up to date
+  prod-web      nothing  the mirror is up to date
 
-NOT TARGETS: 9
+NOT TARGETS: 12
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "app-*,prod-*"
   app2              -       not selected by target-namespaces "app-*,prod-*"
   app3              -       not selected by target-namespaces "app-*,prod-*"
   default           -       not selected by target-namespaces "app-*,prod-*"
+  dev-web           -       not selected by target-namespaces "app-*,prod-*"
+  eu-staging        -       not selected by target-namespaces "app-*,prod-*"
   external-secrets  -       not selected by target-namespaces "app-*,prod-*"
   kube-node-lease   -       not selected by target-namespaces "app-*,prod-*"
   kube-public       -       not selected by target-namespaces "app-*,prod-*"
   kube-system       -       not selected by target-namespaces "app-*,prod-*"
   legacy            -       not selected by target-namespaces "app-*,prod-*"
+  preprod-web       -       not selected by target-namespaces "app-*,prod-*"
 
-sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 "#),
-    ("externalsecret-dockerconfig.yaml", true, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
+("externalsecret-dockerconfig.yaml", true, r#"Secret.v1 external-secrets/multi-registry-secret  (from examples/externalsecret-dockerconfig.yaml)
   targets:    target-namespaces "all"
   type:       Secret.v1 (watched)
   in cluster: yes
 
-TARGETS: 6 (0 to write)
+TARGETS: 10 (0 to write)
   NAMESPACE     ACTION   WHY
   app-frontend  nothing  the mirror is up to date
   app1          nothing  the mirror is up to date
   app2          nothing  the mirror is up to date
   app3          nothing  the mirror is up to date
   default       nothing  the mirror is up to date
+  dev-web       nothing  the mirror is up to date
+  eu-staging    nothing  the mirror is up to date
+  preprod-web   nothing  the mirror is up to date
   prod-api      nothing  the mirror is up to date
+  prod-web      nothing  the mirror is up to date
 
 NOT TARGETS: 5
   NAMESPACE         ACTION  WHY
@@ -355,9 +537,9 @@ NOT TARGETS: 5
   kube-system       -       excluded: kube-system, kube-public and kube-node-lease never receive mirrors
   legacy            -       not selected: opted out of "all" (label kubemirror.raczylo.com/allow-mirrors=false)
 
-sync-status after this pass: synced:6,failed:0,conflicts:0,skipped:0
+sync-status after this pass: synced:10,failed:0,conflicts:0,skipped:0
 "#),
-    ("secret-specific-namespaces.yaml", true, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
+("secret-specific-namespaces.yaml", true, r#"Secret.v1 default/database-credentials  (from examples/secret-specific-namespaces.yaml)
   targets:    target-namespaces "app1,app2,app3"
   type:       Secret.v1 (watched)
   in cluster: yes
@@ -368,20 +550,24 @@ TARGETS: 3 (0 to write)
   app2       nothing  the mirror is up to date
   app3       nothing  the mirror is up to date
 
-NOT TARGETS: 8
+NOT TARGETS: 12
   NAMESPACE         ACTION  WHY
   app-frontend      -       not selected by target-namespaces "app1,app2,app3"
   default           -       not selected by target-namespaces "app1,app2,app3"
+  dev-web           -       not selected by target-namespaces "app1,app2,app3"
+  eu-staging        -       not selected by target-namespaces "app1,app2,app3"
   external-secrets  -       not selected by target-namespaces "app1,app2,app3"
   kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
   kube-public       -       not selected by target-namespaces "app1,app2,app3"
   kube-system       -       not selected by target-namespaces "app1,app2,app3"
   legacy            -       not selected by target-namespaces "app1,app2,app3"
+  preprod-web       -       not selected by target-namespaces "app1,app2,app3"
   prod-api          -       not selected by target-namespaces "app1,app2,app3"
+  prod-web          -       not selected by target-namespaces "app1,app2,app3"
 
 sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 "#),
-    ("secret-tls-all-labeled.yaml", true, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
+("secret-tls-all-labeled.yaml", true, r#"Secret.v1 default/wildcard-tls  (from examples/secret-tls-all-labeled.yaml)
   targets:    target-namespaces "all-labeled"
   type:       Secret.v1 (watched)
   in cluster: yes
@@ -391,21 +577,25 @@ TARGETS: 2 (0 to write)
   app-frontend  nothing  the mirror is up to date
   prod-api      nothing  the mirror is up to date
 
-NOT TARGETS: 9
+NOT TARGETS: 13
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "all-labeled"
   app2              -       not selected by target-namespaces "all-labeled"
   app3              -       not selected by target-namespaces "all-labeled"
   default           -       not selected by target-namespaces "all-labeled"
+  dev-web           -       not selected by target-namespaces "all-labeled"
+  eu-staging        -       not selected by target-namespaces "all-labeled"
   external-secrets  -       not selected by target-namespaces "all-labeled"
   kube-node-lease   -       not selected by target-namespaces "all-labeled"
   kube-public       -       not selected by target-namespaces "all-labeled"
   kube-system       -       not selected by target-namespaces "all-labeled"
   legacy            -       not selected by target-namespaces "all-labeled"
+  preprod-web       -       not selected by target-namespaces "all-labeled"
+  prod-web          -       not selected by target-namespaces "all-labeled"
 
 sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
 "#),
-    ("traefik-middleware.yaml", true, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
+("traefik-middleware.yaml", true, r#"Middleware.v1alpha1.traefik.io default/compression  (from examples/traefik-middleware.yaml)
   targets:    target-namespaces "app-*"
   type:       Middleware.v1alpha1.traefik.io (watched)
   in cluster: yes
@@ -414,20 +604,140 @@ TARGETS: 1 (0 to write)
   NAMESPACE     ACTION   WHY
   app-frontend  nothing  the mirror is up to date
 
-NOT TARGETS: 10
+NOT TARGETS: 14
   NAMESPACE         ACTION  WHY
   app1              -       not selected by target-namespaces "app-*"
   app2              -       not selected by target-namespaces "app-*"
   app3              -       not selected by target-namespaces "app-*"
   default           -       not selected by target-namespaces "app-*"
+  dev-web           -       not selected by target-namespaces "app-*"
+  eu-staging        -       not selected by target-namespaces "app-*"
   external-secrets  -       not selected by target-namespaces "app-*"
   kube-node-lease   -       not selected by target-namespaces "app-*"
   kube-public       -       not selected by target-namespaces "app-*"
   kube-system       -       not selected by target-namespaces "app-*"
   legacy            -       not selected by target-namespaces "app-*"
+  preprod-web       -       not selected by target-namespaces "app-*"
   prod-api          -       not selected by target-namespaces "app-*"
+  prod-web          -       not selected by target-namespaces "app-*"
 
 sync-status after this pass: synced:1,failed:0,conflicts:0,skipped:0
+"#),
+("transform-configmap-environments.yaml", true, r#"ConfigMap.v1 default/app-config  (from examples/transform-configmap-environments.yaml)
+  targets:    target-namespaces "dev-*,staging-*,prod-*"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  transform:  4 rules (a failing rule is skipped)
+
+TARGETS: 3 (0 to write)
+  NAMESPACE  ACTION   WHY
+  dev-web    nothing  the mirror is up to date
+  prod-api   nothing  the mirror is up to date
+  prod-web   nothing  the mirror is up to date
+
+NOT TARGETS: 12
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app1              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app2              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  app3              -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  default           -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  eu-staging        -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  external-secrets  -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-node-lease   -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-public       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  kube-system       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  legacy            -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+  preprod-web       -       not selected by target-namespaces "dev-*,staging-*,prod-*"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
+"#),
+("transform-deployment-array-indexes.yaml", true, r#"Deployment.v1.apps default/web  (from examples/transform-deployment-array-indexes.yaml)
+  targets:    target-namespaces "app-frontend,prod-api"
+  type:       Deployment.v1.apps (watched)
+  in cluster: yes
+  transform:  5 rules (a failing rule is skipped)
+
+TARGETS: 2 (0 to write)
+  NAMESPACE     ACTION   WHY
+  app-frontend  nothing  the mirror is up to date
+  prod-api      nothing  the mirror is up to date
+
+NOT TARGETS: 13
+  NAMESPACE         ACTION  WHY
+  app1              -       not selected by target-namespaces "app-frontend,prod-api"
+  app2              -       not selected by target-namespaces "app-frontend,prod-api"
+  app3              -       not selected by target-namespaces "app-frontend,prod-api"
+  default           -       not selected by target-namespaces "app-frontend,prod-api"
+  dev-web           -       not selected by target-namespaces "app-frontend,prod-api"
+  eu-staging        -       not selected by target-namespaces "app-frontend,prod-api"
+  external-secrets  -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-node-lease   -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-public       -       not selected by target-namespaces "app-frontend,prod-api"
+  kube-system       -       not selected by target-namespaces "app-frontend,prod-api"
+  legacy            -       not selected by target-namespaces "app-frontend,prod-api"
+  preprod-web       -       not selected by target-namespaces "app-frontend,prod-api"
+  prod-web          -       not selected by target-namespaces "app-frontend,prod-api"
+
+sync-status after this pass: synced:2,failed:0,conflicts:0,skipped:0
+"#),
+("transform-namespace-patterns.yaml", true, r#"ConfigMap.v1 default/graphql-config  (from examples/transform-namespace-patterns.yaml)
+  targets:    target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  type:       ConfigMap.v1 (watched)
+  in cluster: yes
+  transform:  4 rules (a failing rule is skipped)
+
+TARGETS: 4 (0 to write)
+  NAMESPACE    ACTION   WHY
+  dev-web      nothing  the mirror is up to date
+  eu-staging   nothing  the mirror is up to date
+  preprod-web  nothing  the mirror is up to date
+  prod-web     nothing  the mirror is up to date
+
+NOT TARGETS: 11
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app1              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app2              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  app3              -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  default           -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  external-secrets  -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-node-lease   -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-public       -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  kube-system       -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  legacy            -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+  prod-api          -       not selected by target-namespaces "preprod-web,prod-web,eu-staging,dev-web"
+
+sync-status after this pass: synced:4,failed:0,conflicts:0,skipped:0
+"#),
+("transform-secret-hardening.yaml", true, r#"Secret.v1 default/app-credentials  (from examples/transform-secret-hardening.yaml)
+  targets:    target-namespaces "app1,app2,app3"
+  type:       Secret.v1 (watched)
+  in cluster: yes
+  transform:  3 rules (strict: a failing rule fails its target)
+
+TARGETS: 3 (0 to write)
+  NAMESPACE  ACTION   WHY
+  app1       nothing  the mirror is up to date
+  app2       nothing  the mirror is up to date
+  app3       nothing  the mirror is up to date
+
+NOT TARGETS: 12
+  NAMESPACE         ACTION  WHY
+  app-frontend      -       not selected by target-namespaces "app1,app2,app3"
+  default           -       not selected by target-namespaces "app1,app2,app3"
+  dev-web           -       not selected by target-namespaces "app1,app2,app3"
+  eu-staging        -       not selected by target-namespaces "app1,app2,app3"
+  external-secrets  -       not selected by target-namespaces "app1,app2,app3"
+  kube-node-lease   -       not selected by target-namespaces "app1,app2,app3"
+  kube-public       -       not selected by target-namespaces "app1,app2,app3"
+  kube-system       -       not selected by target-namespaces "app1,app2,app3"
+  legacy            -       not selected by target-namespaces "app1,app2,app3"
+  preprod-web       -       not selected by target-namespaces "app1,app2,app3"
+  prod-api          -       not selected by target-namespaces "app1,app2,app3"
+  prod-web          -       not selected by target-namespaces "app1,app2,app3"
+
+sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 "#),
 ];
 
@@ -605,6 +915,16 @@ fn explain_names_the_step_that_excludes_each_namespace() {
     let (code, _, err) = c.cmd(&["explain", "Gizmo", "default/x"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no kind or resource named \"Gizmo\""), "{err}");
+    // Rules that do not compile: said in the header, and no mirror can be printed.
+    let mut bad = secret("default", "badrules", "app-a");
+    bad["metadata"]["annotations"]["kubemirror.raczylo.com/transform"] = json!("rules:\n  - path: data.x\n");
+    c.s.create_object(bad).unwrap();
+    let (code, out, _) = c.cmd(&["explain", "secret", "default/badrules"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("  transform:  does not compile, so no target is written: "), "{out}");
+    let (code, _, err) = c.cmd(&["explain", "secret", "default/badrules", "-o", "yaml", "--namespace", "app-a"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("invalid transformation rules: rule 1 (data.x)"), "{err}");
     assert_eq!(c.writes(), 0);
 }
 

@@ -1,5 +1,7 @@
 //! The real `kubectl` against the in-memory API server: the check that it behaves like a cluster.
-//! Skipped, with a message, where kubectl is not installed.
+//! kubectl is `$KUBECTL`, else the one on PATH (`.ci/run` installs 1.32 with tests/tools/install).
+//! Where it is missing the tests skip with a message, except under `CI=true`, where they fail: a
+//! missing tool must never turn into a green run.
 #![cfg(feature = "testkit")]
 
 use std::path::{Path, PathBuf};
@@ -11,13 +13,23 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+fn kubectl_path() -> PathBuf {
+    PathBuf::from(std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into()))
+}
+
 fn kubectl_available() -> bool {
-    let ok = std::process::Command::new("kubectl")
+    let ok = std::process::Command::new(kubectl_path())
         .args(["version", "--client"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        ok || !ci,
+        "kubectl ({}) is missing and CI=true: install it (tests/tools/install)",
+        kubectl_path().display()
+    );
     if !ok {
         eprintln!("SKIPPED: kubectl is not installed on this machine; the kubectl compatibility tests did not run");
     }
@@ -38,7 +50,7 @@ impl Kubectl {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
+        let mut c = Command::new(kubectl_path());
         c.arg("--kubeconfig").arg(&self.kubeconfig).args(args).env("HOME", &self.home).kill_on_drop(true);
         c
     }

@@ -113,7 +113,7 @@ fn the_chart_lints_and_renders_least_privilege_defaults() {
     let text = role["rules"].to_string();
     assert!(!text.contains("\"*\""), "least privilege has no wildcard: {text}");
     assert!(!text.contains("events.k8s.io"), "core Events only: {text}");
-    assert_eq!(verbs_of(role, "", "events"), ["create"]);
+    assert_eq!(verbs_of(role, "", "events"), ["create", "patch"]);
     assert_eq!(verbs_of(role, "", "namespaces"), ["list", "watch"]);
     assert_eq!(verbs_of(role, "", "secrets"), ["get", "list", "watch", "create", "update", "patch", "delete"]);
     let lease_role = find(&d, "Role", "-leader-election");
@@ -223,6 +223,29 @@ fn the_chart_renders_non_default_values() {
     assert_eq!(dash, dash_file);
 }
 
+/// examples/helm/*.yaml: the seed's configurations as values files, each linted and rendered.
+#[test]
+fn every_example_values_file_lints_and_renders() {
+    let Some(helm) = tools::helm() else { return };
+    let chart = chart();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples/helm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for f in &files {
+        let f = f.display().to_string();
+        tools::run(&helm, &["lint", "--strict", &chart, "-f", &f], &[]);
+        let d = docs(&render(&helm, &["-f", &f]));
+        assert!(!args(find(&d, "Deployment", "kubemirror")).is_empty(), "{f}");
+    }
+    let tenant = root().join("examples/helm/multi-tenant.yaml").display().to_string();
+    let a = args(find(&docs(&render(&helm, &["-f", &tenant])), "Deployment", "kubemirror"));
+    assert!(a.iter().any(|x| x == "--require-target-consent=true"), "{a:?}");
+}
+
 #[test]
 fn the_chart_rejects_invalid_values_with_a_clear_message() {
     let Some(helm) = tools::helm() else { return };
@@ -275,6 +298,24 @@ fn kustomize_and_the_chart_agree_on_the_essentials() {
         std::fs::read(root().join("charts/kubemirror/files/grafana-dashboard.json")).unwrap(),
         "deploy/monitoring/grafana-dashboard.json is the chart's"
     );
+}
+
+/// The image, README and CI build the binary with one command.
+#[test]
+fn the_dockerfile_readme_and_ci_build_the_same_static_binary() {
+    let read = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
+    let docker = read("Dockerfile");
+    let flags = docker.lines().find_map(|l| l.strip_prefix("ENV RUSTFLAGS=")).expect("ENV RUSTFLAGS in the Dockerfile");
+    let build = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("RUN "))
+        .filter(|l| l.starts_with("cargo build"))
+        .expect("RUN cargo build");
+    assert!(flags.contains("+crt-static") && build.contains("--target x86_64-unknown-linux-gnu"), "{flags} {build}");
+    let command = format!("RUSTFLAGS={flags} {build}");
+    assert!(read("README.md").contains(&command), "README's build command is the Dockerfile's: {command}");
+    assert!(read(".ci/run").contains(&command), ".ci/run builds what the Dockerfile builds: {command}");
+    assert!(docker.contains("distroless/static") && docker.contains("USER 65532:65532"), "static, non-root image");
 }
 
 fn crd(group: &str, kind: &str, plural: &str) -> Value {

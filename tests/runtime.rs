@@ -201,7 +201,7 @@ async fn bookmarks_move_the_resume_point_past_a_compaction() {
 
 #[tokio::test]
 async fn watch_list_syncs_with_a_single_request() {
-    let s = server(ServerOptions::default()).await;
+    let s = server(ServerOptions { minor_version: 34, ..Default::default() }).await;
     for i in 0..20 {
         s.create_object(secret("default", &format!("s{i}"), true)).unwrap();
     }

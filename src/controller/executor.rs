@@ -466,7 +466,7 @@ mod tests {
         let echo = api(422, client::Reason::Invalid, message);
         assert_eq!(error_text(&echo), format!("Invalid (message of {} bytes withheld)", message.len()));
         let odd = api(500, client::Reason::Other("hunter2".into()), "");
-        assert_eq!((error_text(&odd), error_reason(&odd)), ("Other (HTTP 500)".to_string(), "Other".to_string()));
+        assert_eq!((error_text(&odd), error_reason(&odd)), ("Other (HTTP 500)".to_string(), "ServerError".to_string()));
         let t1 = client::Error::Transport("connection reset by peer (10.0.0.1:443)".into());
         let t2 = client::Error::Timeout(Duration::from_millis(30_017));
         assert_eq!(error_text(&t1), "API server unreachable");

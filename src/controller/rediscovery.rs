@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::Client;
 use crate::discovery::{self, DenyList, Discovery};
+use crate::metrics::Metrics;
 
 /// The running task; aborted when dropped.
 pub struct Rediscovery {
@@ -24,8 +25,9 @@ impl Drop for Rediscovery {
 }
 
 /// Discovers every `interval` (first after one interval) and sends each successful result; a
-/// failed pass is logged and the watched types are kept.
-pub fn spawn(client: Client, deny: DenyList, interval: Duration) -> Rediscovery {
+/// failed pass is logged and the watched types are kept. Failures (of the whole pass, or of single
+/// group/versions skipped) count in `kubemirror_discovery_errors_total`.
+pub fn spawn(client: Client, deny: DenyList, interval: Duration, metrics: Metrics) -> Rediscovery {
     // One result in flight at most: a slow main loop delays discovery, never piles results up.
     let (tx, results) = mpsc::channel(1);
     let task = tokio::spawn(async move {
@@ -36,11 +38,15 @@ pub fn spawn(client: Client, deny: DenyList, interval: Duration) -> Rediscovery 
             tick.tick().await;
             match discovery::discover(&client, &deny).await {
                 Ok(found) => {
+                    metrics.discovery_failed(false, found.failed.len());
                     if tx.send(found).await.is_err() {
                         return;
                     }
                 }
-                Err(e) => log::warn!("rediscovery failed, keeping the watched types: {e}"),
+                Err(e) => {
+                    metrics.discovery_failed(true, 0);
+                    log::warn!("rediscovery failed, keeping the watched types: {e}");
+                }
             }
         }
     });

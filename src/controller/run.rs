@@ -256,6 +256,8 @@ pub async fn run(
         found = discovery::selected(&client, opts.resource_types.as_deref(), &deny) => found?,
         _ = &mut shutdown => return Ok(Exit::Clean),
     };
+    metrics.discovery_failed(false, initial.failed.len());
+    let initial = initial.resources;
     if initial.is_empty() {
         log::warn!("no mirrorable resource types found; waiting for rediscovery");
     }
@@ -366,7 +368,7 @@ pub async fn run(
     let mut rediscover = opts
         .resource_types
         .is_none()
-        .then(|| rediscovery::spawn(client.clone(), deny.clone(), opts.discovery_interval));
+        .then(|| rediscovery::spawn(client.clone(), deny.clone(), opts.discovery_interval, metrics.clone()));
     let mut gauges = tokio::time::interval(METRICS_PERIOD);
 
     let exit = loop {

@@ -17,6 +17,7 @@ use crate::mirror::build::{self, LiveFacts};
 use crate::mirror::drift::{self, Ledger, VerifyAction};
 use crate::mirror::plan::{self, MirrorOp, Outcome, Plan, SourceState, TargetState};
 use crate::mirror::targets::{self, Step, TargetProblem, TargetSpec};
+use crate::mirror::transform::SourceTransform;
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject};
 use crate::options::Options;
 
@@ -229,6 +230,19 @@ fn live_verdict(input: &Input<'_>, op: &MirrorOp, desired: build::Desired, live:
     }
 }
 
+/// The source's transformation rules as the pass compiled them (`None`: no annotation).
+fn transform_fact(t: &SourceTransform) -> Option<String> {
+    match t {
+        SourceTransform::None => None,
+        SourceTransform::Rules(c) => {
+            let n = c.rules.rules.len();
+            let mode = if c.strict { "strict: a failing rule fails its target" } else { "a failing rule is skipped" };
+            Some(format!("{n} rule{} ({mode})", if n == 1 { "" } else { "s" }))
+        }
+        SourceTransform::Invalid(e) => Some(format!("does not compile, so no target is written: {e}")),
+    }
+}
+
 /// Explains one source.
 pub fn explain(input: &Input<'_>) -> Explanation {
     let src = input.source;
@@ -251,6 +265,9 @@ pub fn explain(input: &Input<'_>) -> Explanation {
     ));
     if input.file.is_some() {
         facts.push(("in cluster", if input.live { "yes".into() } else { "not yet".into() }));
+    }
+    if let Some(text) = transform_fact(&plan.transform) {
+        facts.push(("transform", text));
     }
     if plan.add_finalizer.is_some() {
         facts.push(("finalizer", format!("{} is added to the source first", keys::FINALIZER)));

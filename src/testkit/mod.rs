@@ -22,6 +22,7 @@ pub mod http;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod render;
 pub mod services;
 pub mod stats;
@@ -76,6 +77,10 @@ pub struct ServerOptions {
     /// The Kubernetes minor version `/version` reports (major is 1). The discovery documents are
     /// 1.31's whatever this says; it exists so clients' version-dependent choices can be tested.
     pub minor_version: u32,
+    /// The API server's WatchList feature gate (watch with `sendInitialEvents`). None: its default
+    /// for `minor_version`, on in 1.32 and from 1.34, off before and in 1.33; off, such a watch is a
+    /// 422, as a real server answers.
+    pub watch_list: Option<bool>,
     /// Emulate kube-controller-manager's per-namespace objects (`kube-root-ca.crt` ConfigMap,
     /// `default` ServiceAccount). Off by default so tests see only what they create.
     pub cluster_defaults: bool,
@@ -92,8 +97,16 @@ impl Default for ServerOptions {
             seed: None,
             port: 0,
             minor_version: 31,
+            watch_list: None,
             cluster_defaults: false,
         }
+    }
+}
+
+impl ServerOptions {
+    /// Whether watch-list is on: the explicit gate, else the default of `minor_version`.
+    pub fn watch_list_enabled(&self) -> bool {
+        self.watch_list.unwrap_or(self.minor_version == 32 || self.minor_version >= 34)
     }
 }
 

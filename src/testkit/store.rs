@@ -571,7 +571,8 @@ fn encode_continue(rv: u64, last_key: &str) -> String {
 }
 
 fn decode_continue(tok: &str) -> Result<(u64, String), ApiError> {
-    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    // The message kube-apiserver 1.37 gives (the detail after the last colon is Go's decoder's).
+    let bad = |why: &str| ApiError::bad_request(format!("invalid continue token: continue key is not valid: {why}"));
     let std_alphabet: String = tok
         .chars()
         .map(|c| match c {

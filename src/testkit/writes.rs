@@ -216,7 +216,9 @@ impl Store {
         }
         // etcd3 store.Create refuses a set resourceVersion; the handler turns that into a 500.
         if v["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r != 0) {
-            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+            // The storage error's text as it is, without "Internal error occurred: " (kube-apiserver 1.37).
+            let msg = "resourceVersion should not be set on objects to be created";
+            return Err(ApiError::new(500, "InternalError", msg, None));
         }
         let name_empty = v["metadata"]["name"].as_str().unwrap_or("").is_empty();
         if name_empty {
@@ -263,7 +265,10 @@ impl Store {
             apply::record_update(None, &mut v, &opts.manager, &info.api_version(), &now, apply::Scope::Main);
         }
         if opts.dry_run {
-            v["metadata"]["resourceVersion"] = json!("");
+            // Never stored, so no resourceVersion at all (kube-apiserver 1.37 leaves the field out).
+            if let Some(m) = v["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
             return Ok(v);
         }
         let obj = self.commit(info, EventType::Added, v)?;
@@ -304,14 +309,27 @@ impl Store {
                 _ => v["metadata"]["namespace"] = json!(ns),
             }
         }
+        // A patch whose result does not decode is the patch's fault: 422 on the field `patch`, with
+        // the patched object in the message, as the apiserver's patcher reports it.
+        if is_patch && let Err(at) = bad_byte_field(info, &v) {
+            let cause =
+                FieldError::invalid("patch", &v.to_string(), &format!("illegal base64 data at input byte {at}"));
+            return Err(ApiError::invalid("", "", "", &[cause]));
+        }
         let cur = self.get(info, ns, name)?;
         let old = cur.value();
+        // The storage layer's precondition check, wrapped in its StorageError text.
         if let Some(uid) = v["metadata"]["uid"].as_str().filter(|u| !u.is_empty() && *u != cur.uid) {
             return Err(ApiError::conflict(
                 &info.group,
                 &info.plural,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
+                &format!(
+                    "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: \
+                     Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    storage_key(info, ns, name),
+                    cur.uid
+                ),
             ));
         }
         match v["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
@@ -485,13 +503,19 @@ impl Store {
         opts: &DeleteOpts,
     ) -> Result<DeleteOutcome, ApiError> {
         let cur = self.get(info, ns, name)?;
+        // rest.BeforeDelete checks the preconditions and names the Kind, not the resource (unlike the
+        // storage layer's precondition errors on updates).
         if let Some(uid) = &opts.uid {
             if *uid != cur.uid {
                 return Err(ApiError::conflict(
                     &info.group,
-                    &info.plural,
+                    &info.kind,
                     name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
+                    &format!(
+                        "the UID in the precondition ({uid}) does not match the UID in record ({}). \
+                         The object might have been deleted and then recreated",
+                        cur.uid
+                    ),
                 ));
             }
         }
@@ -499,10 +523,11 @@ impl Store {
             if *rv != cur.rv.to_string() {
                 return Err(ApiError::conflict(
                     &info.group,
-                    &info.plural,
+                    &info.kind,
                     name,
                     &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in \
+                         record ({}). The object might have been modified",
                         cur.rv
                     ),
                 ));
@@ -516,7 +541,10 @@ impl Store {
                 return Ok(DeleteOutcome::Pending(v));
             }
             v["metadata"]["deletionTimestamp"] = json!(now_string());
-            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            // A Namespace gets a deletionTimestamp only; other kinds a zero grace period too.
+            if !is_ns {
+                v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
             if let Some(g) = v["metadata"]["generation"].as_i64() {
                 v["metadata"]["generation"] = json!(g + 1);
             }
@@ -607,6 +635,16 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
 /// Secret `data` and ConfigMap `binaryData` are `[]byte` in Go, decoded with base64.StdEncoding when
 /// the request body is read: bad base64 is a 400 before any validation.
 fn check_byte_fields(info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
+    bad_byte_field(info, v).map_err(|at| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
+            kind = info.kind
+        ))
+    })
+}
+
+/// The offset of the first bad base64 byte in a `[]byte` field.
+fn bad_byte_field(info: &ResourceInfo, v: &Value) -> Result<(), usize> {
     let byte_fields: &[&str] = match (info.group.as_str(), info.plural.as_str()) {
         ("", "secrets") => &["data"],
         ("", "configmaps") => &["binaryData"],
@@ -614,15 +652,21 @@ fn check_byte_fields(info: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
     };
     for field in byte_fields {
         for val in v[*field].as_object().into_iter().flat_map(|m| m.values()) {
-            if let Err(at) = strict_base64(val) {
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data at input byte {at}",
-                    kind = info.kind
-                )));
-            }
+            strict_base64(val)?;
         }
     }
     Ok(())
+}
+
+/// The object's etcd key, as storage errors name it: `/registry/<resource>/[<ns>/]<name>`, custom
+/// resources under their group, Services under `services/specs`.
+fn storage_key(info: &ResourceInfo, ns: &str, name: &str) -> String {
+    let resource = match (info.custom, info.plural.as_str()) {
+        (true, plural) => format!("{}/{plural}", info.group),
+        (false, "services") if info.group.is_empty() => "services/specs".to_string(),
+        (false, plural) => plural.to_string(),
+    };
+    if info.namespaced { format!("/registry/{resource}/{ns}/{name}") } else { format!("/registry/{resource}/{name}") }
 }
 
 /// Server-owned fields come from the stored object whatever the request says: copied when the

@@ -362,6 +362,23 @@ pub async fn quiet_window(s: &ApiServer, rounds: u64) -> StatsSnapshot {
     s.stats()
 }
 
+/// Waits until the number of `what` (a count read from the server) stays the same over a bookmark
+/// round on every watch: reports sent after the statuses (Events) have all landed.
+pub async fn settled(s: &ApiServer, mut what: impl FnMut(&ApiServer) -> usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut last = what(s);
+    loop {
+        let (e0, w0) = (s.stats().watch_events, s.stats().open_watches.max(1) as u64);
+        crate::wait::eventually("a bookmark round", || s.stats().watch_events >= e0 + w0).await;
+        let now = what(s);
+        if now == last {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still changing: {last} -> {now}");
+        last = now;
+    }
+}
+
 /// Requests of `verb` on resources, outside the Lease: renewals are the leader's heartbeat and
 /// discovery documents (resource "") are read every `--discovery-interval`, neither is work.
 pub fn work(st: &StatsSnapshot, verb: &str) -> u64 {

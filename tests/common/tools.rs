@@ -1,6 +1,6 @@
 //! External tools the packaging and kubectl tests drive: helm and kubectl. Looked up in `$HELM` /
 //! `$KUBECTL`, then on PATH, then where `.ci/run` (tests/tools/install) puts them
-//! (`~/.cache/kubemirror-tools`). A test that needs a missing tool skips with a message — except
+//! (`~/.cache/kubemirror-tools/bin`). A test that needs a missing tool skips with a message — except
 //! under `CI=true`, where it fails: CI installs its tools, so a missing one must never turn into a
 //! green run. Included with `#[path = "common/tools.rs"] mod tools;`.
 
@@ -17,17 +17,17 @@ fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("kubemirror-tools"))
+    Some(base.join("kubemirror-tools").join("bin"))
 }
 
-fn find(env: &str, name: &str, cached: &str, version_args: &[&str]) -> Option<PathBuf> {
+fn find(env: &str, name: &str, version_args: &[&str]) -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os(env) {
         candidates.push(PathBuf::from(p));
     }
     candidates.push(PathBuf::from(name));
     if let Some(dir) = cache_dir() {
-        candidates.push(dir.join(cached));
+        candidates.push(dir.join(name));
     }
     candidates.into_iter().find(|c| works(c, version_args))
 }
@@ -36,7 +36,7 @@ fn find(env: &str, name: &str, cached: &str, version_args: &[&str]) -> Option<Pa
 fn require(tool: &str, found: Option<PathBuf>) -> Option<PathBuf> {
     if found.is_none() {
         let msg = format!(
-            "{tool} is not installed (looked at ${}, PATH and ~/.cache/kubemirror-tools); \
+            "{tool} is not installed (looked at ${}, PATH and ~/.cache/kubemirror-tools/bin); \
              tests/tools/install puts it there",
             tool.to_uppercase()
         );
@@ -49,11 +49,11 @@ fn require(tool: &str, found: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 pub fn helm() -> Option<PathBuf> {
-    require("helm", find("HELM", "helm", "helm", &["version", "--short"]))
+    require("helm", find("HELM", "helm", &["version", "--short"]))
 }
 
 pub fn kubectl() -> Option<PathBuf> {
-    require("kubectl", find("KUBECTL", "kubectl", "kubectl-1.32", &["version", "--client"]))
+    require("kubectl", find("KUBECTL", "kubectl", &["version", "--client"]))
 }
 
 /// Runs a tool; panics with its output unless it succeeds. Returns stdout.

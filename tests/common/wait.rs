@@ -20,10 +20,21 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-pub async fn eventually_async(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+pub async fn eventually_async(what: &str, cond: impl AsyncFnMut() -> bool) {
+    eventually_async_within(what, DEADLINE, POLL, cond).await
+}
+
+/// For conditions that cost a request to a real server, polled less often, and for work whose pace
+/// a real cluster sets (namespace termination by kube-controller-manager): a deadline of its own.
+pub async fn eventually_async_within(
+    what: &str,
+    within: Duration,
+    poll: Duration,
+    mut cond: impl AsyncFnMut() -> bool,
+) {
+    let deadline = Instant::now() + within;
     while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(poll).await;
     }
 }
