@@ -469,8 +469,9 @@ async fn with_the_rbac_from_deploy_changes_propagate_drift_is_undone_and_namespa
     eventually("a MirrorConflict Event", async || {
         let list = env.admin.list(&ApiResource::events(), Some(&src), &ListParams::default()).await;
         list.is_ok_and(|l| {
-            l.items.iter().any(|e| e["reason"] == "MirrorConflict" && e["type"] == "Warning")
-                && l.items.iter().all(|e| e["involvedObject"]["namespace"] == src.as_str())
+            let events: Vec<Value> = l.items.iter().map(|e| e.to_value()).collect();
+            events.iter().any(|e| e["reason"] == "MirrorConflict" && e["type"] == "Warning")
+                && events.iter().all(|e| e["involvedObject"]["namespace"] == src.as_str())
         })
     })
     .await;
@@ -669,8 +670,10 @@ async fn watch_list_follows_the_servers_feature_gate_and_metadata_only_watches_c
     };
     let (mirrors, log) = (t.mirrors.clone(), seen.clone());
     let (_, stop, task) = watch_secrets(&env.admin, &ns, cfg, move |ev| {
-        if let kubemirror::watcher::Event::Apply(o) | kubemirror::watcher::Event::InitApply(o) = &ev {
-            log.lock().unwrap().push(o.clone());
+        match &ev {
+            kubemirror::watcher::Event::Apply(o) => log.lock().unwrap().push(o.clone()),
+            kubemirror::watcher::Event::InitApply(o) => log.lock().unwrap().push(o.to_value()),
+            _ => {}
         }
         mirrors.apply_watcher_event(ev);
     });
@@ -705,7 +708,9 @@ async fn watch_list_follows_the_servers_feature_gate_and_metadata_only_watches_c
     let params = ListParams { metadata_only: true, ..Default::default() };
     let list = env.admin.list(&ApiResource::secrets(), Some(&ns), &params).await.expect("metadata LIST");
     assert_eq!(list.items.len(), 6);
-    assert!(list.items.iter().all(|o| o.get("data").is_none() && o["metadata"]["name"].is_string()));
+    assert!(
+        list.items.iter().map(|o| o.to_value()).all(|o| o.get("data").is_none() && o["metadata"]["name"].is_string())
+    );
 }
 
 /// examples/*.yaml as JSON lists, in the order a cluster accepts them: namespaces, CRDs, the rest
