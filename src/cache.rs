@@ -175,7 +175,7 @@ impl Record for NamespaceRecord {
     }
     fn intern(&mut self, i: &mut Interner) {
         self.name = i.intern(&self.name);
-        self.labels = std::mem::take(&mut self.labels).into_iter().map(|(k, v)| (i.intern(&k), i.intern(&v))).collect();
+        self.labels.intern(true, |s| i.intern(s));
     }
     fn from_value(obj: Value) -> Result<Self, ModelError> {
         NamespaceRecord::from_object(&obj)
@@ -562,7 +562,20 @@ mod tests {
             ann.insert("kubemirror.raczylo.com/source-uid".into(), json!(format!("uid-{sns}-{sname}")));
             ann.insert("kubemirror.raczylo.com/source-content-hash".into(), json!(format!("hash-{sname}")));
         }
-        MirrorRecord::from_object(&json!({"metadata": {"name": name, "namespace": ns, "uid": format!("m-{ns}-{name}"),
+        // A uid of the API server's form (a lowercase UUID), distinct per namespace/name.
+        let n = ns
+            .bytes()
+            .chain(name.bytes())
+            .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+        let uid = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            n >> 32,
+            n >> 16 & 0xffff,
+            n & 0xfff,
+            n >> 52,
+            n & 0xffff_ffff_ffff
+        );
+        MirrorRecord::from_object(&json!({"metadata": {"name": name, "namespace": ns, "uid": uid,
             "resourceVersion": rv, "labels": {"kubemirror.raczylo.com/managed-by": "kubemirror"},
             "annotations": ann}}))
         .unwrap()

@@ -201,7 +201,7 @@ async fn delete_mirrors(
             continue;
         };
         let verb = if w.dry_run { "would delete" } else { "deleted" };
-        let line = match w.delete_mirror(r, &m.key.namespace, &m.key.name, &m.uid).await {
+        let line = match w.delete_mirror(r, &m.key.namespace, &m.key.name, &m.uid.to_string()).await {
             Ok(()) => {
                 summary.mirrors_deleted += 1;
                 format!("{verb} {} {} (mirror of {}/{})", r.kind, m.key, src.namespace, src.name)

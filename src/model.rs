@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::keys;
+use crate::util::compact::{ShortStr, Uid};
 
 pub type Str = Arc<str>;
 
@@ -102,6 +103,12 @@ impl Pairs {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// From pairs in any order (a later duplicate key wins, as in a map).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Str, Str)>) -> Pairs {
+        let map: BTreeMap<Str, Str> = pairs.into_iter().collect();
+        Pairs(map.into_iter().collect())
     }
 
     /// As a JSON object (templates and rebuilt objects read them so).
@@ -329,8 +336,8 @@ impl SourceObject {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorRecord {
     pub key: ObjectKey,
-    pub uid: Str,
-    pub resource_version: Str,
+    pub uid: Uid,
+    pub resource_version: ShortStr,
     pub generation: i64,
     /// Carries `managed-by=kubemirror`.
     pub managed: bool,
@@ -355,7 +362,7 @@ impl MirrorRecord {
         };
         Ok(MirrorRecord {
             key,
-            uid: required(obj, "uid", "mirror")?.into(),
+            uid: Uid::from(required(obj, "uid", "mirror")?),
             resource_version: meta_str(obj, "resourceVersion").unwrap_or("").into(),
             generation: generation(obj),
             managed: map_str(obj, "labels", keys::LABEL_MANAGED_BY) == Some(keys::MANAGED_BY_VALUE),
@@ -387,7 +394,7 @@ impl MirrorRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceRecord {
     pub name: Str,
-    pub labels: BTreeMap<Str, Str>,
+    pub labels: Pairs,
     pub terminating: bool,
     /// `allow-mirrors-from` annotation, for `--require-target-consent`.
     pub allow_from: Option<Str>,
@@ -396,18 +403,14 @@ pub struct NamespaceRecord {
 impl NamespaceRecord {
     pub fn from_object(obj: &Value) -> Result<Self, ModelError> {
         let name: Str = required(obj, "name", "namespace")?.into();
-        let labels = obj
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((Str::from(k.as_str()), Str::from(v.as_str()?)))).collect())
-            .unwrap_or_default();
+        let labels = Pairs::from_json(obj.pointer("/metadata/labels"));
         let terminating = deleting(obj) || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
         let allow_from = map_str(obj, "annotations", keys::ANN_ALLOW_MIRRORS_FROM).map(Str::from);
         Ok(NamespaceRecord { name, labels, terminating, allow_from })
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.get(key).map(|v| &**v)
+        self.labels.get(key)
     }
 }
 

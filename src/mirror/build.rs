@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::keys;
 use crate::mirror::hash;
-use crate::model::{Pairs, SourceObject};
+use crate::model::{Pairs, SourceObject, Str};
 use crate::transform;
 use crate::util::time;
 
@@ -112,7 +112,8 @@ impl std::error::Error for BuildError {}
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub object: Value,
-    pub hash: String,
+    /// The content hash (shared: every mirror written with it points at one copy).
+    pub hash: Str,
     /// Transformation rules skipped for this target (non-strict mode), to report.
     pub skipped: Vec<transform::Error>,
 }
@@ -211,7 +212,7 @@ fn finish(
 ) -> Result<Desired, BuildError> {
     strip_server_assigned(&mut obj);
 
-    let hash = hash::content_hash(&obj);
+    let hash: Str = hash::content_hash(&obj).into();
     let mut labels = Map::new();
     labels.insert(keys::LABEL_MANAGED_BY.into(), keys::MANAGED_BY_VALUE.into());
     labels.insert(keys::LABEL_MIRROR.into(), "true".into());
@@ -219,7 +220,7 @@ fn finish(
     ann.insert(keys::ANN_SOURCE_NAMESPACE.into(), (*source.key.namespace).into());
     ann.insert(keys::ANN_SOURCE_NAME.into(), (*source.key.name).into());
     ann.insert(keys::ANN_SOURCE_UID.into(), (*source.uid).into());
-    ann.insert(keys::ANN_SOURCE_CONTENT_HASH.into(), hash.clone().into());
+    ann.insert(keys::ANN_SOURCE_CONTENT_HASH.into(), (*hash).into());
     if source.generation > 0 {
         ann.insert(keys::ANN_SOURCE_GENERATION.into(), source.generation.to_string().into());
     }
@@ -511,13 +512,13 @@ mod tests {
                 "labels": {"app": "db", "kubemirror.raczylo.com/managed-by": "kubemirror", "kubemirror.raczylo.com/mirror": "true"},
                 "annotations": {"note": "kept",
                     "kubemirror.raczylo.com/source-namespace": "default", "kubemirror.raczylo.com/source-name": "db",
-                    "kubemirror.raczylo.com/source-uid": "u1", "kubemirror.raczylo.com/source-content-hash": d.hash,
+                    "kubemirror.raczylo.com/source-uid": "u1", "kubemirror.raczylo.com/source-content-hash": &*d.hash,
                     "kubemirror.raczylo.com/source-resource-version": "41",
                     "kubemirror.raczylo.com/last-sync-time": "2025-01-02T03:04:05Z"}
             }
         });
         assert_eq!(d.object, want);
-        assert_eq!(d.hash, hash::content_hash(&d.object));
+        assert_eq!(*d.hash, hash::content_hash(&d.object));
     }
 
     #[test]
@@ -527,7 +528,7 @@ mod tests {
                 "labels": {"kubemirror.raczylo.com/enabled": "true"}, "annotations": {"kubemirror.raczylo.com/sync": "true"}},
             "data": {"key": "value"}}));
         let d = build_mirror(&src, "t", &BuildConfig::default(), &NoTransform, at()).unwrap();
-        assert_eq!(d.hash, "6d03299fbba4e28d5b65007acecd643423db710bfdde6c6750d8dbf28f80fc8c");
+        assert_eq!(&*d.hash, "6d03299fbba4e28d5b65007acecd643423db710bfdde6c6750d8dbf28f80fc8c");
     }
 
     #[test]

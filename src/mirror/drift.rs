@@ -26,15 +26,16 @@ use serde_json::Value;
 
 use crate::mirror::build::{self, Desired, LiveFacts, RecreateReason};
 use crate::model::{MirrorRecord, ObjectKey, SourceObject, Str};
+use crate::util::compact::ShortStr;
 
 /// The executor's memory of its last write (or verification) of one mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastWrite {
     /// resourceVersion the API server returned for our write (or that we verified).
-    pub resource_version: Str,
+    pub resource_version: ShortStr,
     /// resourceVersion our write replaced (for a verification: the one verified). `None` only for a
     /// create, whose record the planner then waits for instead of creating again.
-    pub replaced: Option<Str>,
+    pub replaced: Option<ShortStr>,
     pub hash: Str,
     pub facts: LiveFacts,
 }
@@ -45,8 +46,8 @@ impl LastWrite {
     pub fn of_write(desired: &Desired, resource_version: &str, replaced: Option<&str>) -> Self {
         LastWrite {
             resource_version: resource_version.into(),
-            replaced: replaced.map(Str::from),
-            hash: desired.hash.as_str().into(),
+            replaced: replaced.map(ShortStr::from),
+            hash: desired.hash.clone(),
             facts: LiveFacts::of(&desired.object),
         }
     }
@@ -103,7 +104,7 @@ pub enum VerifyAction {
     InSync(LastWrite),
     Update {
         desired: Desired,
-        resource_version: Str,
+        resource_version: ShortStr,
     },
     Recreate {
         desired: Desired,
@@ -119,7 +120,7 @@ pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid
     if !owned {
         return VerifyAction::NotOurs;
     }
-    let rv: Str = live.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").into();
+    let rv: ShortStr = live.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").into();
     let facts = LiveFacts::of(live);
     if !build::drifted(live, &desired) {
         return VerifyAction::InSync(LastWrite {

@@ -56,6 +56,7 @@ use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
 use crate::mirror::transform::{SourceTransform, Transforms};
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 use crate::transform;
+use crate::util::compact::ShortStr;
 
 /// What the runtime knows about the source this pass is for.
 #[derive(Debug, Clone, Copy)]
@@ -117,11 +118,11 @@ pub enum MirrorOp {
     /// POST. On 409 AlreadyExists see [`Outcome::AlreadyExists`].
     Create { key: ObjectKey, hash: Str },
     /// PUT with `metadata.resourceVersion` = `resource_version`.
-    Update { key: ObjectKey, hash: Str, resource_version: Str },
+    Update { key: ObjectKey, hash: Str, resource_version: ShortStr },
     /// DELETE with a uid precondition, then POST.
     Recreate { key: ObjectKey, hash: Str, uid: Str, reason: RecreateReason },
     /// GET, then act on [`verify`](crate::mirror::drift::verify).
-    Verify { key: ObjectKey, hash: Str, resource_version: Str },
+    Verify { key: ObjectKey, hash: Str, resource_version: ShortStr },
     /// DELETE with a uid precondition (never deletes a replacement created meanwhile).
     Delete { key: ObjectKey, uid: Str, reason: DeleteReason },
 }
@@ -145,6 +146,10 @@ impl MirrorOp {
 
     /// The desired hash the op was planned with (none for Delete).
     pub fn hash(&self) -> Option<&str> {
+        self.shared_hash().map(|h| &**h)
+    }
+
+    fn shared_hash(&self) -> Option<&Str> {
         match self {
             MirrorOp::Create { hash, .. }
             | MirrorOp::Update { hash, .. }
@@ -344,7 +349,7 @@ pub fn plan<'a>(
         if let Some(m) = deletable.filter(|m| !m.deleting && !resolved.namespaces.contains(ns) && !terminating(ns)) {
             plan.ops.push(MirrorOp::Delete {
                 key: m.key.clone(),
-                uid: m.uid.clone(),
+                uid: Str::from(&m.uid),
                 reason: DeleteReason::NotTargeted,
             });
         }
@@ -383,7 +388,7 @@ impl Summary {
         rules: &SourceTransform,
     ) -> Result<Summary, BuildError> {
         let d = base.build(ns, rules.transform(), ctx.now)?;
-        Ok(Summary { hash: d.hash.as_str().into(), facts: LiveFacts::of(&d.object), skipped: d.skipped })
+        Ok(Summary { hash: d.hash, facts: LiveFacts::of(&d.object), skipped: d.skipped })
     }
 }
 
@@ -391,7 +396,7 @@ fn delete_all(plan: &mut Plan, by_ns: &BTreeMap<Str, Class<'_>>, reason: DeleteR
     for class in by_ns.values() {
         if let Class::Owned(m) | Class::Previous(m) = class {
             if !m.deleting {
-                plan.ops.push(MirrorOp::Delete { key: m.key.clone(), uid: m.uid.clone(), reason });
+                plan.ops.push(MirrorOp::Delete { key: m.key.clone(), uid: Str::from(&m.uid), reason });
             }
         }
     }
@@ -432,7 +437,7 @@ fn plan_target(
     let hash = desired.hash.clone();
     let op = match existing {
         Some(Class::Previous(m)) => {
-            MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason: RecreateReason::SourceReplaced }
+            MirrorOp::Recreate { key, hash, uid: Str::from(&m.uid), reason: RecreateReason::SourceReplaced }
         }
         Some(Class::Owned(m)) => match plan_owned(ctx, src, m, key, &desired, last) {
             Ok(op) => op,
@@ -471,7 +476,7 @@ fn plan_owned(
     }
     let facts = last.map(|lw| lw.facts.clone()).unwrap_or_default();
     Ok(match build::recreate_reason_of(&desired.facts, &facts, !hash_ok) {
-        Some(reason) => MirrorOp::Recreate { key, hash, uid: m.uid.clone(), reason },
+        Some(reason) => MirrorOp::Recreate { key, hash, uid: Str::from(&m.uid), reason },
         None => MirrorOp::Update { key, hash, resource_version: m.resource_version.clone() },
     })
 }
@@ -494,7 +499,14 @@ fn materialize_with(
     if let Some(e) = transform.error() {
         return Some(Err(BuildError::Transform(e.clone())));
     }
-    Some(build::build_mirror(src, &op.key().namespace, ctx.build, transform.transform(), ctx.now))
+    let built = build::build_mirror(src, &op.key().namespace, ctx.build, transform.transform(), ctx.now);
+    // The planned hash is one copy shared by every target of the source; the ledger keeps it.
+    Some(built.map(|mut d| {
+        if let Some(h) = op.shared_hash().filter(|h| ***h == *d.hash) {
+            d.hash = h.clone();
+        }
+        d
+    }))
 }
 
 /// Add our finalizer, keeping everyone else's; the resourceVersion makes it a compare-and-swap.
@@ -1029,7 +1041,7 @@ mod tests {
         let desired: Vec<Desired> = p.ops.iter().map(|op| materialize(&c, &changed, op).unwrap().unwrap()).collect();
         assert_eq!(
             p.ops.iter().map(MirrorOp::hash).collect::<Vec<_>>(),
-            desired.iter().map(|d| Some(d.hash.as_str())).collect::<Vec<_>>()
+            desired.iter().map(|d| Some(&*d.hash)).collect::<Vec<_>>()
         );
         assert_eq!(desired[1].object.pointer("/metadata/namespace"), Some(&json!("app2")));
         let update = p.ops[0].body(&desired[0]).unwrap();

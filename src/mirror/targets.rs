@@ -516,12 +516,12 @@ pub fn resolve<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::model::Pairs;
 
     fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceRecord {
         NamespaceRecord {
             name: name.into(),
-            labels: labels.iter().map(|(k, v)| (Str::from(*k), Str::from(*v))).collect::<BTreeMap<_, _>>(),
+            labels: Pairs::from_pairs(labels.iter().map(|(k, v)| (Str::from(*k), Str::from(*v)))),
             terminating: false,
             allow_from: None,
         }

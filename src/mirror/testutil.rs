@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::mirror::build::{self, BuildConfig, LiveFacts, NoTransform};
 use crate::mirror::drift::LastWrite;
 use crate::model::{MirrorRecord, SourceObject, Str};
+use crate::util::compact::ShortStr;
 
 pub fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_735_787_045)
@@ -48,7 +49,7 @@ pub fn desired_hash(src: &SourceObject, ns: &str) -> Str {
 pub fn written(src: &SourceObject, ns: &str, rv: &str, replaced: Option<&str>) -> LastWrite {
     LastWrite {
         resource_version: rv.into(),
-        replaced: replaced.map(Str::from),
+        replaced: replaced.map(ShortStr::from),
         hash: desired_hash(src, ns),
         facts: LiveFacts::default(),
     }

@@ -193,7 +193,7 @@ mod tests {
             for op in &p.ops {
                 let ns = &op.key().namespace;
                 let d = build_mirror(&src, ns, &BuildConfig::default(), t.transform(), now()).unwrap();
-                assert_eq!(op.hash(), Some(d.hash.as_str()), "{rules} in {ns}");
+                assert_eq!(op.hash(), Some(&*d.hash), "{rules} in {ns}");
             }
             let hashes: std::collections::BTreeSet<_> = p.ops.iter().filter_map(|o| o.hash()).collect();
             assert_eq!(hashes.len(), if t.depends_on_target() { 2 } else { 1 }, "{rules}");

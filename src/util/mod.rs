@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod base64;
+pub mod compact;
 pub mod duration;
 pub mod rand;
 pub mod ratelimit;
