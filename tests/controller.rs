@@ -2,126 +2,42 @@
 //! real binary for signals and exit codes, driven only through the API. Waits poll a condition with a deadline.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/controller.rs"]
+mod harness;
 #[path = "common/wait.rs"]
 mod wait;
 
 use std::time::{Duration, Instant};
 
-use kubemirror::client::{Client, ClientOptions, LoadOptions};
-use kubemirror::controller::{self, Exit};
+use cluster::{ANN_STATUS, ANN_TARGETS, EXAMPLE_MIRRORS, mirrored_in, secret, source, user, wait_mirrors};
+use harness::{Running, bind_admin, http_get, options, start, start_bound};
+use kubemirror::controller::Exit;
 use kubemirror::options::Options;
-use kubemirror::testkit::{ApiServer, Rule, ServerOptions, User};
+use kubemirror::testkit::{ApiServer, ServerOptions, User};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use wait::{eventually, eventually_async};
 
-const ANN_TARGETS: &str = "kubemirror.raczylo.com/target-namespaces";
-const ANN_STATUS: &str = "kubemirror.raczylo.com/sync-status";
 const FINALIZER: &str = "kubemirror.raczylo.com/finalizer";
 
-fn namespaces() -> Vec<String> {
-    ["default", "kube-system", "kube-public", "kube-node-lease", "app1", "app2", "app-a", "app-b", "other"]
-        .map(String::from)
-        .to_vec()
-}
+const NAMESPACES: [&str; 9] =
+    ["default", "kube-system", "kube-public", "kube-node-lease", "app1", "app2", "app-a", "app-b", "other"];
 
 async fn server() -> ApiServer {
     server_with(vec![User::admin()]).await
 }
 
 async fn server_with(users: Vec<User>) -> ApiServer {
-    ApiServer::start(ServerOptions {
-        seed: Some(21),
-        users,
-        namespaces: namespaces(),
-        bookmark_interval: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn client(s: &ApiServer, user: &str) -> Client {
-    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path(user)), context: None };
-    Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap()
-}
-
-fn options(types: Option<&str>, leader_elect: bool) -> Options {
-    Options {
-        resource_types: types.map(String::from),
-        leader_elect,
-        leader_election_namespace: Some("default".into()),
-        lease_duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_secs(2),
-        retry_period: Duration::from_millis(500),
-        metrics_bind_address: None,
-        health_probe_bind_address: None,
-        ..Options::default()
-    }
-}
-
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<Exit, String>>,
-}
-
-impl Running {
-    async fn stop(mut self) -> Exit {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.unwrap().unwrap()
-    }
-}
-
-async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
-    let c = client(s, user).await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
-        opts,
-        c,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-        |_| {},
-    ));
-    Running { stop: Some(stop), task }
+    cluster::server(21, &NAMESPACES, users).await
 }
 
 async fn start_secrets(s: &ApiServer) -> Running {
     start(s, "admin", options(Some("Secret.v1,ConfigMap.v1"), false)).await
 }
 
-fn source(kind: &str, ns: &str, name: &str, targets: &str, data: Value) -> Value {
-    let mut o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns,
-        "labels": {"kubemirror.raczylo.com/enabled": "true"},
-        "annotations": {"kubemirror.raczylo.com/sync": "true", ANN_TARGETS: targets}}});
-    o["data"] = data;
-    o
-}
-
-fn secret(ns: &str, name: &str, targets: &str) -> Value {
-    source("Secret", ns, name, targets, json!({"password": "czNjcjN0"}))
-}
-
 fn get(s: &ApiServer, kind: &str, ns: &str, name: &str) -> Option<Value> {
     s.get_object("v1", kind, Some(ns), name)
-}
-
-fn mirrored_in(s: &ApiServer, kind: &str, name: &str) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .list_objects("v1", kind, None)
-        .into_iter()
-        .filter(|o| {
-            o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror").and_then(Value::as_str) == Some("true")
-        })
-        .filter(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
-        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from))
-        .collect();
-    out.sort();
-    out
 }
 
 fn status(s: &ApiServer, kind: &str, ns: &str, name: &str) -> String {
@@ -135,11 +51,6 @@ fn has_finalizer(o: &Value) -> bool {
     o.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| f.iter().any(|v| v == FINALIZER))
 }
 
-async fn wait_mirrors(s: &ApiServer, kind: &str, name: &str, want: &[&str]) {
-    let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
-    eventually(&format!("{kind} {name} mirrored exactly in {want:?}"), || mirrored_in(s, kind, name) == want).await;
-}
-
 fn edit(s: &ApiServer, kind: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
     let mut o = get(s, kind, ns, name).unwrap();
     f(&mut o);
@@ -151,7 +62,7 @@ async fn a_source_converges_updates_propagate_and_deletion_cleans_up() {
     let s = server().await;
     s.create_object(secret("default", "db", "app1, app2 ,app1,")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2"]).await;
     let src = get(&s, "Secret", "default", "db").unwrap();
     assert!(has_finalizer(&src), "{src}");
     let m = get(&s, "Secret", "app1", "db").unwrap();
@@ -170,7 +81,7 @@ async fn a_source_converges_updates_propagate_and_deletion_cleans_up() {
 
     s.delete_object("v1", "Secret", Some("default"), "db").unwrap();
     eventually("source and mirrors gone", || {
-        get(&s, "Secret", "default", "db").is_none() && mirrored_in(&s, "Secret", "db").is_empty()
+        get(&s, "Secret", "default", "db").is_none() && mirrored_in(&s, "v1", "Secret", "db").is_empty()
     })
     .await;
     assert_eq!(c.stop().await, Exit::Clean);
@@ -180,7 +91,7 @@ async fn a_source_converges_updates_propagate_and_deletion_cleans_up() {
 async fn a_server_with_watch_list_on_by_default_is_synced_without_any_list() {
     let s = ApiServer::start(ServerOptions {
         seed: Some(22),
-        namespaces: namespaces(),
+        namespaces: NAMESPACES.map(String::from).to_vec(),
         bookmark_interval: Duration::from_millis(200),
         minor_version: 34,
         ..Default::default()
@@ -189,7 +100,7 @@ async fn a_server_with_watch_list_on_by_default_is_synced_without_any_list() {
     .unwrap();
     s.create_object(secret("default", "db", "app1,app2")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2"]).await;
     let st = s.stats();
     assert_eq!(st.verb("list"), 0, "watch-list replaces every initial LIST: {:?}", st.requests);
     assert!(st.verb("watch") >= 3, "sources, mirrors and namespaces are watched: {:?}", st.requests);
@@ -202,25 +113,14 @@ async fn steady_state_costs_no_request_but_watches() {
     s.create_object(secret("default", "db", "app1,app2,app-a")).unwrap();
     s.create_object(source("ConfigMap", "default", "cfg", "all", json!({"k": "v"}))).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app-a", "app1", "app2"]).await;
-    wait_mirrors(&s, "ConfigMap", "cfg", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app-a", "app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "ConfigMap", "cfg", &["app-a", "app-b", "app1", "app2", "other"]).await;
     eventually("statuses written", || {
         status(&s, "Secret", "default", "db").starts_with("synced:3,")
             && status(&s, "ConfigMap", "default", "cfg").starts_with("synced:5,")
     })
     .await;
-    // Our own writes' events must have come back before the quiet period starts: wait for a round of
-    // bookmarks on every watch after the last write.
-    let quiet_from = |st: &kubemirror::testkit::StatsSnapshot| (st.watch_events, st.open_watches as u64);
-    let (events0, watches) = quiet_from(&s.stats());
-    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
-    s.reset_stats();
-    let (events1, watches) = quiet_from(&s.stats());
-    eventually("two more bookmark rounds", || s.stats().watch_events >= events1 + 4 * watches).await;
-    let st = s.stats();
-    for verb in ["get", "list", "create", "update", "patch", "delete"] {
-        assert_eq!(st.verb(verb), 0, "{verb} requests in steady state: {:?}", st.requests);
-    }
+    harness::assert_steady_state_is_quiet(&s).await;
     c.stop().await;
 }
 
@@ -234,9 +134,9 @@ async fn targeting_rows_patterns_all_all_labeled_and_late_namespaces() {
     s.create_object(secret("default", "everywhere", "all")).unwrap();
     s.create_object(secret("default", "labeled", "all-labeled")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "pattern", &["app-a", "app-b"]).await;
-    wait_mirrors(&s, "Secret", "everywhere", &["app-a", "app-b", "app1", "app2", "other"]).await;
-    wait_mirrors(&s, "Secret", "labeled", &["app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "pattern", &["app-a", "app-b"]).await;
+    wait_mirrors(&s, "v1", "Secret", "everywhere", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "labeled", &["app2"]).await;
 
     // A namespace created later, and one opting out of `all` / into `all-labeled`.
     s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-late"}})).unwrap();
@@ -246,9 +146,9 @@ async fn targeting_rows_patterns_all_all_labeled_and_late_namespaces() {
     edit(&s, "Namespace", "", "app1", |o| {
         o["metadata"]["labels"] = json!({"kubemirror.raczylo.com/allow-mirrors": "true"})
     });
-    wait_mirrors(&s, "Secret", "pattern", &["app-a", "app-b", "app-late"]).await;
-    wait_mirrors(&s, "Secret", "everywhere", &["app-a", "app-b", "app-late", "app1", "app2"]).await;
-    wait_mirrors(&s, "Secret", "labeled", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "pattern", &["app-a", "app-b", "app-late"]).await;
+    wait_mirrors(&s, "v1", "Secret", "everywhere", &["app-a", "app-b", "app-late", "app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "labeled", &["app1", "app2"]).await;
     c.stop().await;
 }
 
@@ -258,17 +158,17 @@ async fn turning_off_and_shrinking_targets_clean_up() {
     s.create_object(secret("default", "db", "app1,app2,other")).unwrap();
     s.create_object(secret("default", "off", "app1")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1", "app2", "other"]).await;
-    wait_mirrors(&s, "Secret", "off", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "off", &["app1"]).await;
 
     edit(&s, "Secret", "default", "db", |o| o["metadata"]["annotations"][ANN_TARGETS] = json!("app2"));
-    wait_mirrors(&s, "Secret", "db", &["app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app2"]).await;
 
     // Removing the opt-in label: the object leaves the watch; mirrors and finalizer go.
     edit(&s, "Secret", "default", "off", |o| {
         o["metadata"]["labels"].as_object_mut().unwrap().remove("kubemirror.raczylo.com/enabled");
     });
-    wait_mirrors(&s, "Secret", "off", &[]).await;
+    wait_mirrors(&s, "v1", "Secret", "off", &[]).await;
     eventually("finalizer released", || get(&s, "Secret", "default", "off").is_some_and(|o| !has_finalizer(&o))).await;
     c.stop().await;
 }
@@ -281,7 +181,7 @@ async fn drift_is_put_back_and_foreign_objects_are_left_alone() {
         .unwrap();
     s.create_object(secret("default", "db", "app1,app2")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
     eventually("conflict reported", || status(&s, "Secret", "default", "db").contains("conflicts:1")).await;
     eventually("a MirrorConflict Event on the source", || {
         s.list_objects("v1", "Event", Some("default"))
@@ -307,12 +207,7 @@ async fn drift_is_put_back_and_foreign_objects_are_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_secrets_flow_and_a_crd_type_with_auto_discovery() {
     let s = server().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut text = String::new();
-    for f in ["traefik-middleware.yaml", "externalsecret-dockerconfig.yaml"] {
-        text.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
-        text.push_str("\n---\n");
-    }
+    let text = cluster::examples(&["traefik-middleware.yaml", "externalsecret-dockerconfig.yaml"]);
     s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external-secrets"}}))
         .unwrap();
     s.apply_yaml(&text).unwrap();
@@ -329,15 +224,12 @@ async fn external_secrets_flow_and_a_crd_type_with_auto_discovery() {
     .await;
     let m = s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-a"), "compression").unwrap();
     assert_eq!(m["spec"]["compress"]["excludedContentTypes"], json!(["text/event-stream"]));
-    wait_mirrors(&s, "Secret", "multi-registry-secret", &["app-a", "app-b", "app1", "app2", "default", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "multi-registry-secret", &["app-a", "app-b", "app1", "app2", "default", "other"])
+        .await;
     let mirror = get(&s, "Secret", "app1", "multi-registry-secret").unwrap();
     assert!(mirror["metadata"].get("ownerReferences").is_none(), "{mirror}");
     assert_eq!(mirror["type"], "kubernetes.io/dockerconfigjson");
     c.stop().await;
-}
-
-fn user(name: &str) -> User {
-    User { name: name.into(), token: format!("{name}-token"), rules: vec![Rule::all()] }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,9 +238,9 @@ async fn two_instances_exactly_one_writes_and_a_graceful_stop_hands_over() {
     s.create_object(secret("default", "db", "app1")).unwrap();
     let a = start(&s, "a", options(Some("Secret.v1"), true)).await;
     let b = start(&s, "b", options(Some("Secret.v1"), true)).await;
-    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
     s.create_object(secret("default", "db2", "app1,app2")).unwrap();
-    wait_mirrors(&s, "Secret", "db2", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db2", &["app1", "app2"]).await;
     let writes = |who: &str| {
         let st = s.stats();
         ["create", "update", "delete"]
@@ -361,7 +253,7 @@ async fn two_instances_exactly_one_writes_and_a_graceful_stop_hands_over() {
     let (leader, standby, standby_user) = if wa > 0 { (a, b, "b") } else { (b, a, "a") };
     assert_eq!(leader.stop().await, Exit::Clean);
     s.create_object(secret("default", "db3", "app2")).unwrap();
-    wait_mirrors(&s, "Secret", "db3", &["app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db3", &["app2"]).await;
     eventually_async("the standby took over", || async { writes(standby_user) > 0 }).await;
     assert_eq!(standby.stop().await, Exit::Clean);
 }
@@ -379,7 +271,7 @@ fn the_binary_runs_the_controller_and_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    rt.block_on(wait_mirrors(&s, "Secret", "db", &["app1"]));
+    rt.block_on(wait_mirrors(&s, "v1", "Secret", "db", &["app1"]));
     let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
@@ -414,8 +306,8 @@ async fn changes_made_while_the_controller_was_down_converge_after_a_restart() {
     s.create_object(secret("default", "gone", "app1")).unwrap();
     s.create_object(secret("default", "kept", "app-*")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "gone", &["app1"]).await;
-    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b"]).await;
+    wait_mirrors(&s, "v1", "Secret", "gone", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "kept", &["app-a", "app-b"]).await;
     assert_eq!(c.stop().await, Exit::Clean);
 
     // While down: a source deleted (its finalizer holds it), a namespace created, a mirror edited.
@@ -425,9 +317,9 @@ async fn changes_made_while_the_controller_was_down_converge_after_a_restart() {
     edit(&s, "Secret", "app-a", "kept", |o| o["data"]["password"] = json!("aGFja2Vk"));
 
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "kept", &["app-a", "app-b", "app-new"]).await;
+    wait_mirrors(&s, "v1", "Secret", "kept", &["app-a", "app-b", "app-new"]).await;
     eventually("deleted source cleaned up", || {
-        get(&s, "Secret", "default", "gone").is_none() && mirrored_in(&s, "Secret", "gone").is_empty()
+        get(&s, "Secret", "default", "gone").is_none() && mirrored_in(&s, "v1", "Secret", "gone").is_empty()
     })
     .await;
     eventually("edit made while down reverted", || {
@@ -441,8 +333,8 @@ async fn changes_made_while_the_controller_was_down_converge_after_a_restart() {
 async fn a_crd_created_later_is_picked_up_by_rediscovery() {
     let s = server().await;
     let c = start(&s, "admin", Options { discovery_interval: Duration::from_secs(1), ..options(None, false) }).await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    s.apply_yaml(&std::fs::read_to_string(dir.join("traefik-middleware.yaml")).unwrap()).unwrap();
+    let middleware = cluster::examples_dir().join("traefik-middleware.yaml");
+    s.apply_yaml(&std::fs::read_to_string(middleware).unwrap()).unwrap();
     eventually("middleware mirrored after rediscovery", || {
         ["app-a", "app-b"]
             .iter()
@@ -457,48 +349,19 @@ async fn a_leader_whose_renewals_fail_stops_and_reports_lost_leadership() {
     let s = server().await;
     s.create_object(secret("default", "db", "app1")).unwrap();
     let c = start(&s, "admin", options(Some("Secret.v1"), true)).await;
-    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
     s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
     let exit = tokio::time::timeout(Duration::from_secs(10), c.task).await.unwrap().unwrap().unwrap();
     assert!(matches!(exit, Exit::LostLeadership(_)), "{exit:?}");
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_report_readiness_liveness_and_metrics() {
     let s = server().await;
     s.create_object(secret("default", "db", "app1")).unwrap();
-    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let opts = Options {
-        metrics_bind_address: Some(local),
-        health_probe_bind_address: Some(local),
-        ..options(Some("Secret.v1"), false)
-    };
-    let (tx, rx) = oneshot::channel();
-    let c = client(&s, "admin").await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
-        opts,
-        c,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-        move |b| {
-            let _ = tx.send(b);
-        },
-    ));
-    let bound = rx.await.unwrap();
-    let (health, metrics) = (bound.health.unwrap(), bound.metrics.unwrap());
-    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    let c = start_bound(&s, "admin", bind_admin(options(Some("Secret.v1"), false))).await;
+    let (health, metrics) = (c.health(), c.metrics());
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
     eventually_async("ready", || async move { http_get(health, "/readyz").await.starts_with("HTTP/1.1 200") }).await;
     assert!(http_get(health, "/healthz").await.starts_with("HTTP/1.1 200"));
     eventually_async("reconcile metrics", || async move {
@@ -508,8 +371,7 @@ async fn admin_endpoints_report_readiness_liveness_and_metrics() {
             && m.contains("kubemirror_leader 1")
     })
     .await;
-    let _ = stop.send(());
-    assert_eq!(task.await.unwrap().unwrap(), Exit::Clean);
+    assert_eq!(c.stop().await, Exit::Clean);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,7 +384,7 @@ async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated()
     s.create_object(svc).unwrap();
     s.create_object(source("ConfigMap", "default", "cfg", "app1", json!({"k": "v1"}))).unwrap();
     let c = start(&s, "admin", options(Some("Service.v1,ConfigMap.v1"), false)).await;
-    wait_mirrors(&s, "Service", "api", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Service", "api", &["app1"]).await;
     let src = get(&s, "Service", "default", "api").unwrap();
     let m = get(&s, "Service", "app1", "api").unwrap();
     assert!(m["spec"]["clusterIP"].is_string(), "{m}");
@@ -537,7 +399,7 @@ async fn services_get_their_own_cluster_ip_and_immutable_mirrors_are_recreated()
     .await;
 
     // Someone made the ConfigMap mirror immutable: a content change needs delete + create.
-    wait_mirrors(&s, "ConfigMap", "cfg", &["app1"]).await;
+    wait_mirrors(&s, "v1", "ConfigMap", "cfg", &["app1"]).await;
     let uid_before = get(&s, "ConfigMap", "app1", "cfg").unwrap()["metadata"]["uid"].clone();
     edit(&s, "ConfigMap", "app1", "cfg", |o| o["immutable"] = json!(true));
     edit(&s, "ConfigMap", "default", "cfg", |o| o["data"]["k"] = json!("v2"));
@@ -568,17 +430,17 @@ async fn selector_truncation_consent_and_refused_types() {
     s.create_object(token).unwrap();
     let opts = Options { max_targets: 2, require_target_consent: false, ..options(Some("Secret.v1"), false) };
     let c = start(&s, "admin", opts).await;
-    wait_mirrors(&s, "Secret", "sel", &["app1", "app2"]).await;
-    wait_mirrors(&s, "Secret", "many", &["app-a", "app-b"]).await;
+    wait_mirrors(&s, "v1", "Secret", "sel", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "many", &["app-a", "app-b"]).await;
     eventually("truncation reported", || status(&s, "Secret", "default", "many").contains("truncated:")).await;
     eventually("refusal reported", || status(&s, "Secret", "default", "token").contains("never mirrored")).await;
-    assert!(mirrored_in(&s, "Secret", "token").is_empty());
+    assert!(mirrored_in(&s, "v1", "Secret", "token").is_empty());
     assert_eq!(c.stop().await, Exit::Clean);
 
     // Consent mode: only namespaces that allow pushes receive mirrors; the others' go.
     let opts = Options { require_target_consent: true, ..options(Some("Secret.v1"), false) };
     let c = start(&s, "admin", opts).await;
-    wait_mirrors(&s, "Secret", "sel", &["app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "sel", &["app2"]).await;
     c.stop().await;
 }
 
@@ -588,7 +450,7 @@ async fn a_source_change_with_n_targets_costs_exactly_n_writes_and_no_reads() {
     let targets = ["app1", "app2", "app-a", "app-b", "other"];
     s.create_object(secret("default", "db", &targets.join(","))).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b", "app1", "app2", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app-a", "app-b", "app1", "app2", "other"]).await;
     eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:5,")).await;
     let (events0, watches) = (s.stats().watch_events, s.stats().open_watches as u64);
     eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
@@ -673,8 +535,8 @@ async fn sources_deleted_or_replaced_behind_our_back_converge_after_a_restart() 
     s.create_object(secret("default", "deleted", "app1,app2")).unwrap();
     s.create_object(secret("default", "replaced", "app1")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "deleted", &["app1", "app2"]).await;
-    wait_mirrors(&s, "Secret", "replaced", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "deleted", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "replaced", &["app1"]).await;
     let old_uid = get(&s, "Secret", "app1", "replaced").unwrap()["metadata"]["uid"].clone();
     c.stop().await;
 
@@ -688,7 +550,7 @@ async fn sources_deleted_or_replaced_behind_our_back_converge_after_a_restart() 
     s.create_object(fresh).unwrap();
 
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "deleted", &[]).await;
+    wait_mirrors(&s, "v1", "Secret", "deleted", &[]).await;
     eventually("mirror recreated for the new source", || {
         get(&s, "Secret", "app1", "replaced")
             .is_some_and(|m| m["data"]["password"] == "bmV3" && m["metadata"]["uid"] != old_uid)
@@ -702,7 +564,7 @@ async fn a_restart_reads_each_mirror_once_and_writes_nothing() {
     let s = server().await;
     s.create_object(secret("default", "db", "app1,app2,other")).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1", "app2", "other"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2", "other"]).await;
     eventually("status written", || status(&s, "Secret", "default", "db").starts_with("synced:3,")).await;
     c.stop().await;
     s.reset_stats();
@@ -732,7 +594,7 @@ fn the_binary_exits_1_when_it_loses_the_lease() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    rt.block_on(wait_mirrors(&s, "Secret", "db", &["app1"]));
+    rt.block_on(wait_mirrors(&s, "v1", "Secret", "db", &["app1"]));
     s.fail_next(kubemirror::testkit::Matcher::new(None, Some("leases")), 10_000, 500, None);
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -751,53 +613,17 @@ fn the_binary_exits_1_when_it_loses_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_converges_as_its_comments_say() {
     let s = ApiServer::start(ServerOptions { seed: Some(3), ..Default::default() }).await.unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap() + "\n---\n").collect();
-    s.apply_yaml(&text).unwrap();
+    s.apply_yaml(&cluster::all_examples()).unwrap();
     let c = start(&s, "admin", options(None, false)).await;
-    let everywhere = [
-        "app-frontend",
-        "app1",
-        "app2",
-        "app3",
-        "dev-web",
-        "eu-staging",
-        "external-secrets",
-        "preprod-web",
-        "prod-api",
-        "prod-web",
-    ];
-    wait_mirrors(&s, "ConfigMap", "cluster-ca-bundle", &everywhere).await;
-    wait_mirrors(&s, "ConfigMap", "shared-config", &["app-frontend", "prod-api", "prod-web"]).await;
-    wait_mirrors(&s, "Secret", "database-credentials", &["app1", "app2", "app3"]).await;
-    wait_mirrors(&s, "Secret", "wildcard-tls", &["app-frontend", "prod-api"]).await;
-    let all_but_source = [
-        "app-frontend",
-        "app1",
-        "app2",
-        "app3",
-        "default",
-        "dev-web",
-        "eu-staging",
-        "preprod-web",
-        "prod-api",
-        "prod-web",
-    ];
-    wait_mirrors(&s, "Secret", "multi-registry-secret", &all_but_source).await;
+    // Every v1 mirror exactly where its example says.
+    for (api_version, kind, name, want) in EXAMPLE_MIRRORS.iter().filter(|(api_version, ..)| *api_version == "v1") {
+        wait_mirrors(&s, api_version, kind, name, want).await;
+    }
     eventually("the Middleware in app-frontend", || {
         s.get_object("traefik.io/v1alpha1", "Middleware", Some("app-frontend"), "compression").is_some()
     })
     .await;
-    // The transform examples (their exact output is checked in tests/transform.rs).
-    wait_mirrors(&s, "ConfigMap", "app-config", &["dev-web", "prod-api", "prod-web"]).await;
-    wait_mirrors(&s, "ConfigMap", "graphql-config", &["dev-web", "eu-staging", "preprod-web", "prod-web"]).await;
-    wait_mirrors(&s, "Secret", "app-credentials", &["app1", "app2", "app3"]).await;
+    // The transformed Deployments (their exact output is checked in tests/transform.rs).
     eventually("the transformed Deployments", || {
         ["app-frontend", "prod-api"].iter().all(|ns| s.get_object("apps/v1", "Deployment", Some(ns), "web").is_some())
     })
@@ -813,7 +639,7 @@ async fn a_source_never_overwrites_another_sources_mirror() {
     rival["data"]["password"] = json!("cml2YWw=");
     s.create_object(rival).unwrap();
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
     let winner =
         get(&s, "Secret", "app1", "db").unwrap()["metadata"]["annotations"]["kubemirror.raczylo.com/source-namespace"]
             .as_str()
@@ -837,7 +663,7 @@ async fn failed_writes_are_retried_through_the_queue_until_they_succeed() {
     s.create_object(secret("default", "db", "app1,app2")).unwrap();
     s.fail_next(kubemirror::testkit::Matcher::new(Some("create"), Some("secrets")), 3, 403, None);
     let c = start_secrets(&s).await;
-    wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2"]).await;
     eventually("status clean", || status(&s, "Secret", "default", "db") == "synced:2,failed:0,conflicts:0,skipped:0")
         .await;
     assert_eq!(s.stats().count("create", "secrets"), 5, "two creates plus the three refused ones");
@@ -851,7 +677,7 @@ async fn verify_source_freshness_costs_one_get_per_writing_pass_and_none_when_of
         s.create_object(secret("default", "db", "app1,app2")).unwrap();
         let opts = Options { verify_source_freshness: on, ..options(Some("Secret.v1"), false) };
         let c = start(&s, "admin", opts).await;
-        wait_mirrors(&s, "Secret", "db", &["app1", "app2"]).await;
+        wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2"]).await;
         eventually("status synced:2", || status(&s, "Secret", "default", "db").starts_with("synced:2,")).await;
         // Two passes wrote: the first (finalizer, two creates, status), and this edit's (two updates).
         edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("bmV3"));
@@ -881,7 +707,7 @@ async fn verify_source_freshness_writes_the_live_source_when_the_cache_is_behind
     let s = server().await;
     s.create_object(secret("default", "db", "app-*")).unwrap();
     let c = start(&s, "admin", Options { verify_source_freshness: true, ..options(Some("Secret.v1"), false) }).await;
-    wait_mirrors(&s, "Secret", "db", &["app-a", "app-b"]).await;
+    wait_mirrors(&s, "v1", "Secret", "db", &["app-a", "app-b"]).await;
     // The Secret watches stall: the cache keeps the source as it was.
     s.hang(kubemirror::testkit::Matcher::new(Some("watch"), Some("secrets")));
     edit(&s, "Secret", "default", "db", |o| o["data"]["password"] = json!("ZnJlc2g="));
