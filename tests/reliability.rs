@@ -4,92 +4,32 @@
 //! driven only through the API; every wait polls a condition with a deadline.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/controller.rs"]
+mod harness;
 #[path = "common/wait.rs"]
 mod wait;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use kubemirror::client::{Client, ClientOptions, LoadOptions};
-use kubemirror::controller::{self, Bound, Exit};
+use cluster::{ANN_STATUS, ANN_TARGETS, mirrored_in, wait_mirrors, widget_crd};
+use harness::{Running, bind_admin, http_get, start_bound};
+use kubemirror::controller::Exit;
 use kubemirror::options::Options;
-use kubemirror::testkit::{ApiServer, Rule, ServerOptions, User};
+use kubemirror::testkit::{ApiServer, Rule, User};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use wait::{eventually, eventually_async};
 
-const ANN_TARGETS: &str = "kubemirror.raczylo.com/target-namespaces";
-const ANN_STATUS: &str = "kubemirror.raczylo.com/sync-status";
-
 async fn server(users: Vec<User>) -> ApiServer {
-    ApiServer::start(ServerOptions {
-        seed: Some(31),
-        users,
-        namespaces: ["default", "kube-system", "kube-public", "kube-node-lease", "app1", "app2", "app3", "other"]
-            .map(String::from)
-            .to_vec(),
-        bookmark_interval: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+    let namespaces = ["default", "kube-system", "kube-public", "kube-node-lease", "app1", "app2", "app3", "other"];
+    cluster::server(31, &namespaces, users).await
 }
 
+/// Admin endpoints on free ports; no leader election (and, when a test turns it on, the default
+/// lease timings).
 fn options(types: Option<&str>) -> Options {
-    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    Options {
-        resource_types: types.map(String::from),
-        leader_elect: false,
-        metrics_bind_address: Some(local),
-        health_probe_bind_address: Some(local),
-        ..Options::default()
-    }
-}
-
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<Exit, String>>,
-    health: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Running {
-    async fn stop(mut self) -> Exit {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.unwrap().unwrap()
-    }
-}
-
-async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
-    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path(user)), context: None };
-    let c = Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (tx, rx) = oneshot::channel::<Bound>();
-    let task = tokio::spawn(controller::run(
-        opts,
-        c,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-        move |b| {
-            let _ = tx.send(b);
-        },
-    ));
-    let bound = rx.await.expect("the controller failed before binding its admin endpoints");
-    Running { stop: Some(stop), task, health: bound.health.unwrap(), metrics: bound.metrics.unwrap() }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
+    bind_admin(Options { resource_types: types.map(String::from), leader_elect: false, ..Options::default() })
 }
 
 fn opted_in(api_version: &str, kind: &str, name: &str, targets: &str) -> Value {
@@ -110,26 +50,6 @@ fn deployment(name: &str, targets: &str) -> Value {
         "template": {"metadata": {"labels": {"app": name}},
             "spec": {"containers": [{"name": "c", "image": "registry.example/tool:1"}]}}});
     o
-}
-
-/// The namespaces holding a mirror of `name`.
-fn mirrored_in(s: &ApiServer, api_version: &str, kind: &str, name: &str) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .list_objects(api_version, kind, None)
-        .into_iter()
-        .filter(|o| o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror") == Some(&json!("true")))
-        .filter(|o| o.pointer("/metadata/name") == Some(&json!(name)))
-        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from))
-        .collect();
-    out.sort();
-    out
-}
-
-async fn wait_mirrors(s: &ApiServer, api_version: &str, kind: &str, name: &str, want: &[&str]) {
-    eventually(&format!("{kind} {name} mirrored exactly in {want:?}"), || {
-        mirrored_in(s, api_version, kind, name) == want
-    })
-    .await;
 }
 
 fn status(s: &ApiServer, api_version: &str, kind: &str, name: &str) -> String {
@@ -157,7 +77,7 @@ async fn a_deployment_sent_to_all_runs_only_where_the_namespace_consents() {
     s.create_object(deployment("tool", "all")).unwrap();
     s.create_object(secret("db", "all")).unwrap();
     // --require-target-consent is off: only the kind asks for consent.
-    let c = start(&s, "admin", options(Some("Deployment.v1.apps,Secret.v1"))).await;
+    let c = start_bound(&s, "admin", options(Some("Deployment.v1.apps,Secret.v1"))).await;
     wait_mirrors(&s, "apps/v1", "Deployment", "tool", &["app1", "app2"]).await;
     wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2", "app3", "other"]).await;
     eventually("the refusal on the source's status", || {
@@ -176,7 +96,7 @@ async fn a_deployment_sent_to_all_runs_only_where_the_namespace_consents() {
         })
     })
     .await;
-    let metrics = c.metrics;
+    let metrics = c.metrics();
     eventually_async("the skip metric", || async move {
         http_get(metrics, "/metrics")
             .await
@@ -192,7 +112,7 @@ async fn a_deployment_sent_to_all_runs_only_where_the_namespace_consents() {
 
     // An operator who empties the list knowingly gets the old behaviour.
     let opts = Options { consent_required_kinds: String::new(), ..options(Some("Deployment.v1.apps,Secret.v1")) };
-    let c = start(&s, "admin", opts).await;
+    let c = start_bound(&s, "admin", opts).await;
     wait_mirrors(&s, "apps/v1", "Deployment", "tool", &["app1", "app2", "app3", "other"]).await;
     assert_eq!(c.stop().await, Exit::Clean);
 }
@@ -227,7 +147,7 @@ fn controller_user(rules: Vec<Rule>) -> User {
 }
 
 async fn readyz(c: &Running) -> String {
-    http_get(c.health, "/readyz").await
+    http_get(c.health(), "/readyz").await
 }
 
 fn metric_line<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
@@ -245,11 +165,11 @@ async fn least_privilege_rbac_with_auto_discovery_mirrors_what_it_may_and_report
     s.create_object(deployment("tool", "all")).unwrap();
     let opts = Options { leader_elect: true, leader_election_namespace: Some("default".into()), ..options(None) };
     let started = std::time::Instant::now();
-    let c = start(&s, "ctl", opts).await;
+    let c = start_bound(&s, "ctl", opts).await;
 
     wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2", "app3", "other"]).await;
     wait_mirrors(&s, "v1", "ConfigMap", "cfg", &["app1", "app2"]).await;
-    let health = c.health;
+    let health = c.health();
     eventually_async("/readyz 200, listing the forbidden types", || async move {
         let r = http_get(health, "/readyz").await;
         r.starts_with("HTTP/1.1 200")
@@ -259,8 +179,8 @@ async fn least_privilege_rbac_with_auto_discovery_mirrors_what_it_may_and_report
     .await;
     let ready = readyz(&c).await;
     assert!(!ready.contains("Secret.v1") && !ready.contains("ConfigMap.v1"), "{ready}");
-    assert!(http_get(c.health, "/healthz").await.starts_with("HTTP/1.1 200"));
-    let metrics = c.metrics;
+    assert!(http_get(c.health(), "/healthz").await.starts_with("HTTP/1.1 200"));
+    let metrics = c.metrics();
     eventually_async("the failing watches in the metrics", || async move {
         let m = http_get(metrics, "/metrics").await;
         metric_line(
@@ -296,10 +216,10 @@ async fn a_type_that_becomes_forbidden_is_paused_and_reported_while_the_others_c
     let mut cm = opted_in("v1", "ConfigMap", "cfg", "all");
     cm["data"] = json!({"k": "v"});
     s.create_object(cm).unwrap();
-    let c = start(&s, "ctl", options(Some("Secret.v1,ConfigMap.v1"))).await;
+    let c = start_bound(&s, "ctl", options(Some("Secret.v1,ConfigMap.v1"))).await;
     wait_mirrors(&s, "v1", "ConfigMap", "cfg", &["app1", "app2", "app3", "other"]).await;
     wait_mirrors(&s, "v1", "Secret", "db", &["app1", "app2", "app3", "other"]).await;
-    let health = c.health;
+    let health = c.health();
     eventually_async("ready", || async move { http_get(health, "/readyz").await.starts_with("HTTP/1.1 200") }).await;
 
     // RBAC loses ConfigMaps; the open watches end (as at their timeout) and cannot come back.
@@ -310,7 +230,7 @@ async fn a_type_that_becomes_forbidden_is_paused_and_reported_while_the_others_c
         r.starts_with("HTTP/1.1 200") && r.contains("ConfigMap.v1: failing, passes paused") && r.contains("Forbidden")
     })
     .await;
-    assert!(http_get(c.health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(c.health(), "/healthz").await.starts_with("HTTP/1.1 200"));
 
     // A new namespace: the Secret goes there; the ConfigMap's pass is postponed, not tried on a
     // view that cannot be refreshed.
@@ -338,15 +258,6 @@ async fn a_type_that_becomes_forbidden_is_paused_and_reported_while_the_others_c
     assert_eq!(c.stop().await, Exit::Clean);
 }
 
-fn widget_crd() -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
-}
-
 fn widget(name: &str) -> Value {
     let mut o = opted_in("example.com/v1", "Widget", name, "app1");
     o["spec"] = json!({"size": 3});
@@ -360,13 +271,13 @@ async fn a_crd_deleted_while_watched_fails_alone_and_comes_back_with_its_crd() {
     s.create_object(widget("w1")).unwrap();
     s.create_object(secret("db", "app1")).unwrap();
     // Explicit types: nothing rediscovers the CRD away, so its watchers meet the 404s.
-    let c = start(&s, "admin", options(Some("Secret.v1,Widget.v1.example.com"))).await;
+    let c = start_bound(&s, "admin", options(Some("Secret.v1,Widget.v1.example.com"))).await;
     wait_mirrors(&s, "example.com/v1", "Widget", "w1", &["app1"]).await;
     wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
 
     s.delete_object("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "widgets.example.com").unwrap();
     s.close_watches();
-    let health = c.health;
+    let health = c.health();
     eventually_async("the deleted type reported, still ready", || async move {
         let r = http_get(health, "/readyz").await;
         r.starts_with("HTTP/1.1 200")
@@ -374,10 +285,10 @@ async fn a_crd_deleted_while_watched_fails_alone_and_comes_back_with_its_crd() {
             && r.contains("NotFound")
     })
     .await;
-    assert!(http_get(c.health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(c.health(), "/healthz").await.starts_with("HTTP/1.1 200"));
     s.create_object(secret("late", "app2")).unwrap();
     wait_mirrors(&s, "v1", "Secret", "late", &["app2"]).await;
-    let metrics = c.metrics;
+    let metrics = c.metrics();
     eventually_async("NotFound in the metrics", || async move {
         let m = http_get(metrics, "/metrics").await;
         metric_line(&m, "kubemirror_watch_failures_total", &["Widget.v1.example.com", "reason=\"NotFound\""]).is_some()
@@ -415,7 +326,7 @@ async fn a_failing_target_or_source_never_blocks_the_others() {
     s.create_object(stuck).unwrap();
     s.create_object(secret("spread", "app1,app2,app3")).unwrap();
     s.create_object(secret("plain", "other")).unwrap();
-    let c = start(&s, "ctl", options(Some("Secret.v1"))).await;
+    let c = start_bound(&s, "ctl", options(Some("Secret.v1"))).await;
 
     wait_mirrors(&s, "v1", "Secret", "spread", &["app1", "app3"]).await;
     wait_mirrors(&s, "v1", "Secret", "plain", &["other"]).await;
@@ -429,7 +340,7 @@ async fn a_failing_target_or_source_never_blocks_the_others() {
     s.create_object(secret("later", "app3")).unwrap();
     wait_mirrors(&s, "v1", "Secret", "later", &["app3"]).await;
     assert!(mirrored_in(&s, "v1", "Secret", "stuck").is_empty());
-    let metrics = c.metrics;
+    let metrics = c.metrics();
     eventually_async("the refused writes in the metrics", || async move {
         let m = http_get(metrics, "/metrics").await;
         metric_line(&m, "kubemirror_sync_errors_total", &["kind=\"Secret.v1\"", "reason=\"Forbidden\""]).is_some()
@@ -446,15 +357,15 @@ async fn a_type_whose_api_keeps_failing_is_reported_and_holds_nothing_up() {
     s.create_object(secret("db", "app1")).unwrap();
     // Like a CRD whose conversion webhook is down: every list of it answers 503.
     s.fail_next(kubemirror::testkit::Matcher::new(Some("list"), Some("widgets")), 1_000_000, 503, None);
-    let c = start(&s, "admin", options(Some("Secret.v1,Widget.v1.example.com"))).await;
+    let c = start_bound(&s, "admin", options(Some("Secret.v1,Widget.v1.example.com"))).await;
     wait_mirrors(&s, "v1", "Secret", "db", &["app1"]).await;
-    let health = c.health;
+    let health = c.health();
     eventually_async("ready, the broken type listed", || async move {
         let r = http_get(health, "/readyz").await;
         r.starts_with("HTTP/1.1 200") && r.contains("Widget.v1.example.com: cannot sync") && r.contains("ServerError")
     })
     .await;
-    assert!(http_get(c.health, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(c.health(), "/healthz").await.starts_with("HTTP/1.1 200"));
     assert!(mirrored_in(&s, "example.com/v1", "Widget", "w1").is_empty());
     assert_eq!(c.stop().await, Exit::Clean);
 }
