@@ -126,7 +126,7 @@ pub fn verify(live: &Value, mut desired: Desired, source: &ObjectKey, source_uid
         return VerifyAction::InSync(LastWrite {
             resource_version: rv.clone(),
             replaced: Some(rv),
-            hash: desired.hash.into(),
+            hash: desired.hash,
             facts,
         });
     }
@@ -190,7 +190,7 @@ mod tests {
             edit(&mut o);
             o
         };
-        let hash: Str = desired().hash.into();
+        let hash: Str = desired().hash;
         let in_sync = verify(&live(&|o| o["metadata"]["annotations"]["x"] = json!("y")), desired(), &s.key, "src-uid");
         assert_eq!(
             in_sync,

@@ -43,7 +43,7 @@ pub fn mirror_of(src: &SourceObject, ns: &str, rv: &str) -> MirrorRecord {
 }
 
 pub fn desired_hash(src: &SourceObject, ns: &str) -> Str {
-    build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap().hash.into()
+    build::build_mirror(src, ns, &BuildConfig::default(), &NoTransform, now()).unwrap().hash
 }
 
 pub fn written(src: &SourceObject, ns: &str, rv: &str, replaced: Option<&str>) -> LastWrite {
