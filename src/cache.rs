@@ -22,8 +22,9 @@
 //! allocator, so including map overhead; `cargo test --features testkit --lib cache::tests::memory
 //! -- --nocapture` prints it):
 //! - 1,000 mirrors (metadata-only, 50 sources into 20 namespaces, uids of the API server's UUID
-//!   form): about 0.31 MB (records ~190 KB in their `Arc`s, hash table ~80 KB, source index
-//!   ~35 KB); resourceVersions are kept inline and uids as 16 bytes ([`crate::util::compact`]);
+//!   form): about 0.28 MB (records ~160 KB in their `Arc`s, hash table ~80 KB, source index
+//!   ~35 KB); resourceVersions are kept inline, uids as 16 bytes ([`crate::util::compact`]) and
+//!   each source reference once, shared by the source's mirrors;
 //! - 1,000 namespaces with 3 labels each: about 0.27 MB (labels as one sorted slice per record);
 //! - 1,000 sources (a Secret with 3 small data keys): about 0.64 MB: the content is kept as
 //!   compact JSON text and parsed when a mirror is built, the metadata the planner reads as fields.
@@ -47,6 +48,8 @@ use crate::watcher::Event;
 #[derive(Debug, Default)]
 pub struct Interner {
     strings: HashSet<Str>,
+    /// Source references: every mirror of a source names the same one.
+    sources: HashSet<Arc<SourceRef>>,
     size_after_gc: usize,
 }
 
@@ -62,10 +65,26 @@ impl Interner {
         s.clone()
     }
 
-    /// Drops strings only the table still holds.
+    /// The shared copy of a source reference, its strings interned.
+    pub fn intern_source(&mut self, r: &Arc<SourceRef>) -> Arc<SourceRef> {
+        if let Some(existing) = self.sources.get(&**r) {
+            return existing.clone();
+        }
+        let uid = r.uid.as_ref().map(|u| self.intern(u));
+        let shared = Arc::new(SourceRef { namespace: self.intern(&r.namespace), name: self.intern(&r.name), uid });
+        self.sources.insert(shared.clone());
+        if self.sources.len() > 2 * self.size_after_gc + 1024 {
+            self.gc();
+        }
+        shared
+    }
+
+    /// Drops strings and source references only the tables still hold (references first: they
+    /// hold strings).
     pub fn gc(&mut self) {
+        self.sources.retain(|s| Arc::strong_count(s) > 1);
         self.strings.retain(|s| Arc::strong_count(s) > 1);
-        self.size_after_gc = self.strings.len();
+        self.size_after_gc = self.strings.len() + self.sources.len();
     }
 
     pub fn len(&self) -> usize {
@@ -143,12 +162,8 @@ impl Record for MirrorRecord {
         self.key.namespace = i.intern(&self.key.namespace);
         // A mirror is usually named like its source, so the name repeats in every target namespace.
         self.key.name = i.intern(&self.key.name);
-        if let Some(SourceRef { namespace, name, uid }) = &mut self.source {
-            *namespace = i.intern(namespace);
-            *name = i.intern(name);
-            if let Some(uid) = uid {
-                *uid = i.intern(uid);
-            }
+        if let Some(source) = &mut self.source {
+            *source = i.intern_source(source);
         }
         if let Some(hash) = &mut self.content_hash {
             *hash = i.intern(hash);
@@ -715,7 +730,8 @@ mod tests {
         let b = t.mirrors.get(&key("web", "db")).unwrap();
         assert!(Arc::ptr_eq(&a.key.name, &b.key.name));
         let (sa, sb) = (a.source.as_ref().unwrap(), b.source.as_ref().unwrap());
-        assert!(Arc::ptr_eq(sa.uid.as_ref().unwrap(), sb.uid.as_ref().unwrap()));
+        assert!(Arc::ptr_eq(sa, sb), "one source reference for every mirror of a source");
+        assert!(Arc::ptr_eq(&sa.name, &a.key.name), "its strings interned too");
         assert!(Arc::ptr_eq(a.content_hash.as_ref().unwrap(), b.content_hash.as_ref().unwrap()));
         let n = cache.namespaces.get(&Str::from("app")).unwrap();
         assert!(Arc::ptr_eq(&n.name, &a.key.namespace), "namespace names shared across stores");
@@ -902,7 +918,7 @@ mod tests {
         );
         assert_eq!((t.mirrors.len(), cache.namespaces.len(), t.sources.len()), (1000, 1000, 1000));
         // Budgets from the module docs, with headroom; a regression past them should be noticed.
-        assert!(mirrors < 360 * 1024, "mirrors: {mirrors} bytes");
+        assert!(mirrors < 320 * 1024, "mirrors: {mirrors} bytes");
         assert!(namespaces < 320 * 1024, "namespaces: {namespaces} bytes");
         assert!(sources < 800 * 1024, "sources: {sources} bytes");
     }

@@ -341,7 +341,8 @@ pub struct MirrorRecord {
     pub generation: i64,
     /// Carries `managed-by=kubemirror`.
     pub managed: bool,
-    pub source: Option<SourceRef>,
+    /// Shared by every mirror of one source once the cache has interned it.
+    pub source: Option<Arc<SourceRef>>,
     pub content_hash: Option<Str>,
     /// `source-generation` annotation: the source generation this mirror was last written from.
     pub source_generation: Option<i64>,
@@ -353,11 +354,11 @@ impl MirrorRecord {
         let key = ObjectKey::new(required(obj, "namespace", "mirror")?, required(obj, "name", "mirror")?);
         let ann = |k: &str| map_str(obj, "annotations", k);
         let source = match (ann(keys::ANN_SOURCE_NAMESPACE), ann(keys::ANN_SOURCE_NAME)) {
-            (Some(ns), Some(name)) => Some(SourceRef {
+            (Some(ns), Some(name)) => Some(Arc::new(SourceRef {
                 namespace: ns.into(),
                 name: name.into(),
                 uid: ann(keys::ANN_SOURCE_UID).map(Str::from),
-            }),
+            })),
             _ => None,
         };
         Ok(MirrorRecord {
@@ -386,7 +387,7 @@ impl MirrorRecord {
     /// The source reference, if the mirror is managed and carries a non-empty source uid (the
     /// shape every mirror we write has).
     pub fn verified_source(&self) -> Option<&SourceRef> {
-        self.source.as_ref().filter(|s| self.managed && s.uid.as_deref().is_some_and(|u| !u.is_empty()))
+        self.source.as_deref().filter(|s| self.managed && s.uid.as_deref().is_some_and(|u| !u.is_empty()))
     }
 }
 
@@ -482,7 +483,11 @@ mod tests {
         // A managed object without a (non-empty) source uid was not written by us.
         for uid in [None, Some("")] {
             let unverified = MirrorRecord {
-                source: Some(SourceRef { namespace: "default".into(), name: "db".into(), uid: uid.map(Str::from) }),
+                source: Some(Arc::new(SourceRef {
+                    namespace: "default".into(),
+                    name: "db".into(),
+                    uid: uid.map(Str::from),
+                })),
                 ..m.clone()
             };
             assert!(!unverified.is_owned_by(&src, "u1"), "{uid:?}");

@@ -51,10 +51,8 @@ fn has_finalizer(o: &Value) -> bool {
     o.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| f.iter().any(|v| v == FINALIZER))
 }
 
-fn edit(s: &ApiServer, kind: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
-    let mut o = get(s, kind, ns, name).unwrap();
-    f(&mut o);
-    s.update_object(o).unwrap();
+fn edit(s: &ApiServer, kind: &str, ns: &str, name: &str, f: impl Fn(&mut Value)) {
+    cluster::edit(s, "v1", kind, Some(ns), name, f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +417,7 @@ async fn selector_truncation_consent_and_refused_types() {
         ("app2", json!({"team": "a", "kubemirror.raczylo.com/allow-mirrors": "true"})),
         ("app-a", json!({"team": "b"})),
     ] {
-        edit(&s, "Namespace", "", ns, |o| o["metadata"]["labels"] = labels);
+        edit(&s, "Namespace", "", ns, |o| o["metadata"]["labels"] = labels.clone());
     }
     let mut sel = secret("default", "sel", "");
     sel["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespace-selector"] = json!("team in (a)");

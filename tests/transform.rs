@@ -4,6 +4,8 @@
 //! Event, metric, log) names the problem without ever showing a Secret's value.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/wait.rs"]
 mod wait;
 
@@ -141,10 +143,8 @@ fn events(s: &ApiServer, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn edit(s: &ApiServer, kind: &str, name: &str, f: impl FnOnce(&mut Value)) {
-    let mut o = get(s, kind, "default", name).unwrap();
-    f(&mut o);
-    s.update_object(o).unwrap();
+fn edit(s: &ApiServer, kind: &str, name: &str, f: impl Fn(&mut Value)) {
+    cluster::edit(s, "v1", kind, Some("default"), name, f);
 }
 
 fn b64(s: &str) -> String {

@@ -166,3 +166,19 @@ pub const EXAMPLE_MIRRORS: [(&str, &str, &str, &[&str]); 10] = [
     ("v1", "Secret", "app-credentials", &["app1", "app2", "app3"]),
     ("apps/v1", "Deployment", "web", &["app-frontend", "prod-api"]),
 ];
+
+/// Read-modify-write of one object as a user's `kubectl edit` would do it: the controller patches
+/// sources (finalizer, sync-status) concurrently, so a 409 means "read again and re-apply `f`",
+/// never a failed test. Any other error fails.
+pub fn edit(s: &ApiServer, api_version: &str, kind: &str, ns: Option<&str>, name: &str, f: impl Fn(&mut Value)) {
+    for _ in 0..100 {
+        let Some(mut o) = s.get_object(api_version, kind, ns, name) else { panic!("{kind} {name} not found") };
+        f(&mut o);
+        match s.update_object(o) {
+            Ok(_) => return,
+            Err(e) if e.code == 409 => continue,
+            Err(e) => panic!("updating {kind} {name}: {e:?}"),
+        }
+    }
+    panic!("{kind} {name}: 100 conflicts in a row");
+}
