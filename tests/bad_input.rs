@@ -5,8 +5,12 @@
 //! mirroring everything else and writes nothing it does not own.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/fleet.rs"]
 mod fleet;
+#[path = "common/controller.rs"]
+mod harness;
 #[path = "common/wait.rs"]
 mod wait;
 
@@ -110,7 +114,7 @@ async fn malformed_annotations_are_reported_and_nothing_else_stops() {
     for (name, ann, _) in &cases {
         s.create_object(secret("default", name, ann.clone())).unwrap();
     }
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     healthy_converges(&s).await;
     for (name, _, want) in &cases {
         eventually(&format!("{name}: status {want}"), || status(&s, "default", name).starts_with(want)).await;
@@ -156,7 +160,7 @@ async fn big_objects_and_names_at_the_limit_are_mirrored() {
     let mut huge = secret("default", "huge", json!({TARGETS: "app1,app2,app3"}));
     huge["data"] = json!({"blob": big});
     s.create_object(huge).unwrap();
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     eventually("the 253-character source mirrored", || mirrored_in(&s, &long_name) == ["app1", "app2"]).await;
     eventually("the 1 MiB source mirrored", || mirrored_in(&s, "huge") == ["app1", "app2", "app3"]).await;
     assert_eq!(s.get_object("v1", "Secret", Some("app3"), "huge").unwrap()["data"]["blob"], json!(big));
@@ -172,7 +176,7 @@ async fn a_source_in_a_terminating_namespace_cleans_up_and_lets_it_go() {
     s.create_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})).unwrap();
     s.create_object(secret("doomed", "db", json!({TARGETS: "app1,app2,doomed"}))).unwrap();
     s.create_object(canary_source()).unwrap();
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     eventually("mirrored", || mirrored_in(&s, "db") == ["app1", "app2"]).await;
     healthy_converges(&s).await;
     s.delete_object("v1", "Namespace", None, "doomed").unwrap();
@@ -211,7 +215,7 @@ async fn garbage_lists_from_the_server_never_look_like_deletions() {
     for name in ["a", "b", "c"] {
         s.create_object(secret("default", name, json!({TARGETS: "app1,app2,app3"}))).unwrap();
     }
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     for name in ["a", "b", "c"] {
         eventually("mirrored", || mirrored_in(&s, name) == ["app1", "app2", "app3"]).await;
     }
@@ -255,7 +259,7 @@ async fn garbage_lists_from_the_server_never_look_like_deletions() {
 async fn garbage_watch_lines_and_huge_lines_are_survived() {
     let s = server().await;
     s.create_object(canary_source()).unwrap();
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     healthy_converges(&s).await;
     let intruder = json!({"type": "ADDED", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "intruder",
         "namespace": "default", "uid": "u-intruder", "resourceVersion": "999999",

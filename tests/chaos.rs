@@ -6,8 +6,12 @@
 //! written), never by sleeps, except the partition's deliberate length.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/fleet.rs"]
 mod fleet;
+#[path = "common/controller.rs"]
+mod harness;
 #[path = "common/wait.rs"]
 mod wait;
 
@@ -126,7 +130,7 @@ impl Supervised {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_watch_dropped_repeatedly_resumes_without_relisting() {
     let (s, seeded) = fleet_server(101).await;
-    let c = fleet::start(&s, "admin", fleet::options(true)).await;
+    let c = harness::start(&s, "admin", fleet::options(true)).await;
     mid_convergence(&s, &seeded, 0.2).await;
     let lists_before = fleet::work(&s.stats(), "list");
     for round in 0..12 {
@@ -152,7 +156,7 @@ async fn every_watch_dropped_repeatedly_resumes_without_relisting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_compacted_mid_stream_relists_and_converges() {
     let (s, seeded) = fleet_server(102).await;
-    let c = fleet::start(&s, "admin", fleet::options(true)).await;
+    let c = harness::start(&s, "admin", fleet::options(true)).await;
     mid_convergence(&s, &seeded, 0.2).await;
     for round in 0..3 {
         let lists = s.stats().verb("list");
@@ -180,7 +184,7 @@ async fn history_compacted_mid_stream_relists_and_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_with_retry_after_is_waited_out_not_hammered() {
     let (s, seeded) = fleet_server(103).await;
-    let c = fleet::start(&s, "admin", fleet::options(true)).await;
+    let c = harness::start(&s, "admin", fleet::options(true)).await;
     mid_convergence(&s, &seeded, 0.2).await;
     // Every request on the fleet's kinds is throttled for a while (the Lease is not: a throttled
     // renewal is another test).
@@ -207,7 +211,7 @@ async fn a_429_storm_with_retry_after_is_waited_out_not_hammered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_500_and_503_are_retried_until_converged() {
     let (s, seeded) = fleet_server(104).await;
-    let c = fleet::start(&s, "admin", fleet::options(true)).await;
+    let c = harness::start(&s, "admin", fleet::options(true)).await;
     for (i, fraction) in [0.1, 0.3, 0.5].into_iter().enumerate() {
         mid_convergence(&s, &seeded, fraction).await;
         let code = if i % 2 == 0 { 500 } else { 503 };
@@ -226,7 +230,7 @@ async fn bursts_of_500_and_503_are_retried_until_converged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_restarts_drop_everything_and_are_survived() {
     let (s, seeded) = fleet_server(105).await;
-    let c = fleet::start(&s, "admin", fleet::options(true)).await;
+    let c = harness::start(&s, "admin", fleet::options(true)).await;
     for fraction in [0.15, 0.4, 0.65] {
         mid_convergence(&s, &seeded, fraction).await;
         s.restart();
@@ -275,7 +279,7 @@ async fn a_30_second_partition_heals_and_converges() {
 async fn the_fleet_check_sees_missing_stale_orphaned_and_foreign_changes() {
     // The suite's assertions must be able to fail: each kind of damage is noticed.
     let (s, seeded) = fleet_server(112).await;
-    let c = fleet::start(&s, "admin", fleet::options(false)).await;
+    let c = harness::start(&s, "admin", fleet::options(false)).await;
     assert_healed(&s, &seeded).await;
     assert_eq!(c.stop().await, Exit::Clean);
     type Damage = Box<dyn Fn(&ApiServer)>;
@@ -423,7 +427,7 @@ async fn sigterm_mid_write_storm_stops_cleanly_and_a_successor_converges() {
     let holder = lease(&s).and_then(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str).map(String::from));
     assert!(holder.as_deref().is_none_or(str::is_empty), "the Lease was released: {holder:?}");
     let after_exit = writes_by(&s, "a");
-    let c = fleet::start(&s, "b", fleet::options(true)).await;
+    let c = harness::start(&s, "b", fleet::options(true)).await;
     s.set_latency(Matcher::any(), None);
     fleet::converged(&s, &seeded, CONVERGE).await;
     assert_eq!(writes_by(&s, "a"), after_exit, "nothing written after the exit");
@@ -439,7 +443,7 @@ async fn a_type_forbidden_from_the_start_does_not_stop_the_others() {
     let (s, seeded) = fleet_server(111).await;
     let others = Rule::new(&["*"], &["*"], &["secrets", "events", "leases", "namespaces"]);
     s.set_rules("a", vec![others]).unwrap();
-    let c = fleet::start(&s, "a", fleet::options(true)).await;
+    let c = harness::start(&s, "a", fleet::options(true)).await;
     let secrets_only = || {
         let (want, _) = fleet::expected(&s);
         let have = fleet::mirrors(&s);
@@ -454,7 +458,7 @@ async fn a_type_forbidden_from_the_start_does_not_stop_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_that_becomes_forbidden_does_not_stop_the_others() {
     let (s, seeded) = fleet_server(109).await;
-    let c = fleet::start(&s, "a", fleet::options(true)).await;
+    let c = harness::start(&s, "a", fleet::options(true)).await;
     mid_convergence(&s, &seeded, 0.2).await;
     // ConfigMaps become forbidden for the controller, everything else stays allowed.
     let others = Rule::new(&["*"], &["*"], &["secrets", "events", "leases", "namespaces"]);
@@ -503,7 +507,7 @@ async fn a_crd_deleted_while_watched_is_released_and_the_rest_converges() {
             .unwrap();
     }
     let opts = Options { resource_types: None, discovery_interval: Duration::from_secs(1), ..fleet::options(true) };
-    let c = fleet::start(&s, "admin", opts).await;
+    let c = harness::start(&s, "admin", opts).await;
     eventually("the widgets mirrored", || {
         s.list_objects("chaos.test/v1", "Widget", None).len() >= 4 * (seeded.fleet.namespaces + 1)
     })

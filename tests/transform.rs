@@ -6,26 +6,25 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
+#[path = "common/controller.rs"]
+mod harness;
 #[path = "common/wait.rs"]
 mod wait;
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use kubemirror::client::{Client, ClientOptions, LoadOptions};
-use kubemirror::controller::{self, Exit};
+use harness::Running;
+use kubemirror::controller::Exit;
 use kubemirror::metrics::Metrics;
-use kubemirror::options::Options;
-use kubemirror::testkit::{ApiServer, ServerOptions, User};
+use kubemirror::testkit::{ApiServer, User};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use wait::eventually;
 
-const ANN_TARGETS: &str = "kubemirror.raczylo.com/target-namespaces";
+use cluster::{ANN_STATUS, ANN_TARGETS};
+
 const ANN_TRANSFORM: &str = "kubemirror.raczylo.com/transform";
 const ANN_STRICT: &str = "kubemirror.raczylo.com/transform-strict";
-const ANN_STATUS: &str = "kubemirror.raczylo.com/sync-status";
 /// base64 of "super-secret-password": must never be seen outside Secret data.
 const SECRET_B64: &str = "c3VwZXItc2VjcmV0LXBhc3N3b3Jk";
 const SECRET_PLAIN: &str = "super-secret-password";
@@ -57,60 +56,22 @@ fn logs() -> Vec<String> {
 }
 
 async fn server() -> ApiServer {
-    let namespaces = ["default", "kube-system", "prod-eu", "prod-us", "dev", "app1"].map(String::from).to_vec();
-    ApiServer::start(ServerOptions {
-        seed: Some(33),
-        users: vec![User::admin()],
-        namespaces,
-        bookmark_interval: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<Exit, String>>,
-    metrics: Metrics,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        assert_eq!(self.task.await.unwrap().unwrap(), Exit::Clean);
-    }
+    cluster::server(33, &["default", "kube-system", "prod-eu", "prod-us", "dev", "app1"], vec![User::admin()]).await
 }
 
 async fn start(s: &ApiServer) -> Running {
     start_types(s, "Secret.v1,ConfigMap.v1").await
 }
 
+/// The controller in-process, its metrics in a registry the test reads, every log line captured.
 async fn start_types(s: &ApiServer, types: &str) -> Running {
     capture_logs();
-    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path("admin")), context: None };
-    let client = Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap();
-    let opts = Options {
-        resource_types: Some(types.into()),
-        leader_elect: false,
-        metrics_bind_address: None,
-        health_probe_bind_address: None,
-        ..Options::default()
-    };
-    let metrics = Metrics::new().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
-        opts,
-        client,
-        Some(metrics.clone()),
-        async move {
-            let _ = stopped.await;
-        },
-        |_| {},
-    ));
-    Running { stop: Some(stop), task, metrics }
+    harness::start_with_registry(s, "admin", harness::options(Some(types), false), Metrics::new().unwrap()).await
+}
+
+/// Stops it and checks that it stopped cleanly.
+async fn stop(c: Running) {
+    assert_eq!(c.stop().await, Exit::Clean);
 }
 
 fn source(kind: &str, name: &str, targets: &str, rules: &str, data: Value) -> Value {
@@ -210,7 +171,7 @@ rules:
             .all(|ns| data_of(&s, "ConfigMap", ns, "cfg") == json!({"LOG_LEVEL": "debug"}))
     })
     .await;
-    c.stop().await;
+    stop(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +193,7 @@ async fn immutable_mirrors_are_recreated_when_a_rule_changes_their_content() {
         })
     })
     .await;
-    c.stop().await;
+    stop(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +237,7 @@ rules:
     })
     .await;
     eventually("the metric", || {
-        c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"path\"}")
+        c.registry().render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"path\"}")
     })
     .await;
     // Logged after the pass's requests (its status patch among them): wait for it too.
@@ -292,7 +253,7 @@ rules:
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rv(&get(&s, "Secret", "default", "db")), touched_rv, "no status rewrite for an unchanged skip");
     no_secret_anywhere(&s, "db");
-    c.stop().await;
+    stop(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,11 +288,11 @@ rules:
             .any(|(r, m)| r == "MirrorFailed" && m.contains("mirror in dev: failed to apply rule 2"))
     })
     .await;
-    assert!(c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"ConfigMap.v1\",reason=\"path\"}"));
+    assert!(c.registry().render().contains("kubemirror_transform_errors_total{kind=\"ConfigMap.v1\",reason=\"path\"}"));
     // Turning strict off: the rule is skipped and dev gets its mirror.
     edit(&s, "ConfigMap", "app", |o| o["metadata"]["annotations"][ANN_STRICT] = json!("false"));
     eventually("dev mirrored once the rule is skipped", || data_of(&s, "ConfigMap", "dev", "app")["OK"] == "yes").await;
-    c.stop().await;
+    stop(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,7 +329,7 @@ async fn rules_that_do_not_compile_publish_nothing_and_keep_existing_mirrors() {
         );
     }
     assert!(
-        c.metrics.render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"invalid_rule\"}")
+        c.registry().render().contains("kubemirror_transform_errors_total{kind=\"Secret.v1\",reason=\"invalid_rule\"}")
     );
     // Fixed: the new content flows again.
     edit(&s, "Secret", "api", |o| o["metadata"]["annotations"][ANN_TRANSFORM] = json!(good));
@@ -378,7 +339,7 @@ async fn rules_that_do_not_compile_publish_nothing_and_keep_existing_mirrors() {
     })
     .await;
     no_secret_anywhere(&s, "api");
-    c.stop().await;
+    stop(c).await;
 }
 
 /// Status, Events and logs never carry the secret, in base64 or plain.
@@ -451,7 +412,7 @@ async fn the_transform_examples_produce_what_they_document() {
         })
     })
     .await;
-    c.stop().await;
+    stop(c).await;
 }
 
 /// A transformed source costs nothing in steady state: rules are compiled and applied only when a
@@ -474,15 +435,6 @@ async fn a_transformed_source_adds_no_steady_state_request() {
         status(&s, "Secret", "tls").starts_with("synced:3,") && status(&s, "ConfigMap", "cfg").starts_with("synced:2,")
     })
     .await;
-    let quiet_from = |st: &kubemirror::testkit::StatsSnapshot| (st.watch_events, st.open_watches as u64);
-    let (events0, watches) = quiet_from(&s.stats());
-    eventually("a bookmark round", || s.stats().watch_events >= events0 + 2 * watches).await;
-    s.reset_stats();
-    let (events1, watches) = quiet_from(&s.stats());
-    eventually("two more bookmark rounds", || s.stats().watch_events >= events1 + 4 * watches).await;
-    let st = s.stats();
-    for verb in ["get", "list", "create", "update", "patch", "delete"] {
-        assert_eq!(st.verb(verb), 0, "{verb} requests in steady state: {:?}", st.requests);
-    }
-    c.stop().await;
+    harness::assert_steady_state_is_quiet(&s).await;
+    stop(c).await;
 }

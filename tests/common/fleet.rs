@@ -4,7 +4,8 @@
 //! controller's code, and the check that it holds exactly that: none missing, stale, orphaned or
 //! duplicated, every foreign object byte for byte as seeded. Also the controller in-process and the
 //! request-rate window that tells a hot loop from a quiet controller.
-//! Included with `#[path = "common/fleet.rs"] mod fleet;` (needs `common/wait.rs` as `wait`).
+//! Included with `#[path = "common/fleet.rs"] mod fleet;` (needs `common/wait.rs` as `wait`,
+//! `common/cluster.rs` as `cluster` and `common/controller.rs` as `harness`).
 
 // Each test crate compiles its own copy and uses only what it needs.
 #![allow(dead_code)]
@@ -12,15 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kubemirror::client::{Client, ClientOptions, LoadOptions};
-use kubemirror::controller::{self, Exit};
 use kubemirror::options::Options;
 use kubemirror::testkit::{ApiServer, StatsSnapshot};
 use kubemirror::util::base64;
 use kubemirror::util::rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub const ENABLED: &str = "kubemirror.raczylo.com/enabled";
 pub const SYNC: &str = "kubemirror.raczylo.com/sync";
@@ -399,58 +396,10 @@ pub fn assert_quiet(st: &StatsSnapshot, writes: u64) {
     }
 }
 
-// ---- the controller in-process ----
-
-pub async fn client(s: &ApiServer, user: &str) -> Client {
-    let load = LoadOptions { kubeconfig: Some(s.kubeconfig_path(user)), context: None };
-    Client::from_options(&load, ClientOptions { qps: 0.0, ..Default::default() }).await.unwrap()
-}
-
-/// Options for the fleet's kinds; leader election with test-length timings when `leader_elect`.
+/// Options for the fleet's kinds ([`crate::harness::options`]): leader election with test-length
+/// timings when `leader_elect`. The controller runs through `common/controller.rs`.
 pub fn options(leader_elect: bool) -> Options {
-    Options {
-        resource_types: Some("Secret.v1,ConfigMap.v1".into()),
-        leader_elect,
-        leader_election_namespace: Some("default".into()),
-        lease_duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_secs(2),
-        retry_period: Duration::from_millis(500),
-        metrics_bind_address: None,
-        health_probe_bind_address: None,
-        ..Options::default()
-    }
-}
-
-pub struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    pub task: JoinHandle<Result<Exit, String>>,
-}
-
-impl Running {
-    pub async fn stop(mut self) -> Exit {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.unwrap().unwrap()
-    }
-}
-
-pub async fn start(s: &ApiServer, user: &str, opts: Options) -> Running {
-    start_with_client(client(s, user).await, opts)
-}
-
-pub fn start_with_client(c: Client, opts: Options) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
-        opts,
-        c,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-        |_| {},
-    ));
-    Running { stop: Some(stop), task }
+    crate::harness::options(Some("Secret.v1,ConfigMap.v1"), leader_elect)
 }
 
 /// Counts mirrors carrying our label (for "mid-convergence" fault timing).
