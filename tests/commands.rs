@@ -3,12 +3,16 @@
 //! writes) and `cleanup` (the uninstall: what it deletes, what it leaves, dry runs, the Lease).
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/proc.rs"]
 mod proc;
+#[path = "common/wait.rs"]
+mod wait;
 
-use std::path::Path;
 use std::time::Duration;
 
+use cluster::{EXAMPLE_MIRRORS, all_examples, examples_dir, mirrored_in};
 use kubemirror::client::{Client, ClientOptions, LoadOptions};
 use kubemirror::controller::{self, Exit};
 use kubemirror::options::Options;
@@ -88,75 +92,19 @@ impl Cluster {
     }
 }
 
-fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
 fn example(name: &str) -> String {
-    examples().join(name).display().to_string()
+    examples_dir().join(name).display().to_string()
 }
-
-fn mirrored_in(s: &ApiServer, api_version: &str, kind: &str, name: &str) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .list_objects(api_version, kind, None)
-        .into_iter()
-        .filter(|o| o.pointer("/metadata/labels/kubemirror.raczylo.com~1mirror") == Some(&json!("true")))
-        .filter(|o| o["metadata"]["name"] == name)
-        .map(|o| o["metadata"]["namespace"].as_str().unwrap_or_default().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-const EXAMPLE_NAMESPACES: [&str; 10] = [
-    "app-frontend",
-    "app1",
-    "app2",
-    "app3",
-    "dev-web",
-    "eu-staging",
-    "external-secrets",
-    "preprod-web",
-    "prod-api",
-    "prod-web",
-];
 
 fn examples_cluster() -> Cluster {
     let c = Cluster::new(&[]);
-    let mut files: Vec<_> = std::fs::read_dir(examples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap() + "\n---\n").collect();
-    c.s.apply_yaml(&text).unwrap();
+    c.s.apply_yaml(&all_examples()).unwrap();
     c
 }
 
+/// Every example source mirrored where it should be.
 fn all_converged(s: &ApiServer) -> bool {
-    let all_but_source = [
-        "app-frontend",
-        "app1",
-        "app2",
-        "app3",
-        "default",
-        "dev-web",
-        "eu-staging",
-        "preprod-web",
-        "prod-api",
-        "prod-web",
-    ];
-    mirrored_in(s, "v1", "ConfigMap", "cluster-ca-bundle") == EXAMPLE_NAMESPACES
-        && mirrored_in(s, "v1", "ConfigMap", "shared-config") == ["app-frontend", "prod-api", "prod-web"]
-        && mirrored_in(s, "v1", "Secret", "database-credentials") == ["app1", "app2", "app3"]
-        && mirrored_in(s, "v1", "Secret", "wildcard-tls") == ["app-frontend", "prod-api"]
-        && mirrored_in(s, "v1", "Secret", "multi-registry-secret") == all_but_source
-        && mirrored_in(s, "traefik.io/v1alpha1", "Middleware", "compression") == ["app-frontend"]
-        && mirrored_in(s, "v1", "ConfigMap", "app-config") == ["dev-web", "prod-api", "prod-web"]
-        && mirrored_in(s, "v1", "ConfigMap", "graphql-config") == ["dev-web", "eu-staging", "preprod-web", "prod-web"]
-        && mirrored_in(s, "v1", "Secret", "app-credentials") == ["app1", "app2", "app3"]
-        && mirrored_in(s, "apps/v1", "Deployment", "web") == ["app-frontend", "prod-api"]
+    EXAMPLE_MIRRORS.iter().all(|(api_version, kind, name, want)| mirrored_in(s, api_version, kind, name) == *want)
 }
 
 #[rustfmt::skip]
@@ -744,7 +692,7 @@ sync-status after this pass: synced:3,failed:0,conflicts:0,skipped:0
 #[test]
 fn explain_prints_each_example_as_the_controller_sees_it_and_writes_nothing() {
     let c = examples_cluster();
-    let mut files: Vec<String> = std::fs::read_dir(examples())
+    let mut files: Vec<String> = std::fs::read_dir(examples_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".yaml"))

@@ -2,12 +2,15 @@
 //! API server: request budgets, resumption, relists and leases as a real cluster would see them.
 #![cfg(feature = "testkit")]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/wait.rs"]
 mod wait;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cluster::widget_crd;
 use kubemirror::cache::{Reflected, Store};
 use kubemirror::client::{ApiResource, Client, ClientOptions, LoadOptions, RetryPolicy};
 use kubemirror::leader::{ClientLeases, LeaderConfig, LeaderElector, Leadership};
@@ -400,15 +403,6 @@ async fn metadata_only_mirrors_and_namespaces_fill_the_cache_and_its_index() {
 }
 
 // ---- discovery ----
-
-fn widget_crd() -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
-}
 
 #[tokio::test]
 async fn discovery_finds_the_mirrorable_built_ins_and_follows_crds() {

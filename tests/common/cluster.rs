@@ -119,26 +119,24 @@ pub fn examples(names: &[&str]) -> String {
     names.iter().map(|f| std::fs::read_to_string(examples_dir().join(f)).unwrap() + "\n---\n").collect()
 }
 
+/// The namespaces examples/namespaces.yaml creates (where `target-namespaces: all` lands).
+pub const EXAMPLE_NAMESPACES: [&str; 10] = [
+    "app-frontend",
+    "app1",
+    "app2",
+    "app3",
+    "dev-web",
+    "eu-staging",
+    "external-secrets",
+    "preprod-web",
+    "prod-api",
+    "prod-web",
+];
+
 /// Where each example source is mirrored once the controller, watching every type, has converged
 /// on [`all_examples`]: (apiVersion, kind, name, namespaces).
 pub const EXAMPLE_MIRRORS: [(&str, &str, &str, &[&str]); 10] = [
-    (
-        "v1",
-        "ConfigMap",
-        "cluster-ca-bundle",
-        &[
-            "app-frontend",
-            "app1",
-            "app2",
-            "app3",
-            "dev-web",
-            "eu-staging",
-            "external-secrets",
-            "preprod-web",
-            "prod-api",
-            "prod-web",
-        ],
-    ),
+    ("v1", "ConfigMap", "cluster-ca-bundle", &EXAMPLE_NAMESPACES),
     ("v1", "ConfigMap", "shared-config", &["app-frontend", "prod-api", "prod-web"]),
     ("v1", "Secret", "database-credentials", &["app1", "app2", "app3"]),
     ("v1", "Secret", "wildcard-tls", &["app-frontend", "prod-api"]),
