@@ -391,11 +391,17 @@ impl MirrorRecord {
     }
 }
 
+/// The label the API server puts on every namespace (1.21+), its value the namespace's own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// A namespace as targeting needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceRecord {
     pub name: Str,
+    /// Every label but [`NAMESPACE_NAME_LABEL`] when it equals the name (then `name_label` is set
+    /// and [`NamespaceRecord::label`] answers it from the name: one entry less per namespace).
     pub labels: Pairs,
+    pub name_label: bool,
     pub terminating: bool,
     /// `allow-mirrors-from` annotation, for `--require-target-consent`.
     pub allow_from: Option<Str>,
@@ -404,13 +410,20 @@ pub struct NamespaceRecord {
 impl NamespaceRecord {
     pub fn from_object(obj: &Value) -> Result<Self, ModelError> {
         let name: Str = required(obj, "name", "namespace")?.into();
-        let labels = Pairs::from_json(obj.pointer("/metadata/labels"));
+        let mut labels = Pairs::from_json(obj.pointer("/metadata/labels"));
+        let name_label = labels.get(NAMESPACE_NAME_LABEL) == Some(&*name);
+        if name_label {
+            labels = Pairs(labels.0.iter().filter(|(k, _)| &**k != NAMESPACE_NAME_LABEL).cloned().collect());
+        }
         let terminating = deleting(obj) || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
         let allow_from = map_str(obj, "annotations", keys::ANN_ALLOW_MIRRORS_FROM).map(Str::from);
-        Ok(NamespaceRecord { name, labels, terminating, allow_from })
+        Ok(NamespaceRecord { name, labels, name_label, terminating, allow_from })
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
+        if self.name_label && key == NAMESPACE_NAME_LABEL {
+            return Some(&self.name);
+        }
         self.labels.get(key)
     }
 }
@@ -419,6 +432,22 @@ impl NamespaceRecord {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_namespace_name_label_is_answered_from_the_name() {
+        let ns = |labels: Value| {
+            NamespaceRecord::from_object(&json!({"metadata": {"name": "team-a", "labels": labels}})).unwrap()
+        };
+        let usual = ns(json!({NAMESPACE_NAME_LABEL: "team-a", "env": "prod"}));
+        assert!(usual.name_label);
+        assert_eq!(usual.labels.len(), 1, "not stored");
+        assert_eq!((usual.label(NAMESPACE_NAME_LABEL), usual.label("env")), (Some("team-a"), Some("prod")));
+        // Without the label (servers before 1.21) or with another value, it is what the object says.
+        let bare = ns(json!({"env": "prod"}));
+        assert_eq!((bare.name_label, bare.label(NAMESPACE_NAME_LABEL)), (false, None));
+        let odd = ns(json!({NAMESPACE_NAME_LABEL: "other"}));
+        assert_eq!((odd.name_label, odd.label(NAMESPACE_NAME_LABEL)), (false, Some("other")));
+    }
 
     #[test]
     fn source_strips_cache_noise_and_reads_opt_in() {

@@ -522,6 +522,7 @@ mod tests {
         NamespaceRecord {
             name: name.into(),
             labels: Pairs::from_pairs(labels.iter().map(|(k, v)| (Str::from(*k), Str::from(*v)))),
+            name_label: false,
             terminating: false,
             allow_from: None,
         }
