@@ -15,6 +15,8 @@ const POLL: Duration = Duration::from_millis(10);
 pub struct Proc {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The stderr reader, joined once the child has exited so that its last lines are in `lines`.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -29,12 +31,12 @@ impl Proc {
         let stderr = child.stderr.take().unwrap();
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
-        Proc { child, lines }
+        Proc { child, lines, reader: Some(reader) }
     }
 
     pub fn stderr(&self) -> String {
@@ -66,6 +68,11 @@ impl Proc {
         let deadline = Instant::now() + within;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
+                // The pipe closes with the child: read it to the end, or the last lines (what the
+                // process said as it exited) could be missing from `stderr()`.
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
                 return Some(st);
             }
             if Instant::now() >= deadline {
