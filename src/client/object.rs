@@ -109,14 +109,10 @@ impl ObjectExt for Value {
 pub struct RawItem(Box<RawValue>);
 
 impl RawItem {
-    /// The item of a value (tests, and watch-list events, which arrive decoded).
+    /// The item of a value (tests, and watch-list events, which arrive decoded). Serialising a
+    /// `Value` cannot fail (its map keys are strings); the default is only there to stay total.
     pub fn from_value(v: &Value) -> RawItem {
-        // Serialising a `Value` cannot fail (its map keys are strings).
-        RawItem(RawValue::from_string(v.to_string()).unwrap_or_else(|_| RawItem::empty()))
-    }
-
-    fn empty() -> Box<RawValue> {
-        RawValue::from_string("{}".to_string()).unwrap_or_else(|_| unreachable_raw())
+        RawItem(serde_json::value::to_raw_value(v).unwrap_or_default())
     }
 
     pub fn text(&self) -> &str {
@@ -127,11 +123,6 @@ impl RawItem {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
     }
-}
-
-fn unreachable_raw() -> Box<RawValue> {
-    // `{}` is valid JSON; `RawValue::from_string` only fails on invalid JSON.
-    Box::<RawValue>::default()
 }
 
 impl PartialEq for RawItem {
