@@ -34,7 +34,7 @@
 //! ([`crate::mirror::drift::Ledger`]).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
@@ -243,32 +243,104 @@ pub enum Reflected<R: Record> {
     Reset(Reset<R>),
 }
 
+/// A stored record, hashed and compared by its key: the table holds one pointer per record
+/// instead of a copy of the key beside it (looked up by key through `Borrow`).
+struct Slot<R: Record>(Arc<R>);
+
+impl<R: Record> Hash for Slot<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key().hash(state)
+    }
+}
+
+impl<R: Record> PartialEq for Slot<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl<R: Record> Eq for Slot<R> {}
+
+/// What a [`Slot`] is looked up by: its record's key. A trait object because `Borrow<R::Key>`
+/// itself would overlap the blanket `Borrow<T> for T`.
+trait AsKey<K> {
+    fn as_key(&self) -> &K;
+}
+
+impl<K> AsKey<K> for K {
+    fn as_key(&self) -> &K {
+        self
+    }
+}
+
+impl<K: Hash> Hash for dyn AsKey<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_key().hash(state)
+    }
+}
+
+impl<K: Eq> PartialEq for dyn AsKey<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_key() == other.as_key()
+    }
+}
+
+impl<K: Eq> Eq for dyn AsKey<K> {}
+
+impl<R: Record> std::borrow::Borrow<dyn AsKey<R::Key>> for Slot<R> {
+    fn borrow(&self) -> &(dyn AsKey<R::Key> + 'static) {
+        self.0.key()
+    }
+}
+
+/// `key` as a [`Table`] looks it up.
+fn lookup<K: 'static>(key: &K) -> &(dyn AsKey<K> + 'static) {
+    key
+}
+
+type Table<R> = HashSet<Slot<R>>;
+
 struct Inner<R: Record> {
     /// Records behind an `Arc`: a read is one refcount bump, and the hash table stays small
     /// (its buckets are sized in powers of two, so up to half of them are empty).
-    live: HashMap<R::Key, Arc<R>>,
-    /// Secondary index: index key -> record keys (a `Vec`: few entries per key, and leaner than a set).
-    index: HashMap<ObjectKey, Vec<R::Key>>,
+    live: Table<R>,
+    /// Secondary index: index key -> the records under it (a `Vec`: few entries per key, and
+    /// leaner than a set; the same `Arc`s as in `live`).
+    index: HashMap<ObjectKey, Vec<Arc<R>>>,
     /// Set while a relist is in progress.
-    buffer: Option<HashMap<R::Key, Arc<R>>>,
+    buffer: Option<Table<R>>,
 }
 
 impl<R: Record> Inner<R> {
+    fn get(&self, key: &R::Key) -> Option<&Arc<R>> {
+        self.live.get(lookup(key)).map(|s| &s.0)
+    }
+
     fn unindex(&mut self, rec: &R) {
         if let Some(ik) = rec.index_key()
-            && let Some(keys) = self.index.get_mut(&ik)
+            && let Some(recs) = self.index.get_mut(&ik)
         {
-            keys.retain(|k| k != rec.key());
-            if keys.is_empty() {
+            recs.retain(|r| r.key() != rec.key());
+            if recs.is_empty() {
                 self.index.remove(&ik);
             }
         }
     }
 
-    fn reindex(&mut self, rec: &R) {
+    fn reindex(&mut self, rec: &Arc<R>) {
         if let Some(ik) = rec.index_key() {
-            self.index.entry(ik).or_default().push(rec.key().clone());
+            self.index.entry(ik).or_default().push(rec.clone());
         }
+    }
+
+    /// Stores `new` in place of whatever had its key; returns that.
+    fn put(&mut self, new: Arc<R>) -> Option<Arc<R>> {
+        let old = self.live.replace(Slot(new.clone())).map(|s| s.0);
+        if let Some(old) = &old {
+            self.unindex(old);
+        }
+        self.reindex(&new);
+        old
     }
 }
 
@@ -288,7 +360,7 @@ impl<R: Record> Clone for Store<R> {
 impl<R: Record> Store<R> {
     pub fn new(interner: SharedInterner) -> Self {
         Store {
-            inner: Arc::new(RwLock::new(Inner { live: HashMap::new(), index: HashMap::new(), buffer: None })),
+            inner: Arc::new(RwLock::new(Inner { live: HashSet::new(), index: HashMap::new(), buffer: None })),
             interner,
             synced: Arc::new(watch::Sender::new(false)),
         }
@@ -323,29 +395,25 @@ impl<R: Record> Store<R> {
     pub fn upsert(&self, rec: R) -> Option<Update<R>> {
         let rec = self.interned(rec);
         let mut inner = self.write();
-        if inner.live.get(rec.key()).is_some_and(|old| rec.unchanged_from(old)) {
+        if inner.get(rec.key()).is_some_and(|old| rec.unchanged_from(old)) {
             return None;
         }
         let new = Arc::new(rec);
-        let old = inner.live.insert(new.key().clone(), new.clone());
-        if let Some(old) = &old {
-            inner.unindex(old);
-        }
-        inner.reindex(&new);
+        let old = inner.put(new.clone());
         Some(Update { old, new })
     }
 
     /// A watch event deleted the record; returns what was cached.
     pub fn delete(&self, key: &R::Key) -> Option<Arc<R>> {
         let mut inner = self.write();
-        let old = inner.live.remove(key)?;
+        let old = inner.live.take(lookup(key))?.0;
         inner.unindex(&old);
         Some(old)
     }
 
     /// A (re)list starts: collect into a fresh buffer; the live view stays as it was.
     pub fn init(&self) {
-        self.write().buffer = Some(HashMap::new());
+        self.write().buffer = Some(HashSet::new());
     }
 
     /// One listed object. Without a preceding `init` it is applied directly (defensive: the
@@ -355,7 +423,7 @@ impl<R: Record> Store<R> {
         let mut inner = self.write();
         match &mut inner.buffer {
             Some(buf) => {
-                buf.insert(rec.key().clone(), Arc::new(rec));
+                buf.replace(Slot(Arc::new(rec)));
             }
             None => {
                 drop(inner);
@@ -375,23 +443,28 @@ impl<R: Record> Store<R> {
             self.synced.send_replace(true);
             return Reset { changed: Vec::new(), removed: Vec::new() };
         };
-        let old = std::mem::replace(&mut inner.live, new);
+        let old = std::mem::take(&mut inner.live);
         let mut changed = Vec::new();
-        for (k, rec) in &inner.live {
-            match old.get(k) {
-                Some(prev) if rec.unchanged_from(prev) => {}
-                prev => changed.push(Update { old: prev.cloned(), new: rec.clone() }),
-            }
-        }
-        let removed: Vec<Arc<R>> =
-            old.into_iter().filter(|(k, _)| !inner.live.contains_key(k)).map(|(_, r)| r).collect();
-        let mut index: HashMap<ObjectKey, Vec<R::Key>> = HashMap::new();
-        for rec in inner.live.values() {
+        let mut live = Table::with_capacity(new.len());
+        let mut index: HashMap<ObjectKey, Vec<Arc<R>>> = HashMap::new();
+        for Slot(rec) in new {
+            // An unchanged record keeps the copy we had (with anything the cache learnt about it,
+            // such as a mirror's `confirmed`); the listed one is dropped.
+            let rec = match old.get(lookup(rec.key())) {
+                Some(Slot(prev)) if rec.unchanged_from(prev) => prev.clone(),
+                prev => {
+                    changed.push(Update { old: prev.map(|s| s.0.clone()), new: rec.clone() });
+                    rec
+                }
+            };
             if let Some(ik) = rec.index_key() {
-                index.entry(ik).or_default().push(rec.key().clone());
+                index.entry(ik).or_default().push(rec.clone());
             }
+            live.insert(Slot(rec));
         }
+        let removed: Vec<Arc<R>> = old.into_iter().filter(|s| !live.contains(lookup(s.0.key()))).map(|s| s.0).collect();
         index.values_mut().for_each(Vec::shrink_to_fit);
+        inner.live = live;
         inner.index = index;
         drop(inner);
         self.synced.send_replace(true);
@@ -436,11 +509,11 @@ impl<R: Record> Store<R> {
     }
 
     pub fn get(&self, key: &R::Key) -> Option<Arc<R>> {
-        self.read().live.get(key).cloned()
+        self.read().get(key).cloned()
     }
 
     pub fn contains(&self, key: &R::Key) -> bool {
-        self.read().live.contains_key(key)
+        self.read().live.contains(lookup(key))
     }
 
     pub fn len(&self) -> usize {
@@ -452,26 +525,21 @@ impl<R: Record> Store<R> {
     }
 
     pub fn keys(&self) -> Vec<R::Key> {
-        self.read().live.keys().cloned().collect()
+        self.read().live.iter().map(|s| s.0.key().clone()).collect()
     }
 
     pub fn list(&self) -> Vec<Arc<R>> {
-        self.read().live.values().cloned().collect()
+        self.read().live.iter().map(|s| s.0.clone()).collect()
     }
 
     /// The records matching `pred`, without copying the others out of the store.
     pub fn filter(&self, pred: impl Fn(&R) -> bool) -> Vec<Arc<R>> {
-        self.read().live.values().filter(|r| pred(r)).cloned().collect()
+        self.read().live.iter().filter(|s| pred(&s.0)).map(|s| s.0.clone()).collect()
     }
 
     /// Records indexed under `key` (for mirrors: those naming this source).
     pub fn by_index(&self, key: &ObjectKey) -> Vec<Arc<R>> {
-        let inner = self.read();
-        inner
-            .index
-            .get(key)
-            .map(|keys| keys.iter().filter_map(|k| inner.live.get(k).cloned()).collect())
-            .unwrap_or_default()
+        self.read().index.get(key).cloned().unwrap_or_default()
     }
 
     pub fn is_synced(&self) -> bool {
@@ -493,6 +561,22 @@ impl Store<MirrorRecord> {
     /// Mirrors that name `source` (whether or not they are really owned: callers check `is_owned_by`).
     pub fn mirrors_of(&self, source: &ObjectKey) -> Vec<Arc<MirrorRecord>> {
         self.by_index(source)
+    }
+
+    /// Marks the cached record of `key` as our own confirmed write, if it is still the version
+    /// `resource_version` carrying `hash`; returns whether it now is. The caller holds the type's
+    /// write ledger and drops its entry on `true` ([`crate::mirror::drift::LastWrite::settled_by`]).
+    pub fn confirm(&self, key: &ObjectKey, resource_version: &str, hash: &str) -> bool {
+        let mut inner = self.write();
+        let Some(rec) = inner.get(key) else { return false };
+        if *rec.resource_version != *resource_version || rec.content_hash.as_deref() != Some(hash) {
+            return false;
+        }
+        if !rec.confirmed {
+            let confirmed = Arc::new(MirrorRecord { confirmed: true, ..(**rec).clone() });
+            inner.put(confirmed);
+        }
+        true
     }
 }
 
@@ -689,6 +773,30 @@ mod tests {
         }
         let quiet = s.init_done();
         assert!(quiet.changed.is_empty() && quiet.removed.is_empty());
+    }
+
+    #[test]
+    fn confirmed_marks_only_the_version_named_and_survives_an_unchanged_relist() {
+        let s = store();
+        let k = key("a", "db");
+        s.apply(mirror("a", "db", "1", Some(("src", "db"))));
+        assert!(!s.confirm(&k, "1", "other-hash"), "another content is not our write");
+        assert!(!s.confirm(&k, "2", "hash-db"), "nor another version");
+        assert!(!s.confirm(&key("a", "none"), "1", "hash-db"));
+        assert!(!s.get(&k).unwrap().confirmed);
+        assert!(s.confirm(&k, "1", "hash-db"));
+        assert!(s.get(&k).unwrap().confirmed);
+        assert!(s.mirrors_of(&key("src", "db"))[0].confirmed, "the index holds the same record");
+        // A re-delivered version keeps the mark; so does a relist in which it did not change.
+        s.apply(mirror("a", "db", "1", Some(("src", "db"))));
+        s.init();
+        s.init_apply(mirror("a", "db", "1", Some(("src", "db"))));
+        assert!(s.init_done().changed.is_empty());
+        assert!(s.get(&k).unwrap().confirmed);
+        // A new version is someone's write until shown otherwise.
+        s.apply(mirror("a", "db", "2", Some(("src", "db"))));
+        assert!(!s.get(&k).unwrap().confirmed);
+        assert!(!s.mirrors_of(&key("src", "db"))[0].confirmed);
     }
 
     #[test]

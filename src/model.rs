@@ -340,15 +340,19 @@ pub struct MirrorRecord {
     pub key: ObjectKey,
     pub uid: Uid,
     pub resource_version: ShortStr,
-    pub generation: i64,
     /// Carries `managed-by=kubemirror`.
     pub managed: bool,
     /// Shared by every mirror of one source once the cache has interned it.
     pub source: Option<Arc<SourceRef>>,
     pub content_hash: Option<Str>,
-    /// `source-generation` annotation: the source generation this mirror was last written from.
-    pub source_generation: Option<i64>,
+    /// `source-generation` annotation: the source generation this mirror was last written from
+    /// (0 when absent or unreadable; sources without a generation are not compared).
+    pub source_generation: i64,
     pub deleting: bool,
+    /// This very version is our own write, echoed by the watch: the record stands in for the
+    /// write ledger's entry, which is then dropped ([`crate::mirror::drift::LastWrite::settled_by`]).
+    /// Never read from the object: only the cache sets it, and a new version clears it.
+    pub confirmed: bool,
 }
 
 impl MirrorRecord {
@@ -367,12 +371,12 @@ impl MirrorRecord {
             key,
             uid: Uid::from(required(obj, "uid", "mirror")?),
             resource_version: meta_str(obj, "resourceVersion").unwrap_or("").into(),
-            generation: generation(obj),
             managed: map_str(obj, "labels", keys::LABEL_MANAGED_BY) == Some(keys::MANAGED_BY_VALUE),
             source,
             content_hash: ann(keys::ANN_SOURCE_CONTENT_HASH).map(Str::from),
-            source_generation: ann(keys::ANN_SOURCE_GENERATION).and_then(|g| g.parse().ok()),
+            source_generation: ann(keys::ANN_SOURCE_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
             deleting: deleting(obj),
+            confirmed: false,
         })
     }
 

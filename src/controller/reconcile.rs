@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::cache::Cache;
 use crate::controller::executor::{Executor, Report, Settings};
-use crate::controller::state::{TypeState, Types, WorkKey};
+use crate::controller::state::{self, TypeState, Types, WorkKey};
 use crate::controller::writer::{MirrorApi, WriteError, Writer};
 use crate::informers::{SyncState, Watches};
 use crate::metrics::Metrics;
@@ -64,15 +64,23 @@ impl<A: MirrorApi> Reconciler<A> {
 
     fn plan(&self, ts: &TypeState, state: SourceState<'_>) -> Plan {
         let namespaces = self.cache.namespaces.list();
+        // The ledger before the mirrors, so that no entry is settled in between (see
+        // `TypeState::settle`).
+        let mut ledger = ts.ledger();
         let mirrors = self.mirrors(ts, state.key(), &namespaces);
-        let ledger = ts.ledger();
-        plan::plan(
+        let plan = plan::plan(
             &self.settings.context(),
             state,
             namespaces.iter().map(|n| &**n),
             mirrors.iter().map(|m| &**m),
             &ledger,
-        )
+        );
+        // Writes the records already show (their echo came before the write's response, or the
+        // pass after a verification): from now on the records alone say so.
+        if let Some(stores) = self.cache.get_type(&ts.name) {
+            state::settle(&mut ledger, &stores.mirrors, mirrors.iter().map(|m| &m.key));
+        }
+        plan
     }
 
     /// How long to postpone a pass whose caches are not fit to plan from: still listing, or fed by
@@ -211,6 +219,11 @@ impl<A: MirrorApi> Reconciler<A> {
             }
             Err(e) => return Err(RetryError(format!("{kind} {key}: {e}"))),
         };
+        // Writes whose echo arrived before their response, and verifications: the records already
+        // show them.
+        if let Some(stores) = self.cache.get_type(kind) {
+            ts.settle(&stores.mirrors, plan.ops.iter().map(|op| op.key()));
+        }
         let now = Instant::now();
         for b in &report.blocked {
             ts.blocked(b, now);

@@ -92,8 +92,10 @@ impl Router {
             let ledger = ts.ledger();
             drift::mirror_verdict(m, source.as_deref(), ledger.last_write(&m.key))
         };
-        if let drift::MirrorVerdict::EnqueueSource(k) = verdict {
-            out.push(WorkKey { kind: kind.clone(), source: k });
+        match verdict {
+            drift::MirrorVerdict::EnqueueSource(k) => out.push(WorkKey { kind: kind.clone(), source: k }),
+            // Our own write echoing back: from now on the record alone says so.
+            drift::MirrorVerdict::Keep => ts.settle(&stores.mirrors, [&m.key]),
         }
     }
 
@@ -216,11 +218,17 @@ mod tests {
         let ts = router.types.get("Secret.v1").unwrap();
         let key = ObjectKey::new("app-a", "db");
         ts.ledger().record(key.clone(), LastWrite::of_write(&desired, "10", None));
+        let mirrors = router.cache.get_type("Secret.v1").unwrap().mirrors;
+        // As the watcher does: the store first, then the routing of what it reflected.
+        let applied = |m: MirrorRecord| Reflected::Applied(mirrors.upsert(m).unwrap());
         let echo = mirror("app-a", "10", &desired.hash);
-        let applied = |m: MirrorRecord| Reflected::Applied(Change { old: None, new: Arc::new(m) });
         assert!(router.route(Update::Mirrors(r.clone(), applied(echo.clone()))).is_empty());
+        // The echo settled the write: the record says "ours", the ledger forgot it.
+        assert!(mirrors.get(&key).unwrap().confirmed);
+        assert!(ts.ledger().is_empty());
         let edited = mirror("app-a", "11", &desired.hash);
         assert_eq!(names(router.route(Update::Mirrors(r.clone(), applied(edited)))), ["Secret.v1 default/db"]);
+        assert!(!mirrors.get(&key).unwrap().confirmed, "someone else's version is not ours");
         let deleted = router.route(Update::Mirrors(r, Reflected::Deleted(Arc::new(echo))));
         assert_eq!(names(deleted), ["Secret.v1 default/db"]);
         assert!(ts.ledger().last_write(&key).is_none(), "a deleted mirror is forgotten");

@@ -98,6 +98,10 @@ impl Sim {
         self.cluster().take_calls()
     }
 
+    fn ledger_is_empty(&self) -> bool {
+        self.reconciler.types.get(KIND).unwrap().ledger().is_empty()
+    }
+
     fn source(&self) -> Option<Value> {
         self.cluster().get_object(&self.source)
     }
@@ -164,6 +168,7 @@ async fn lifecycle_request_counts() {
     assert!(sim.has_finalizer());
 
     assert!(sim.pass().await.is_empty(), "steady state: no request at all");
+    assert!(sim.ledger_is_empty(), "the watch showed every write: the records say it, the ledger forgot them");
 
     // Restart: the ledger is empty, each mirror is read once, then silence.
     sim.restart();
@@ -179,10 +184,13 @@ async fn lifecycle_request_counts() {
     assert_eq!(verbs(sim.pass().await), ["GET app1/db"]);
     assert!(sim.pass().await.is_empty());
 
+    assert!(sim.ledger_is_empty(), "verified mirrors are settled too");
+
     // A source change costs exactly one write per target, no reads.
     sim.edit_source(|s| s["data"]["password"] = json!("bmV3"));
     assert_eq!(verbs(sim.pass().await), ["PUT app1/db", "PUT app2/db", "PUT app3/db"]);
     assert!(sim.pass().await.is_empty());
+    assert!(sim.ledger_is_empty());
 
     // A mirror deleted by hand is put back.
     sim.cluster().remove(&key("app3"));

@@ -10,10 +10,11 @@ use tokio::time::Instant;
 
 use serde_json::Value;
 
+use crate::cache::Store;
 use crate::client::ApiResource;
 use crate::mirror::drift::Ledger;
 use crate::mirror::status::SyncStatus;
-use crate::model::{ObjectKey, SourceObject, Str};
+use crate::model::{MirrorRecord, ObjectKey, SourceObject, Str};
 
 /// A queued unit of work: one source of one watched type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,6 +74,18 @@ impl StatusMemo {
     }
 }
 
+/// [`TypeState::settle`] for a caller that already holds the ledger.
+pub fn settle<'k>(ledger: &mut Ledger, mirrors: &Store<MirrorRecord>, keys: impl IntoIterator<Item = &'k ObjectKey>) {
+    for key in keys {
+        let Some(lw) = ledger.last_write(key) else { continue };
+        let settled =
+            mirrors.get(key).is_some_and(|m| lw.settled_by(&m)) && mirrors.confirm(key, &lw.resource_version, &lw.hash);
+        if settled {
+            ledger.forget(key);
+        }
+    }
+}
+
 pub struct TypeState {
     pub name: Str,
     pub resource: Arc<ApiResource>,
@@ -99,6 +112,14 @@ impl TypeState {
 
     pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands the ledger entries of `keys` whose writes the mirror watch already shows over to the
+    /// cache (the record is marked `confirmed`, the entry dropped), so that the ledger holds only
+    /// writes in flight. Under the ledger lock, which the planner also holds while it reads
+    /// mirrors: it sees either the entry or the confirmed record, never neither.
+    pub fn settle<'k>(&self, mirrors: &Store<MirrorRecord>, keys: impl IntoIterator<Item = &'k ObjectKey>) {
+        settle(&mut self.ledger(), mirrors, keys);
     }
 
     fn blocks(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Block>> {

@@ -408,6 +408,26 @@ impl LiveFacts {
             immutable_kind: is_core(obj, "Secret") || is_core(obj, "ConfigMap"),
         }
     }
+
+    /// Facts that a mirror of the same kind as `want` has when nothing about it is special: not
+    /// immutable, an `Opaque` Secret, not a Service. Only such writes are remembered by the cache's
+    /// `confirmed` flag alone (see [`crate::mirror::drift::LastWrite::settled_by`]), so these are the
+    /// facts a confirmed record stands for.
+    pub fn plain_like(want: &LiveFacts) -> Self {
+        LiveFacts {
+            immutable: false,
+            secret_type: want.secret_type.as_ref().map(|_| SecretType::Known(0)),
+            headless: None,
+            immutable_kind: want.immutable_kind,
+        }
+    }
+
+    /// Whether these are facts [`plain_like`](Self::plain_like) reconstructs.
+    pub fn is_plain(&self) -> bool {
+        !self.immutable
+            && self.headless.is_none()
+            && self.secret_type.as_ref().is_none_or(|t| *t == SecretType::Known(0))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

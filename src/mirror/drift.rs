@@ -5,7 +5,9 @@
 //! The mirror watch is metadata-only (cheap, and it never holds secret data), so a content edit is
 //! visible only as a new resourceVersion on the record. The executor remembers, per mirror, the
 //! resourceVersion its last write returned and the one it replaced ([`LastWrite`]). Then:
-//! - record rv == our last write's rv, hash and generation as desired: steady state, no request;
+//! - record rv == our last write's rv, hash and generation as desired: steady state, no request
+//!   (once the watch has shown the write, the record itself is marked `confirmed` and the ledger
+//!   entry dropped: per mirror, the steady state costs the cache record only);
 //! - record rv == the rv our write replaced: the cache has not seen our write yet; wait for the
 //!   event instead of writing again (which would only earn a 409);
 //! - desired hash differs from the record's: update (a full PUT of the rebuilt mirror, which also
@@ -51,11 +53,23 @@ impl LastWrite {
             facts: LiveFacts::of(&desired.object),
         }
     }
+
+    /// Whether the mirror watch's record `m` shows this very write and the write's facts are plain
+    /// ([`LiveFacts::is_plain`]): then the record, marked `confirmed` by the cache, says all this
+    /// entry says, and the entry can go. The ledger thus holds only writes not yet seen (and the
+    /// few mirrors with special facts), not one entry per mirror.
+    pub fn settled_by(&self, m: &MirrorRecord) -> bool {
+        self.resource_version == m.resource_version
+            && m.content_hash.as_ref() == Some(&self.hash)
+            && self.facts.is_plain()
+    }
 }
 
-/// Per watched type: our writes and the targets known to hold a foreign object. Entries are small
-/// (a few strings per mirror). The runtime must [`Ledger::forget`] a key when the mirror watch
-/// reports it deleted, and unblock blocked keys after a backoff.
+/// Per watched type: our writes not yet confirmed by the mirror watch, and the targets known to
+/// hold a foreign object. Once the watch shows a write ([`LastWrite::settled_by`]), the runtime
+/// marks the cached record `confirmed` and forgets the entry, so the ledger stays as small as the
+/// writes in flight. The runtime must also [`Ledger::forget`] a key when the mirror watch reports it
+/// deleted, and unblock blocked keys after a backoff.
 #[derive(Debug, Default)]
 pub struct Ledger {
     writes: HashMap<ObjectKey, LastWrite>,
@@ -74,6 +88,10 @@ impl Ledger {
 
     pub fn forget(&mut self, key: &ObjectKey) {
         self.writes.remove(key);
+        // After a burst of writes (a cold start) the table would keep its peak size for ever.
+        if self.writes.capacity() > 64 && self.writes.len() < self.writes.capacity() / 8 {
+            self.writes.shrink_to(self.writes.len() * 2);
+        }
     }
 
     pub fn block(&mut self, key: ObjectKey) {

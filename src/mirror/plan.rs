@@ -461,9 +461,9 @@ fn plan_owned(
     last: Option<&LastWrite>,
 ) -> Result<MirrorOp, TargetState> {
     let hash = desired.hash.clone();
-    let generation_ok = src.generation <= 0 || m.source_generation == Some(src.generation);
+    let generation_ok = src.generation <= 0 || m.source_generation == src.generation;
     let hash_ok = m.content_hash.as_deref() == Some(&*desired.hash);
-    let ours_seen = last.is_some_and(|lw| lw.resource_version == m.resource_version);
+    let ours_seen = m.confirmed || last.is_some_and(|lw| lw.resource_version == m.resource_version);
     let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
     if hash_ok && generation_ok {
         if ours_seen || ours_in_flight || !ctx.verify_unknown {
@@ -474,7 +474,11 @@ fn plan_owned(
     if ours_in_flight && last.is_some_and(|lw| lw.hash == hash) {
         return Err(TargetState::AwaitingEvent);
     }
-    let facts = last.map(|lw| lw.facts.clone()).unwrap_or_default();
+    let facts = match last {
+        Some(lw) => lw.facts.clone(),
+        None if m.confirmed => LiveFacts::plain_like(&desired.facts),
+        None => LiveFacts::default(),
+    };
     Ok(match build::recreate_reason_of(&desired.facts, &facts, !hash_ok) {
         Some(reason) => MirrorOp::Recreate { key, hash, uid: Str::from(&m.uid), reason },
         None => MirrorOp::Update { key, hash, resource_version: m.resource_version.clone() },
@@ -694,6 +698,11 @@ mod tests {
         Case { name, source, gone: false, mirrors, ledger: Ledger::default(), want }
     }
 
+    /// A record the cache marked as our write echoed by the watch.
+    fn confirmed(m: MirrorRecord) -> MirrorRecord {
+        MirrorRecord { confirmed: true, ..m }
+    }
+
     fn ledger(entries: Vec<(&str, LastWrite)>) -> Ledger {
         let mut l = Ledger::default();
         for (ns, w) in entries {
@@ -769,6 +778,28 @@ mod tests {
                 name: "steady state: no requests at all",
                 ledger: both_known(),
                 ..case("", s.clone(), vec![mirror_of(&s, "app1", "5"), mirror_of(&s, "app2", "6")], vec![])
+            },
+            case(
+                "steady state after the watch confirmed our writes: no ledger entry, no request",
+                s.clone(),
+                vec![confirmed(mirror_of(&s, "app1", "5")), confirmed(mirror_of(&s, "app2", "6"))],
+                vec![],
+            ),
+            case(
+                "confirmed mirrors, source content changed -> update (no verify, no recreate)",
+                changed.clone(),
+                vec![confirmed(mirror_of(&s, "app1", "5")), confirmed(mirror_of(&s, "app2", "6"))],
+                vec!["update app1@5", "update app2@6"],
+            ),
+            Case {
+                name: "confirmed, then our next update in flight -> wait",
+                ledger: ledger(vec![("app1", written(&changed, "app1", "7", Some("5")))]),
+                ..case(
+                    "",
+                    changed.clone(),
+                    vec![confirmed(mirror_of(&s, "app1", "5")), mirror_of(&changed, "app2", "8")],
+                    vec!["verify app2@8"],
+                )
             },
             case(
                 "restart: hash matches but versions unknown -> verify once",
