@@ -216,18 +216,6 @@ impl Gauges {
                 metrics.watch_failures_total.with_label_values(&[name, reason.as_str()]).inc_by(new);
             }
         }
-        // Rebuilt each time so namespaces and types that went away do not linger.
-        metrics.mirror_resources.reset();
-        for kind in cache.type_names() {
-            let Some(stores) = cache.get_type(&kind) else { continue };
-            let mut per_ns: HashMap<Str, i64> = HashMap::new();
-            for m in stores.mirrors.list().iter().filter(|m| m.managed) {
-                *per_ns.entry(m.key.namespace.clone()).or_default() += 1;
-            }
-            for (ns, n) in per_ns {
-                metrics.mirror_resources.with_label_values(&[&kind, &ns]).set(n);
-            }
-        }
     }
 }
 
@@ -275,6 +263,7 @@ pub async fn run(
         }
     };
     let cache = Cache::new();
+    metrics.mirror_resources.count(&cache);
     let types = Types::default();
     let observer: Arc<dyn QueueObserver> = Arc::new(metrics.clone());
     let queue: WorkQueue<WorkKey> = WorkQueue::observed(QueueConfig::default(), Some(observer));
@@ -458,7 +447,18 @@ mod tests {
         let metrics = Metrics::new().unwrap();
         let queue: WorkQueue<WorkKey> = WorkQueue::new(QueueConfig::default());
         let cache = Cache::new();
-        cache.add_type("Secret.v1");
+        metrics.mirror_resources.count(&cache);
+        let mirror = |ns: &str, name: &str, managed: &str| {
+            crate::model::MirrorRecord::from_object(&serde_json::json!({"metadata": {"name": name, "namespace": ns,
+                "uid": "u", "labels": {"kubemirror.raczylo.com/managed-by": managed}}}))
+            .unwrap()
+        };
+        let stores = cache.add_type("Secret.v1");
+        for (ns, name, managed) in
+            [("app1", "a", "kubemirror"), ("app1", "b", "kubemirror"), ("app2", "a", "kubemirror"), ("app3", "a", "x")]
+        {
+            stores.mirrors.apply(mirror(ns, name, managed));
+        }
         let watches = Watches::default();
         let health = Arc::new(crate::watch_health::WatchHealth::new());
         watches.set("Secret.v1", vec![("Secret.v1 sources".to_string(), health)]);
@@ -468,6 +468,9 @@ mod tests {
         assert!(text.contains("kubemirror_reconcile_total{kind=\"Secret.v1\",result=\"success\"} 0"), "{text}");
         assert!(text.contains("kubemirror_watch_last_event_age_seconds{resource=\"Secret.v1 sources\"}"), "{text}");
         assert!(text.contains("kubemirror_leader 1"), "{text}");
+        assert!(text.contains("kubemirror_mirror_resources_total{kind=\"Secret.v1\",namespace=\"app1\"} 2"), "{text}");
+        assert!(text.contains("kubemirror_mirror_resources_total{kind=\"Secret.v1\",namespace=\"app2\"} 1"), "{text}");
+        assert!(!text.contains("namespace=\"app3\""), "not ours: not counted\n{text}");
         cache.remove_type("Secret.v1");
         watches.remove("Secret.v1");
         gauges.update(&metrics, &queue, &cache, &watches, false);

@@ -461,7 +461,7 @@ fn plan_owned(
     last: Option<&LastWrite>,
 ) -> Result<MirrorOp, TargetState> {
     let hash = desired.hash.clone();
-    let generation_ok = src.generation <= 0 || m.source_generation == src.generation;
+    let generation_ok = src.generation <= 0 || m.source_generation == crate::model::generation_tag(src.generation);
     let hash_ok = m.content_hash.as_deref() == Some(&*desired.hash);
     let ours_seen = m.confirmed || last.is_some_and(|lw| lw.resource_version == m.resource_version);
     let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
