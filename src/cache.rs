@@ -72,7 +72,9 @@ impl Interner {
             return existing.clone();
         }
         let uid = r.uid.as_ref().map(|u| self.intern(u));
-        let shared = Arc::new(SourceRef { namespace: self.intern(&r.namespace), name: self.intern(&r.name), uid });
+        let content_hash = r.content_hash.as_ref().map(|h| self.intern(h));
+        let shared =
+            Arc::new(SourceRef { namespace: self.intern(&r.namespace), name: self.intern(&r.name), uid, content_hash });
         self.sources.insert(shared.clone());
         if self.sources.len() > 2 * self.size_after_gc + 1024 {
             self.gc();
@@ -165,9 +167,6 @@ impl Record for MirrorRecord {
         self.key.name = i.intern(&self.key.name);
         if let Some(source) = &mut self.source {
             *source = i.intern_source(source);
-        }
-        if let Some(hash) = &mut self.content_hash {
-            *hash = i.intern(hash);
         }
     }
     fn from_value(obj: Value) -> Result<Self, ModelError> {
@@ -569,7 +568,7 @@ impl Store<MirrorRecord> {
     pub fn confirm(&self, key: &ObjectKey, resource_version: &str, hash: &str) -> bool {
         let mut inner = self.write();
         let Some(rec) = inner.get(key) else { return false };
-        if *rec.resource_version != *resource_version || rec.content_hash.as_deref() != Some(hash) {
+        if *rec.resource_version != *resource_version || rec.content_hash().map(|h| &**h) != Some(hash) {
             return false;
         }
         if !rec.confirmed {
@@ -841,7 +840,7 @@ mod tests {
         let (sa, sb) = (a.source.as_ref().unwrap(), b.source.as_ref().unwrap());
         assert!(Arc::ptr_eq(sa, sb), "one source reference for every mirror of a source");
         assert!(Arc::ptr_eq(&sa.name, &a.key.name), "its strings interned too");
-        assert!(Arc::ptr_eq(a.content_hash.as_ref().unwrap(), b.content_hash.as_ref().unwrap()));
+        assert!(Arc::ptr_eq(a.content_hash().unwrap(), b.content_hash().unwrap()));
         let n = cache.namespaces.get(&Str::from("app")).unwrap();
         assert!(Arc::ptr_eq(&n.name, &a.key.namespace), "namespace names shared across stores");
         assert_eq!(n.label("team"), Some("a"));

@@ -392,7 +392,7 @@ async fn metadata_only_mirrors_and_namespaces_fill_the_cache_and_its_index() {
     cache.namespaces.wait_synced().await;
     let of_source = t.mirrors.mirrors_of(&ObjectKey::new("default", "db"));
     assert_eq!(of_source.len(), 2);
-    assert!(of_source.iter().all(|m| m.managed && m.content_hash.as_deref() == Some("h1")));
+    assert!(of_source.iter().all(|m| m.managed && m.content_hash().map(|h| &**h) == Some("h1")));
     assert_eq!(cache.namespaces.get(&"team-a".into()).unwrap().label("env"), Some("prod"));
     // One list per stream, nothing else.
     assert_eq!(s.stats().count("list", "secrets"), 1);

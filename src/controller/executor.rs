@@ -7,8 +7,9 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
+use crate::cache::Store;
 use crate::client::{self, ApiResource, ObjectExt};
-use crate::controller::state::StatusMemo;
+use crate::controller::state::{self, StatusMemo};
 use crate::controller::writer::{MirrorApi, WriteError, WriteResult};
 use crate::events::{EventType, InvolvedObject};
 use crate::mirror::build::{self, BuildConfig, Desired};
@@ -16,7 +17,7 @@ use crate::mirror::drift::{self, LastWrite, Ledger, VerifyAction};
 use crate::mirror::plan::{MirrorOp, Outcome, Plan, PlanContext};
 use crate::mirror::targets::TargetConfig;
 use crate::mirror::transform::RuleTransforms;
-use crate::model::{ObjectKey, SourceObject};
+use crate::model::{MirrorRecord, ObjectKey, SourceObject};
 
 /// Settings fixed for the life of the controller; a [`PlanContext`] is made from them per use
 /// (it borrows a transform that is not `Send`, so it never lives across an await).
@@ -131,12 +132,19 @@ pub struct Executor<'a, A: MirrorApi> {
     pub resource: &'a ApiResource,
     pub settings: &'a Settings,
     pub ledger: &'a Mutex<Ledger>,
+    /// The type's cached mirrors: a write whose echo the watch delivered before the response is
+    /// settled as soon as it is recorded ([`state::settle`]).
+    pub mirrors: Option<&'a Store<MirrorRecord>>,
     pub statuses: &'a StatusMemo,
 }
 
 impl<A: MirrorApi> Executor<'_, A> {
     fn record(&self, key: &ObjectKey, write: LastWrite) {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).record(key.clone(), write);
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        ledger.record(key.clone(), write);
+        if let Some(mirrors) = self.mirrors {
+            state::settle(&mut ledger, mirrors, [key]);
+        }
     }
 
     fn forget(&self, key: &ObjectKey) {

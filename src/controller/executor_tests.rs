@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
+use crate::cache::{SharedInterner, Store};
 use crate::client::{ApiResource, Reason};
 use crate::controller::executor::{Executor, Report, Settings};
 use crate::controller::fakes::{Answer, Script, api_error};
@@ -54,6 +55,17 @@ struct Run {
 
 /// Plans for `src` over `mirrors` and executes the plan against `script`; the script must be used up.
 async fn execute(script: &Script, src: &SourceObject, mirrors: &[MirrorRecord], ledger: Ledger) -> Run {
+    execute_with_store(script, src, mirrors, ledger, None).await
+}
+
+/// [`execute`], the executor also seeing the type's mirror store (the watch's later view).
+async fn execute_with_store(
+    script: &Script,
+    src: &SourceObject,
+    mirrors: &[MirrorRecord],
+    ledger: Ledger,
+    store: Option<&Store<MirrorRecord>>,
+) -> Run {
     let settings = settings();
     let plan = plan::plan(&settings.context(), SourceState::Seen(src), &namespaces(), mirrors, &ledger);
     let (ledger, statuses) = (Mutex::new(ledger), StatusMemo::default());
@@ -62,6 +74,7 @@ async fn execute(script: &Script, src: &SourceObject, mirrors: &[MirrorRecord], 
         resource: &ApiResource::secrets(),
         settings: &settings,
         ledger: &ledger,
+        mirrors: store,
         statuses: &statuses,
     };
     let result = exec.execute(&plan, Some(src)).await;
@@ -85,6 +98,28 @@ async fn finalizer_first_then_one_create_per_target_then_the_status() {
     let report = run.result.unwrap();
     assert_eq!((report.writes, report.needs_retry()), (4, false));
     assert_eq!(run.ledger.last_write(&ObjectKey::new("app1", "db")).map(|w| &*w.resource_version), Some("7"));
+}
+
+#[tokio::test]
+async fn a_write_whose_echo_came_before_its_response_is_settled_at_once() {
+    let (before, after) =
+        (source("app1,app2"), source_with(Some("app1,app2"), |o| o["data"]["password"] = json!("bmV3")));
+    let store = Store::new(SharedInterner::default());
+    // The watch delivered app1's new version before the PUT's response; app2's is still to come.
+    store.apply(mirror_of(&after, "app1", "7"));
+    store.apply(mirror_of(&before, "app2", "6"));
+    let script = Script::new(vec![
+        ("PUT app1/db rv=5", stored("7")),
+        ("PUT app2/db rv=6", stored("8")),
+        (&status_patch("synced:2,failed:0,conflicts:0,skipped:0"), stored("101")),
+    ]);
+    let mirrors = [mirror_of(&before, "app1", "5"), mirror_of(&before, "app2", "6")];
+    let run = execute_with_store(&script, &after, &mirrors, Ledger::default(), Some(&store)).await;
+    assert_eq!(run.result.unwrap().writes, 3);
+    assert!(run.ledger.last_write(&ObjectKey::new("app1", "db")).is_none(), "settled: the record says it");
+    assert!(store.get(&ObjectKey::new("app1", "db")).unwrap().confirmed);
+    assert_eq!(run.ledger.last_write(&ObjectKey::new("app2", "db")).map(|w| &*w.resource_version), Some("8"));
+    assert!(!store.get(&ObjectKey::new("app2", "db")).unwrap().confirmed);
 }
 
 #[tokio::test]

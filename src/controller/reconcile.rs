@@ -75,8 +75,8 @@ impl<A: MirrorApi> Reconciler<A> {
             mirrors.iter().map(|m| &**m),
             &ledger,
         );
-        // Writes the records already show (their echo came before the write's response, or the
-        // pass after a verification): from now on the records alone say so.
+        // Writes the records already show: the routing of an echo and the executor's record
+        // settle them as they happen, but a relisted record reaches the store without an echo.
         if let Some(stores) = self.cache.get_type(&ts.name) {
             state::settle(&mut ledger, &stores.mirrors, mirrors.iter().map(|m| &m.key));
         }
@@ -205,11 +205,13 @@ impl<A: MirrorApi> Reconciler<A> {
         {
             return Ok((plan, Report::default()));
         }
+        let stores = self.cache.get_type(kind);
         let exec = Executor {
             api: &self.api,
             resource: &ts.resource,
             settings: &self.settings,
             ledger: &ts.ledger,
+            mirrors: stores.as_ref().map(|s| &s.mirrors),
             statuses: &ts.statuses,
         };
         let report = match exec.execute(&plan, src).await {
@@ -219,11 +221,6 @@ impl<A: MirrorApi> Reconciler<A> {
             }
             Err(e) => return Err(RetryError(format!("{kind} {key}: {e}"))),
         };
-        // Writes whose echo arrived before their response, and verifications: the records already
-        // show them.
-        if let Some(stores) = self.cache.get_type(kind) {
-            ts.settle(&stores.mirrors, plan.ops.iter().map(|op| op.key()));
-        }
         let now = Instant::now();
         for b in &report.blocked {
             ts.blocked(b, now);

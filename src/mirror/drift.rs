@@ -59,9 +59,7 @@ impl LastWrite {
     /// entry says, and the entry can go. The ledger thus holds only writes not yet seen (and the
     /// few mirrors with special facts), not one entry per mirror.
     pub fn settled_by(&self, m: &MirrorRecord) -> bool {
-        self.resource_version == m.resource_version
-            && m.content_hash.as_ref() == Some(&self.hash)
-            && self.facts.is_plain()
+        self.resource_version == m.resource_version && m.content_hash() == Some(&self.hash) && self.facts.is_plain()
     }
 }
 
@@ -185,8 +183,7 @@ pub fn source_of(m: &MirrorRecord) -> Option<ObjectKey> {
 /// record, whose planner recreates the mirror if it is still wanted.
 pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
     let Some(source_key) = source_of(m).filter(|_| !m.deleting) else { return MirrorVerdict::Keep };
-    let echo =
-        last.is_some_and(|lw| lw.resource_version == m.resource_version && m.content_hash.as_ref() == Some(&lw.hash));
+    let echo = last.is_some_and(|lw| lw.resource_version == m.resource_version && m.content_hash() == Some(&lw.hash));
     if source.is_some() && echo { MirrorVerdict::Keep } else { MirrorVerdict::EnqueueSource(source_key) }
 }
 

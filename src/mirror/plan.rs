@@ -462,7 +462,7 @@ fn plan_owned(
 ) -> Result<MirrorOp, TargetState> {
     let hash = desired.hash.clone();
     let generation_ok = src.generation <= 0 || m.source_generation == crate::model::generation_tag(src.generation);
-    let hash_ok = m.content_hash.as_deref() == Some(&*desired.hash);
+    let hash_ok = m.content_hash().map(|h| &**h) == Some(&*desired.hash);
     let ours_seen = m.confirmed || last.is_some_and(|lw| lw.resource_version == m.resource_version);
     let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
     if hash_ok && generation_ok {
@@ -631,6 +631,7 @@ mod tests {
     use super::*;
     use crate::mirror::build::{LiveFacts, NoTransform};
     use crate::mirror::testutil::*;
+    use crate::model::SourceRef;
 
     fn ctx<'a>(targets: &'a TargetConfig, build: &'a BuildConfig, verify_unknown: bool) -> PlanContext<'a> {
         PlanContext { targets, build, transform: &NoTransform, now: now(), verify_unknown }
@@ -859,7 +860,11 @@ mod tests {
                     vec![
                         {
                             let mut m = mirror_of(&s, "app1", "5");
-                            m.content_hash = Some("tampered".into());
+                            let tampered = SourceRef {
+                                content_hash: Some("tampered".into()),
+                                ..(**m.source.as_ref().unwrap()).clone()
+                            };
+                            m.source = Some(std::sync::Arc::new(tampered));
                             m
                         },
                         mirror_of(&s, "app2", "6"),
