@@ -566,15 +566,12 @@ impl Store<MirrorRecord> {
     /// `resource_version` carrying `hash`; returns whether it now is. The caller holds the type's
     /// write ledger and drops its entry on `true` ([`crate::mirror::drift::LastWrite::settled_by`]).
     pub fn confirm(&self, key: &ObjectKey, resource_version: &str, hash: &str) -> bool {
-        let mut inner = self.write();
+        let inner = self.read();
         let Some(rec) = inner.get(key) else { return false };
         if *rec.resource_version != *resource_version || rec.content_hash().map(|h| &**h) != Some(hash) {
             return false;
         }
-        if !rec.confirmed {
-            let confirmed = Arc::new(MirrorRecord { confirmed: true, ..(**rec).clone() });
-            inner.put(confirmed);
-        }
+        rec.confirmed.set();
         true
     }
 }
@@ -782,20 +779,20 @@ mod tests {
         assert!(!s.confirm(&k, "1", "other-hash"), "another content is not our write");
         assert!(!s.confirm(&k, "2", "hash-db"), "nor another version");
         assert!(!s.confirm(&key("a", "none"), "1", "hash-db"));
-        assert!(!s.get(&k).unwrap().confirmed);
+        assert!(!s.get(&k).unwrap().confirmed.get());
         assert!(s.confirm(&k, "1", "hash-db"));
-        assert!(s.get(&k).unwrap().confirmed);
-        assert!(s.mirrors_of(&key("src", "db"))[0].confirmed, "the index holds the same record");
+        assert!(s.get(&k).unwrap().confirmed.get());
+        assert!(s.mirrors_of(&key("src", "db"))[0].confirmed.get(), "the index holds the same record");
         // A re-delivered version keeps the mark; so does a relist in which it did not change.
         s.apply(mirror("a", "db", "1", Some(("src", "db"))));
         s.init();
         s.init_apply(mirror("a", "db", "1", Some(("src", "db"))));
         assert!(s.init_done().changed.is_empty());
-        assert!(s.get(&k).unwrap().confirmed);
+        assert!(s.get(&k).unwrap().confirmed.get());
         // A new version is someone's write until shown otherwise.
         s.apply(mirror("a", "db", "2", Some(("src", "db"))));
-        assert!(!s.get(&k).unwrap().confirmed);
-        assert!(!s.mirrors_of(&key("src", "db"))[0].confirmed);
+        assert!(!s.get(&k).unwrap().confirmed.get());
+        assert!(!s.mirrors_of(&key("src", "db"))[0].confirmed.get());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::keys;
-use crate::util::compact::{ShortStr, Uid};
+use crate::util::compact::{Flag, ShortStr, Uid};
 
 pub type Str = Arc<str>;
 
@@ -356,8 +356,9 @@ pub struct MirrorRecord {
     pub deleting: bool,
     /// This very version is our own write, echoed by the watch: the record stands in for the
     /// write ledger's entry, which is then dropped ([`crate::mirror::drift::LastWrite::settled_by`]).
-    /// Never read from the object: only the cache sets it, and a new version clears it.
-    pub confirmed: bool,
+    /// Never read from the object: only the cache sets it (in place: it is a fact about this
+    /// version, true for every holder of the record), and a new version starts without it.
+    pub confirmed: Flag,
 }
 
 impl MirrorRecord {
@@ -381,7 +382,7 @@ impl MirrorRecord {
             source,
             source_generation: ann(keys::ANN_SOURCE_GENERATION).and_then(|g| g.parse().ok()).map_or(0, generation_tag),
             deleting: deleting(obj),
-            confirmed: false,
+            confirmed: Flag::default(),
         })
     }
 

@@ -117,9 +117,9 @@ async fn a_write_whose_echo_came_before_its_response_is_settled_at_once() {
     let run = execute_with_store(&script, &after, &mirrors, Ledger::default(), Some(&store)).await;
     assert_eq!(run.result.unwrap().writes, 3);
     assert!(run.ledger.last_write(&ObjectKey::new("app1", "db")).is_none(), "settled: the record says it");
-    assert!(store.get(&ObjectKey::new("app1", "db")).unwrap().confirmed);
+    assert!(store.get(&ObjectKey::new("app1", "db")).unwrap().confirmed.get());
     assert_eq!(run.ledger.last_write(&ObjectKey::new("app2", "db")).map(|w| &*w.resource_version), Some("8"));
-    assert!(!store.get(&ObjectKey::new("app2", "db")).unwrap().confirmed);
+    assert!(!store.get(&ObjectKey::new("app2", "db")).unwrap().confirmed.get());
 }
 
 #[tokio::test]

@@ -224,11 +224,11 @@ mod tests {
         let echo = mirror("app-a", "10", &desired.hash);
         assert!(router.route(Update::Mirrors(r.clone(), applied(echo.clone()))).is_empty());
         // The echo settled the write: the record says "ours", the ledger forgot it.
-        assert!(mirrors.get(&key).unwrap().confirmed);
+        assert!(mirrors.get(&key).unwrap().confirmed.get());
         assert!(ts.ledger().is_empty());
         let edited = mirror("app-a", "11", &desired.hash);
         assert_eq!(names(router.route(Update::Mirrors(r.clone(), applied(edited)))), ["Secret.v1 default/db"]);
-        assert!(!mirrors.get(&key).unwrap().confirmed, "someone else's version is not ours");
+        assert!(!mirrors.get(&key).unwrap().confirmed.get(), "someone else's version is not ours");
         let deleted = router.route(Update::Mirrors(r, Reflected::Deleted(Arc::new(echo))));
         assert_eq!(names(deleted), ["Secret.v1 default/db"]);
         assert!(ts.ledger().last_write(&key).is_none(), "a deleted mirror is forgotten");

@@ -463,7 +463,7 @@ fn plan_owned(
     let hash = desired.hash.clone();
     let generation_ok = src.generation <= 0 || m.source_generation == crate::model::generation_tag(src.generation);
     let hash_ok = m.content_hash().map(|h| &**h) == Some(&*desired.hash);
-    let ours_seen = m.confirmed || last.is_some_and(|lw| lw.resource_version == m.resource_version);
+    let ours_seen = m.confirmed.get() || last.is_some_and(|lw| lw.resource_version == m.resource_version);
     let ours_in_flight = last.is_some_and(|lw| lw.replaced.as_deref() == Some(&*m.resource_version));
     if hash_ok && generation_ok {
         if ours_seen || ours_in_flight || !ctx.verify_unknown {
@@ -476,7 +476,7 @@ fn plan_owned(
     }
     let facts = match last {
         Some(lw) => lw.facts.clone(),
-        None if m.confirmed => LiveFacts::plain_like(&desired.facts),
+        None if m.confirmed.get() => LiveFacts::plain_like(&desired.facts),
         None => LiveFacts::default(),
     };
     Ok(match build::recreate_reason_of(&desired.facts, &facts, !hash_ok) {
@@ -701,7 +701,7 @@ mod tests {
 
     /// A record the cache marked as our write echoed by the watch.
     fn confirmed(m: MirrorRecord) -> MirrorRecord {
-        MirrorRecord { confirmed: true, ..m }
+        MirrorRecord { confirmed: true.into(), ..m }
     }
 
     fn ledger(entries: Vec<(&str, LastWrite)>) -> Ledger {
