@@ -5,9 +5,11 @@
 //! - mirror events: the source named by the mirror, per [`drift::mirror_verdict`] (our own
 //!   writes echoing back are skipped); a deleted mirror is also forgotten by the ledger;
 //! - namespace events: every source whose targeting can select the namespace (before or after
-//!   the change), plus every source owning a mirror there.
+//!   the change: the name in its list, or a pattern kept parsed in a [`TargetIndex`] up to date
+//!   with the source events), plus every source owning a mirror there.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::cache::{Cache, Reflected};
 use crate::controller::state::{Types, WorkKey};
@@ -16,15 +18,42 @@ use crate::informers::Update;
 use crate::keys;
 use crate::mirror::drift;
 use crate::mirror::plan::source_changed;
+use crate::mirror::target_index::{self, TargetIndex};
 use crate::mirror::targets::TargetSpec;
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 
 pub struct Router {
     pub cache: Cache,
     pub types: Types,
+    /// Every cached source's targeting, parsed once per change of the source.
+    targets: Mutex<TargetIndex<WorkKey>>,
 }
 
 impl Router {
+    pub fn new(cache: Cache, types: Types) -> Self {
+        Router { cache, types, targets: Mutex::default() }
+    }
+
+    fn targets(&self) -> std::sync::MutexGuard<'_, TargetIndex<WorkKey>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-parses a source's targeting when it is new or its targeting annotations changed.
+    fn index_source(&self, kind: &Str, old: Option<&SourceObject>, new: &SourceObject) {
+        fn targeting(s: &SourceObject) -> (Option<&str>, Option<&str>) {
+            (s.annotation(keys::ANN_TARGET_NAMESPACES), s.annotation(keys::ANN_TARGET_NAMESPACE_SELECTOR))
+        }
+        if old.is_some_and(|o| targeting(o) == targeting(new)) {
+            return;
+        }
+        let key = WorkKey { kind: kind.clone(), source: new.key.clone() };
+        self.targets().set(key, TargetSpec::from_source(new));
+    }
+
+    fn unindex_source(&self, kind: &Str, old: &SourceObject) {
+        self.targets().remove(&WorkKey { kind: kind.clone(), source: old.key.clone() });
+    }
+
     /// Keys to queue for one cache change.
     pub fn route(&self, update: Update) -> Vec<WorkKey> {
         match update {
@@ -33,15 +62,21 @@ impl Router {
                 let key = |k: &ObjectKey| WorkKey { kind: kind.clone(), source: k.clone() };
                 match reflected {
                     Reflected::Nothing => Vec::new(),
-                    Reflected::Applied(u) => match &u.old {
-                        Some(old) if !source_changed(old, &u.new) => Vec::new(),
-                        _ => vec![key(&u.new.key)],
-                    },
+                    Reflected::Applied(u) => {
+                        self.index_source(&kind, u.old.as_deref(), &u.new);
+                        match &u.old {
+                            Some(old) if !source_changed(old, &u.new) => Vec::new(),
+                            _ => vec![key(&u.new.key)],
+                        }
+                    }
                     Reflected::Deleted(old) => {
+                        self.unindex_source(&kind, &old);
                         self.note_departure(&kind, &old);
                         vec![key(&old.key)]
                     }
                     Reflected::Reset(reset) => {
+                        reset.changed.iter().for_each(|u| self.index_source(&kind, u.old.as_deref(), &u.new));
+                        reset.removed.iter().for_each(|o| self.unindex_source(&kind, o));
                         reset.removed.iter().for_each(|o| self.note_departure(&kind, o));
                         let changed = reset.changed.iter().filter(|u| match &u.old {
                             Some(old) => source_changed(old, &u.new),
@@ -110,22 +145,26 @@ impl Router {
 
     fn namespace_changed(&self, old: Option<&NamespaceRecord>, new: Option<&NamespaceRecord>) -> Vec<WorkKey> {
         let Some(name) = new.or(old).map(|n| n.name.clone()) else { return Vec::new() };
-        let mut out = Vec::new();
-        for kind in self.cache.type_names() {
-            let Some(stores) = self.cache.get_type(&kind) else { continue };
-            for src in stores.sources.list() {
-                let spec = TargetSpec::from_source(&src);
-                if old.is_some_and(|n| spec.selects(n)) || new.is_some_and(|n| spec.selects(n)) {
-                    out.push(WorkKey { kind: kind.clone(), source: src.key.clone() });
-                }
+        let kinds: HashSet<Str> = self.cache.type_names().into_iter().collect();
+        let mut out = HashSet::new();
+        {
+            let mut targets = self.targets();
+            // Sources of a type no longer watched are not asked about (nor kept).
+            targets.retain(|k| kinds.contains(&k.kind));
+            old.into_iter().chain(new).for_each(|n| targets.selecting(n, &mut out));
+        }
+        for kind in &kinds {
+            let Some(stores) = self.cache.get_type(kind) else { continue };
+            for src in stores.sources.filter(|s| target_index::names_literally(s, &name)) {
+                out.insert(WorkKey { kind: kind.clone(), source: src.key.clone() });
             }
             for m in stores.mirrors.filter(|m| m.key.namespace == name) {
                 if let Some(k) = drift::source_of(&m) {
-                    out.push(WorkKey { kind: kind.clone(), source: k });
+                    out.insert(WorkKey { kind: kind.clone(), source: k });
                 }
             }
         }
-        out
+        out.into_iter().collect()
     }
 
     /// Every cached source of every type (leadership gained, namespaces relisted).
@@ -174,8 +213,10 @@ mod tests {
         types.insert("Secret.v1".into(), r.clone());
         let s =
             src(json!({"kubemirror.raczylo.com/sync": "true", "kubemirror.raczylo.com/target-namespaces": "app-*"}));
-        stores.sources.upsert(s.clone());
-        (Router { cache, types }, r, s)
+        let router = Router::new(cache, types);
+        // As the watcher does: the store first, then the routing (which indexes the targeting).
+        router.route(Update::Sources(r.clone(), Reflected::Applied(stores.sources.upsert(s.clone()).unwrap())));
+        (router, r, s)
     }
 
     fn mirror(ns: &str, rv: &str, hash: &str) -> MirrorRecord {
@@ -246,5 +287,31 @@ mod tests {
             names(router.route(Update::Namespaces(Reflected::Deleted(ns("unrelated"))))),
             ["Secret.v1 default/db"]
         );
+    }
+
+    #[test]
+    fn namespace_events_follow_the_sources_targeting_as_it_changes() {
+        let (router, r, s) = setup();
+        let sources = router.cache.get_type("Secret.v1").unwrap().sources;
+        let ns = |name: &str| Arc::new(NamespaceRecord::from_object(&json!({"metadata": {"name": name}})).unwrap());
+        let added = |n| Update::Namespaces(Reflected::Applied(Change { old: None, new: n }));
+        // Retargeted to one literal name: the glob no longer matches, the name does.
+        let mut retargeted = s.object();
+        retargeted["metadata"]["annotations"]["kubemirror.raczylo.com/target-namespaces"] = json!("web");
+        retargeted["metadata"]["resourceVersion"] = json!("6");
+        let u = sources.upsert(SourceObject::from_object(retargeted).unwrap()).unwrap();
+        router.route(Update::Sources(r.clone(), Reflected::Applied(u)));
+        assert!(router.route(added(ns("app-new"))).is_empty());
+        assert_eq!(names(router.route(added(ns("web")))), ["Secret.v1 default/db"]);
+        // A deleted source is asked about nothing; nor are the sources of a type no longer watched.
+        let gone = sources.delete(&s.key).unwrap();
+        router.route(Update::Sources(r.clone(), Reflected::Deleted(gone)));
+        assert!(router.route(added(ns("web"))).is_empty());
+        let again = sources.upsert(s.clone()).unwrap();
+        router.route(Update::Sources(r, Reflected::Applied(again)));
+        assert_eq!(names(router.route(added(ns("app-b")))), ["Secret.v1 default/db"]);
+        router.cache.remove_type("Secret.v1");
+        assert!(router.route(added(ns("app-c"))).is_empty());
+        assert!(router.targets().is_empty());
     }
 }

@@ -267,7 +267,7 @@ pub async fn run(
     let types = Types::default();
     let observer: Arc<dyn QueueObserver> = Arc::new(metrics.clone());
     let queue: WorkQueue<WorkKey> = WorkQueue::observed(QueueConfig::default(), Some(observer));
-    let router = Arc::new(Router { cache: cache.clone(), types: types.clone() });
+    let router = Arc::new(Router::new(cache.clone(), types.clone()));
     let mut informers = Informers::new(
         client.clone(),
         cache.clone(),

@@ -3,6 +3,7 @@
 //! these functions from its caches and executes what they return.
 //!
 //! - [`targets`]: target resolution and the precedence of the targeting rules.
+//! - [`target_index`]: which sources a namespace event concerns, parsed once per source change.
 //! - [`build`]: the desired mirror for one namespace, drift and recreate decisions.
 //! - [`hash`]: the Go-compatible content hash stored on mirrors.
 //! - [`plan`]: one pass for one source: operations, finalizer patches, per-target results.
@@ -37,6 +38,7 @@ pub mod drift;
 pub mod hash;
 pub mod plan;
 pub mod status;
+pub mod target_index;
 pub mod targets;
 #[cfg(test)]
 pub(crate) mod testutil;

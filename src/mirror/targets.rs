@@ -138,6 +138,16 @@ pub fn split_list(value: &str) -> Vec<&str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty() && seen.insert(*s)).collect()
 }
 
+/// Whether a `target-namespaces` list names `namespace` itself (a literal entry). Text only, no
+/// parse: an item equal to a namespace's name is a valid literal, and no glob or keyword equals
+/// one (namespace names have no `*`, `?` or upper case; `all` and `all-labeled` are checked
+/// separately as patterns).
+pub fn lists_name(list: &str, namespace: &str) -> bool {
+    namespace != keys::KEYWORD_ALL
+        && namespace != keys::KEYWORD_ALL_LABELED
+        && list.split(',').any(|item| item.trim() == namespace)
+}
+
 #[derive(Debug, Clone)]
 enum Entry {
     All,
@@ -280,6 +290,12 @@ impl TargetSpec {
     /// Whether the list contains the `all-labeled` keyword.
     pub fn uses_all_labeled(&self) -> bool {
         self.entries.iter().any(|e| matches!(e, Entry::AllLabeled))
+    }
+
+    /// Whether anything but literal names can select a namespace (a glob, a keyword, a selector):
+    /// such a source must be asked about every namespace; a literal-only one only about its names.
+    pub fn has_patterns(&self) -> bool {
+        self.selector.is_some() || self.entries.iter().any(|e| !matches!(e, Entry::Name(g) if g.is_literal()))
     }
 
     fn literals(&self) -> impl Iterator<Item = &str> {
