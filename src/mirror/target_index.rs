@@ -37,7 +37,7 @@ impl<K: Clone + Eq + Hash> TargetIndex<K> {
     /// Index (or re-index) a source with its parsed targeting.
     pub fn set(&mut self, key: K, spec: TargetSpec) {
         if spec.has_patterns() {
-            self.patterns.insert(key, spec);
+            self.patterns.insert(key, spec.patterns_only());
         } else {
             self.patterns.remove(&key);
         }
@@ -108,6 +108,7 @@ mod tests {
             ("all-labeled", Some("all-labeled"), None),
             ("selector", None, Some("team=a")),
             ("mixed", Some("app1,web-?"), Some("env in (prod)")),
+            ("long list and a glob", Some("app2,other,closed,db-*"), None),
             ("invalid", Some("App_1, Other"), None),
             ("nothing", None, None),
             ("spaces", Some(" other ,,"), None),
@@ -116,7 +117,7 @@ mod tests {
         for (k, list, sel) in &specs {
             index.set(*k, TargetSpec::parse(*list, *sel));
         }
-        assert_eq!(index.len(), 5, "literal-only sources keep nothing");
+        assert_eq!(index.len(), 6, "literal-only sources keep nothing");
         let namespaces = [
             ns("app1", json!({})),
             ns("app2", json!({"team": "a"})),
@@ -125,6 +126,7 @@ mod tests {
             ns("other", json!({"kubemirror.raczylo.com/allow-mirrors": "true"})),
             ns("closed", json!({"kubemirror.raczylo.com/allow-mirrors": "false", "team": "a"})),
             ns("all", json!({})),
+            ns("db-1", json!({})),
         ];
         for n in &namespaces {
             let mut want: Vec<&str> =

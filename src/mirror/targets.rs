@@ -298,6 +298,15 @@ impl TargetSpec {
         self.selector.is_some() || self.entries.iter().any(|e| !matches!(e, Entry::Name(g) if g.is_literal()))
     }
 
+    /// The spec without its literal names and problems: what [`selects`](Self::selects) needs
+    /// besides a text check of the list ([`lists_name`]), kept small for a source with a long list.
+    pub fn patterns_only(mut self) -> Self {
+        self.entries.retain(|e| !matches!(e, Entry::Name(g) if g.is_literal()));
+        self.entries.shrink_to_fit();
+        self.problems = Vec::new();
+        self
+    }
+
     fn literals(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().filter_map(|e| match e {
             Entry::Name(g) if g.is_literal() => Some(g.as_str()),
