@@ -25,7 +25,8 @@ use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 pub struct Router {
     pub cache: Cache,
     pub types: Types,
-    /// Every cached source's targeting, parsed once per change of the source.
+    /// The parsed targeting of the cached sources that use patterns, re-parsed only when a
+    /// source's targeting annotations change.
     targets: Mutex<TargetIndex<WorkKey>>,
 }
 
@@ -129,7 +130,7 @@ impl Router {
         };
         match verdict {
             drift::MirrorVerdict::EnqueueSource(k) => out.push(WorkKey { kind: kind.clone(), source: k }),
-            // Our own write echoing back: from now on the record alone says so.
+            // If this is our own write echoing back, from now on the record alone says so.
             drift::MirrorVerdict::Keep => ts.settle(&stores.mirrors, [&m.key]),
         }
     }
