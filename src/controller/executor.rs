@@ -171,8 +171,10 @@ impl<A: MirrorApi> Executor<'_, A> {
                 }
             }
         }
+        // The mirror built for one op, copied for the next when no rule depends on the target.
+        let mut template = None;
         for op in &plan.ops {
-            let outcome = match self.op(plan, op, src, &mut report).await {
+            let outcome = match self.op(plan, op, src, &mut report, &mut template).await {
                 Ok(o) => o,
                 Err(WriteError::NotLeader) => return Err(WriteError::NotLeader),
                 Err(WriteError::Api(e)) => {
@@ -251,9 +253,15 @@ impl<A: MirrorApi> Executor<'_, A> {
         self.api.merge_patch(self.resource, &s.key.namespace, &s.key.name, patch).await.map(|_| ())
     }
 
-    fn materialize(&self, plan: &Plan, src: Option<&SourceObject>, op: &MirrorOp) -> Result<Desired, Outcome> {
+    fn materialize(
+        &self,
+        plan: &Plan,
+        src: Option<&SourceObject>,
+        op: &MirrorOp,
+        template: &mut Option<Desired>,
+    ) -> Result<Desired, Outcome> {
         let Some(s) = src else { return Err(Outcome::Failed("source unknown".into())) };
-        match plan.materialize(&self.settings.context(), s, op) {
+        match plan.materialize_reusing(&self.settings.context(), s, op, template) {
             Some(Ok(d)) => Ok(d),
             Some(Err(e)) => Err(Outcome::Failed(e.to_string())),
             None => Err(Outcome::Failed("nothing to build".into())),
@@ -266,6 +274,7 @@ impl<A: MirrorApi> Executor<'_, A> {
         op: &MirrorOp,
         src: Option<&SourceObject>,
         report: &mut Report,
+        template: &mut Option<Desired>,
     ) -> WriteResult<Outcome> {
         let key = op.key();
         match op {
@@ -277,7 +286,7 @@ impl<A: MirrorApi> Executor<'_, A> {
                 Ok(Outcome::Done)
             }
             MirrorOp::Create { .. } => {
-                let desired = match self.materialize(plan, src, op) {
+                let desired = match self.materialize(plan, src, op, template) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
@@ -296,14 +305,14 @@ impl<A: MirrorApi> Executor<'_, A> {
                 }
             }
             MirrorOp::Update { resource_version, .. } => {
-                let desired = match self.materialize(plan, src, op) {
+                let desired = match self.materialize(plan, src, op, template) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
                 self.update(key, desired, resource_version, src, report).await
             }
             MirrorOp::Recreate { uid, reason, .. } => {
-                let desired = match self.materialize(plan, src, op) {
+                let desired = match self.materialize(plan, src, op, template) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };
@@ -311,7 +320,7 @@ impl<A: MirrorApi> Executor<'_, A> {
                 self.recreate(key, desired, uid, report).await
             }
             MirrorOp::Verify { .. } => {
-                let desired = match self.materialize(plan, src, op) {
+                let desired = match self.materialize(plan, src, op, template) {
                     Ok(d) => d,
                     Err(o) => return Ok(o),
                 };

@@ -7,6 +7,7 @@
 //! - [`build`]: the desired mirror for one namespace, drift and recreate decisions.
 //! - [`hash`]: the Go-compatible content hash stored on mirrors.
 //! - [`plan`]: one pass for one source: operations, finalizer patches, per-target results.
+//! - [`ops`]: the operations of a plan and the request bodies they carry.
 //! - [`drift`]: the write ledger, verification of live mirrors, the mirror-side verdict.
 //! - [`status`]: the sync-status annotation and Events.
 //! - [`transform`]: the transformation rules, compiled once per source per pass.
@@ -36,6 +37,7 @@
 pub mod build;
 pub mod drift;
 pub mod hash;
+pub mod ops;
 pub mod plan;
 pub mod status;
 pub mod target_index;

@@ -43,7 +43,6 @@
 //! changed mirror.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -51,12 +50,13 @@ use serde_json::{Value, json};
 use crate::keys;
 use crate::mirror::build::{self, BuildConfig, BuildError, Desired, LiveFacts, RecreateReason};
 use crate::mirror::drift::{LastWrite, Ledger};
+use crate::mirror::ops;
+pub use crate::mirror::ops::{DeleteReason, MirrorOp, materialize};
 use crate::mirror::status::{self, EventSpec, SyncStatus, TargetResult};
 use crate::mirror::targets::{self, TargetConfig, TargetProblem, TargetSpec};
 use crate::mirror::transform::{SourceTransform, Transforms};
 use crate::model::{MirrorRecord, NamespaceRecord, ObjectKey, SourceObject, Str};
 use crate::transform;
-use crate::util::compact::ShortStr;
 
 /// What the runtime knows about the source this pass is for.
 #[derive(Debug, Clone, Copy)]
@@ -86,88 +86,6 @@ impl SourceState<'_> {
 /// identity — counts.
 pub fn source_changed(old: &SourceObject, new: &SourceObject) -> bool {
     new.differs_from(old, keys::ANN_SYNC_STATUS)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteReason {
-    NotTargeted,
-    SourceGone,
-    SourceDisabled,
-    SourceDeleting,
-    SourceRefused,
-}
-
-impl fmt::Display for DeleteReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeleteReason::NotTargeted => "namespace is no longer a target",
-            DeleteReason::SourceGone => "source no longer exists",
-            DeleteReason::SourceDisabled => "mirroring was turned off on the source",
-            DeleteReason::SourceDeleting => "source is being deleted",
-            DeleteReason::SourceRefused => "source may not be mirrored",
-        })
-    }
-}
-
-/// One request (or, for Recreate/Verify, a short fixed sequence) against a mirror. Ops carry the
-/// desired hash, not the desired object: a plan for many targets of a large Secret would otherwise
-/// hold one full copy per target at once. The executor builds each body when it sends it
-/// ([`materialize`]), so at most one copy is alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MirrorOp {
-    /// POST. On 409 AlreadyExists see [`Outcome::AlreadyExists`].
-    Create { key: ObjectKey, hash: Str },
-    /// PUT with `metadata.resourceVersion` = `resource_version`.
-    Update { key: ObjectKey, hash: Str, resource_version: ShortStr },
-    /// DELETE with a uid precondition, then POST.
-    Recreate { key: ObjectKey, hash: Str, uid: Str, reason: RecreateReason },
-    /// GET, then act on [`verify`](crate::mirror::drift::verify).
-    Verify { key: ObjectKey, hash: Str, resource_version: ShortStr },
-    /// DELETE with a uid precondition (never deletes a replacement created meanwhile).
-    Delete { key: ObjectKey, uid: Str, reason: DeleteReason },
-}
-
-impl MirrorOp {
-    /// The request body for Create, Update and the create half of Recreate, from the
-    /// [`materialize`]d mirror: for an Update, with the resourceVersion precondition.
-    pub fn body(&self, desired: &Desired) -> Option<Value> {
-        match self {
-            MirrorOp::Create { .. } | MirrorOp::Recreate { .. } => Some(desired.object.clone()),
-            MirrorOp::Update { resource_version, .. } => {
-                let mut obj = desired.object.clone();
-                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
-                }
-                Some(obj)
-            }
-            MirrorOp::Verify { .. } | MirrorOp::Delete { .. } => None,
-        }
-    }
-
-    /// The desired hash the op was planned with (none for Delete).
-    pub fn hash(&self) -> Option<&str> {
-        self.shared_hash().map(|h| &**h)
-    }
-
-    fn shared_hash(&self) -> Option<&Str> {
-        match self {
-            MirrorOp::Create { hash, .. }
-            | MirrorOp::Update { hash, .. }
-            | MirrorOp::Recreate { hash, .. }
-            | MirrorOp::Verify { hash, .. } => Some(hash),
-            MirrorOp::Delete { .. } => None,
-        }
-    }
-
-    pub fn key(&self) -> &ObjectKey {
-        match self {
-            MirrorOp::Create { key, .. }
-            | MirrorOp::Update { key, .. }
-            | MirrorOp::Recreate { key, .. }
-            | MirrorOp::Verify { key, .. }
-            | MirrorOp::Delete { key, .. } => key,
-        }
-    }
 }
 
 /// Where each target stands before execution.
@@ -485,34 +403,6 @@ fn plan_owned(
     })
 }
 
-/// Builds the mirror an op writes or verifies, for the source the plan was made from. `None` for a
-/// Delete. The hash equals the op's unless the transform is not deterministic; the executor may
-/// compare [`MirrorOp::hash`] and re-plan if they differ.
-/// Compiles the source's rules itself: prefer [`Plan::materialize`], which reuses the plan's.
-pub fn materialize(ctx: &PlanContext<'_>, src: &SourceObject, op: &MirrorOp) -> Option<Result<Desired, BuildError>> {
-    materialize_with(ctx, &ctx.transform.for_source(src), src, op)
-}
-
-fn materialize_with(
-    ctx: &PlanContext<'_>,
-    transform: &SourceTransform,
-    src: &SourceObject,
-    op: &MirrorOp,
-) -> Option<Result<Desired, BuildError>> {
-    op.hash()?;
-    if let Some(e) = transform.error() {
-        return Some(Err(BuildError::Transform(e.clone())));
-    }
-    let built = build::build_mirror(src, &op.key().namespace, ctx.build, transform.transform(), ctx.now);
-    // The planned hash is one copy shared by every target of the source; the ledger keeps it.
-    Some(built.map(|mut d| {
-        if let Some(h) = op.shared_hash().filter(|h| ***h == *d.hash) {
-            d.hash = h.clone();
-        }
-        d
-    }))
-}
-
 /// Add our finalizer, keeping everyone else's; the resourceVersion makes it a compare-and-swap.
 pub fn add_finalizer_patch(src: &SourceObject) -> Value {
     let mut list = finalizers(src);
@@ -544,7 +434,35 @@ impl Plan {
         src: &SourceObject,
         op: &MirrorOp,
     ) -> Option<Result<Desired, BuildError>> {
-        materialize_with(ctx, &self.transform, src, op)
+        ops::materialize_with(ctx, &self.transform, src, op)
+    }
+
+    /// [`materialize`](Self::materialize) for the ops of one execution in turn: when no rule
+    /// makes the mirror depend on its target, the mirror built for an earlier op (kept in
+    /// `template`) is copied with its namespace set, instead of parsing the source's content and
+    /// hashing it again for every target. Only a mirror of the op's very hash is reused.
+    pub fn materialize_reusing(
+        &self,
+        ctx: &PlanContext<'_>,
+        src: &SourceObject,
+        op: &MirrorOp,
+        template: &mut Option<Desired>,
+    ) -> Option<Result<Desired, BuildError>> {
+        if self.transform.depends_on_target() {
+            return self.materialize(ctx, src, op);
+        }
+        if let Some(t) = template.as_ref().filter(|t| Some(&*t.hash) == op.hash()) {
+            let mut d = t.clone();
+            if let Some(meta) = d.object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(op.key().namespace.to_string()));
+            }
+            return Some(Ok(d));
+        }
+        let built = self.materialize(ctx, src, op)?;
+        if let Ok(d) = &built {
+            *template = Some(d.clone());
+        }
+        Some(built)
     }
 
     /// A failure of the whole source, reported once: a refused Secret type, or rules that do not
@@ -1080,6 +998,12 @@ mod tests {
             desired.iter().map(|d| Some(&*d.hash)).collect::<Vec<_>>()
         );
         assert_eq!(desired[1].object.pointer("/metadata/namespace"), Some(&json!("app2")));
+        // The executor's way, one built mirror copied for the next target: the same bodies.
+        let mut template = None;
+        for (op, want) in p.ops.iter().zip(&desired) {
+            assert_eq!(&p.materialize_reusing(&c, &changed, op, &mut template).unwrap().unwrap(), want);
+        }
+        assert!(template.is_some());
         let update = p.ops[0].body(&desired[0]).unwrap();
         assert_eq!(update.pointer("/metadata/resourceVersion"), Some(&json!("5")));
         assert_eq!(update.pointer("/data/password"), Some(&json!("bmV3")));

@@ -36,72 +36,21 @@
 //! steady state: once the watch shows a write, the record's `confirmed` mark stands for it.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::hash::Hash;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 
 use serde_json::Value;
 
-use crate::model::{MirrorRecord, ModelError, NamespaceRecord, ObjectKey, SourceObject, SourceRef, Str};
+use crate::model::{MirrorRecord, ModelError, NamespaceRecord, ObjectKey, SourceObject, Str};
+
+mod interner;
+mod table;
+
 use crate::watcher::Event;
-
-/// One shared table of repeated strings. Entries nobody else references are dropped by
-/// [`gc`](Interner::gc), which the stores trigger as the table grows.
-#[derive(Debug, Default)]
-pub struct Interner {
-    strings: HashSet<Str>,
-    /// Source references: every mirror of a source names the same one.
-    sources: HashSet<Arc<SourceRef>>,
-    size_after_gc: usize,
-}
-
-impl Interner {
-    pub fn intern(&mut self, s: &Str) -> Str {
-        if let Some(existing) = self.strings.get(&**s) {
-            return existing.clone();
-        }
-        self.strings.insert(s.clone());
-        if self.strings.len() > 2 * self.size_after_gc + 1024 {
-            self.gc();
-        }
-        s.clone()
-    }
-
-    /// The shared copy of a source reference, its strings interned.
-    pub fn intern_source(&mut self, r: &Arc<SourceRef>) -> Arc<SourceRef> {
-        if let Some(existing) = self.sources.get(&**r) {
-            return existing.clone();
-        }
-        let uid = r.uid.as_ref().map(|u| self.intern(u));
-        let content_hash = r.content_hash.as_ref().map(|h| self.intern(h));
-        let shared =
-            Arc::new(SourceRef { namespace: self.intern(&r.namespace), name: self.intern(&r.name), uid, content_hash });
-        self.sources.insert(shared.clone());
-        if self.sources.len() > 2 * self.size_after_gc + 1024 {
-            self.gc();
-        }
-        shared
-    }
-
-    /// Drops strings and source references only the tables still hold (references first: they
-    /// hold strings).
-    pub fn gc(&mut self) {
-        self.sources.retain(|s| Arc::strong_count(s) > 1);
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
-        self.size_after_gc = self.strings.len() + self.sources.len();
-    }
-
-    pub fn len(&self) -> usize {
-        self.strings.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
-    }
-}
-
-pub type SharedInterner = Arc<Mutex<Interner>>;
+pub use interner::{Interner, SharedInterner};
+use table::{Slot, Table, lookup};
 
 /// What a store needs from a record.
 pub trait Record: Clone + Send + Sync + 'static {
@@ -243,63 +192,6 @@ pub enum Reflected<R: Record> {
     /// A listing was swapped in.
     Reset(Reset<R>),
 }
-
-/// A stored record, hashed and compared by its key: the table holds one pointer per record
-/// instead of a copy of the key beside it (looked up by key through `Borrow`).
-struct Slot<R: Record>(Arc<R>);
-
-impl<R: Record> Hash for Slot<R> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.key().hash(state)
-    }
-}
-
-impl<R: Record> PartialEq for Slot<R> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key() == other.0.key()
-    }
-}
-
-impl<R: Record> Eq for Slot<R> {}
-
-/// What a [`Slot`] is looked up by: its record's key. A trait object because `Borrow<R::Key>`
-/// itself would overlap the blanket `Borrow<T> for T`.
-trait AsKey<K> {
-    fn as_key(&self) -> &K;
-}
-
-impl<K> AsKey<K> for K {
-    fn as_key(&self) -> &K {
-        self
-    }
-}
-
-impl<K: Hash> Hash for dyn AsKey<K> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_key().hash(state)
-    }
-}
-
-impl<K: Eq> PartialEq for dyn AsKey<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_key() == other.as_key()
-    }
-}
-
-impl<K: Eq> Eq for dyn AsKey<K> {}
-
-impl<R: Record> std::borrow::Borrow<dyn AsKey<R::Key>> for Slot<R> {
-    fn borrow(&self) -> &(dyn AsKey<R::Key> + 'static) {
-        self.0.key()
-    }
-}
-
-/// `key` as a [`Table`] looks it up.
-fn lookup<K: 'static>(key: &K) -> &(dyn AsKey<K> + 'static) {
-    key
-}
-
-type Table<R> = HashSet<Slot<R>>;
 
 struct Inner<R: Record> {
     /// Records behind an `Arc`: a read is one refcount bump, and the hash table stays small
