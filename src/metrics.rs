@@ -295,8 +295,7 @@ impl Metrics {
 /// `kubemirror_mirror_resources_total{kind,namespace}`, counted from the cache at each scrape.
 /// Kept as gauges it cost a series per type and namespace between scrapes (about 110 bytes each:
 /// 0.6 MiB for the 6,000 of the S2 benchmark) plus a rebuild every few seconds; counted on demand
-/// it costs nothing between scrapes, and a scrape walks the cached mirrors once (well under a
-/// millisecond per 10,000).
+/// it costs nothing between scrapes, and a scrape walks the cached mirrors once.
 #[derive(Clone)]
 pub struct MirrorCounts {
     desc: Desc,

@@ -452,6 +452,7 @@ impl NamespaceRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_mirror_record_fits_a_112_byte_allocation() {
@@ -466,7 +467,6 @@ mod tests {
         assert_ne!(generation_tag(1 << 32), generation_tag((1 << 32) + 1));
         assert_eq!(generation_tag(0), 0);
     }
-    use serde_json::json;
 
     #[test]
     fn the_namespace_name_label_is_answered_from_the_name() {

@@ -44,11 +44,11 @@ use tokio::sync::watch;
 use serde_json::Value;
 
 use crate::model::{MirrorRecord, ModelError, NamespaceRecord, ObjectKey, SourceObject, Str};
+use crate::watcher::Event;
 
 mod interner;
 mod table;
 
-use crate::watcher::Event;
 pub use interner::{Interner, SharedInterner};
 use table::{Slot, Table, lookup};
 
@@ -455,19 +455,6 @@ impl Store<MirrorRecord> {
     pub fn mirrors_of(&self, source: &ObjectKey) -> Vec<Arc<MirrorRecord>> {
         self.by_index(source)
     }
-
-    /// Marks the cached record of `key` as our own confirmed write, if it is still the version
-    /// `resource_version` carrying `hash`; returns whether it now is. The caller holds the type's
-    /// write ledger and drops its entry on `true` ([`crate::mirror::drift::LastWrite::settled_by`]).
-    pub fn confirm(&self, key: &ObjectKey, resource_version: &str, hash: &str) -> bool {
-        let inner = self.read();
-        let Some(rec) = inner.get(key) else { return false };
-        if *rec.resource_version != *resource_version || rec.content_hash().map(|h| &**h) != Some(hash) {
-            return false;
-        }
-        rec.confirmed.set();
-        true
-    }
 }
 
 /// The stores of one watched type: its opted-in sources and the mirrors we created.
@@ -666,15 +653,12 @@ mod tests {
     }
 
     #[test]
-    fn confirmed_marks_only_the_version_named_and_survives_an_unchanged_relist() {
+    fn a_confirmed_mark_stays_with_its_version_and_survives_an_unchanged_relist() {
         let s = store();
         let k = key("a", "db");
         s.apply(mirror("a", "db", "1", Some(("src", "db"))));
-        assert!(!s.confirm(&k, "1", "other-hash"), "another content is not our write");
-        assert!(!s.confirm(&k, "2", "hash-db"), "nor another version");
-        assert!(!s.confirm(&key("a", "none"), "1", "hash-db"));
         assert!(!s.get(&k).unwrap().confirmed.get());
-        assert!(s.confirm(&k, "1", "hash-db"));
+        s.get(&k).unwrap().confirmed.set();
         assert!(s.get(&k).unwrap().confirmed.get());
         assert!(s.mirrors_of(&key("src", "db"))[0].confirmed.get(), "the index holds the same record");
         // A re-delivered version keeps the mark; so does a relist in which it did not change.

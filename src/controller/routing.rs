@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use crate::cache::{Cache, Reflected};
-use crate::controller::state::{Types, WorkKey};
+use crate::controller::state::{self, Types, WorkKey};
 use crate::discovery::TypeRef;
 use crate::informers::Update;
 use crate::keys;
@@ -124,14 +124,11 @@ impl Router {
     fn mirror_changed(&self, kind: &Str, m: &MirrorRecord, out: &mut Vec<WorkKey>) {
         let (Some(ts), Some(stores)) = (self.types.get(kind), self.cache.get_type(kind)) else { return };
         let source = drift::source_of(m).and_then(|k| stores.sources.get(&k));
-        let verdict = {
-            let ledger = ts.ledger();
-            drift::mirror_verdict(m, source.as_deref(), ledger.last_write(&m.key))
-        };
-        match verdict {
+        let mut ledger = ts.ledger();
+        match drift::mirror_verdict(m, source.as_deref(), ledger.last_write(&m.key)) {
             drift::MirrorVerdict::EnqueueSource(k) => out.push(WorkKey { kind: kind.clone(), source: k }),
             // If this is our own write echoing back, from now on the record alone says so.
-            drift::MirrorVerdict::Keep => ts.settle(&stores.mirrors, [&m.key]),
+            drift::MirrorVerdict::Keep => state::settle(&mut ledger, &stores.mirrors, [&m.key]),
         }
     }
 

@@ -74,13 +74,20 @@ impl StatusMemo {
     }
 }
 
-/// [`TypeState::settle`] for a caller that already holds the ledger.
+/// Hands the ledger entries of `keys` whose writes the mirror watch already shows over to the
+/// cache (the record is marked `confirmed`, the entry dropped), so that the ledger holds only
+/// writes in flight. The caller holds the ledger, which the planner also holds while it reads
+/// mirrors: it sees either the entry or the confirmed record, never neither. (Should the store
+/// replace the record meanwhile, the mark lands on the old version and the new one is unknown to
+/// both: verified once, as it would be anyway.)
 pub fn settle<'k>(ledger: &mut Ledger, mirrors: &Store<MirrorRecord>, keys: impl IntoIterator<Item = &'k ObjectKey>) {
+    if ledger.is_empty() {
+        return;
+    }
     for key in keys {
         let Some(lw) = ledger.last_write(key) else { continue };
-        let settled =
-            mirrors.get(key).is_some_and(|m| lw.settled_by(&m)) && mirrors.confirm(key, &lw.resource_version, &lw.hash);
-        if settled {
+        if let Some(m) = mirrors.get(key).filter(|m| lw.settled_by(m)) {
+            m.confirmed.set();
             ledger.forget(key);
         }
     }
@@ -112,14 +119,6 @@ impl TypeState {
 
     pub fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands the ledger entries of `keys` whose writes the mirror watch already shows over to the
-    /// cache (the record is marked `confirmed`, the entry dropped), so that the ledger holds only
-    /// writes in flight. Under the ledger lock, which the planner also holds while it reads
-    /// mirrors: it sees either the entry or the confirmed record, never neither.
-    pub fn settle<'k>(&self, mirrors: &Store<MirrorRecord>, keys: impl IntoIterator<Item = &'k ObjectKey>) {
-        settle(&mut self.ledger(), mirrors, keys);
     }
 
     fn blocks(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Block>> {

@@ -59,7 +59,12 @@ impl LastWrite {
     /// entry says, and the entry can go. The ledger thus holds only writes not yet seen (and the
     /// few mirrors with special facts), not one entry per mirror.
     pub fn settled_by(&self, m: &MirrorRecord) -> bool {
-        self.resource_version == m.resource_version && m.content_hash() == Some(&self.hash) && self.facts.is_plain()
+        self.shown_by(m) && self.facts.is_plain()
+    }
+
+    /// Whether the mirror watch's record `m` is this very write (its version, with our hash).
+    pub fn shown_by(&self, m: &MirrorRecord) -> bool {
+        self.resource_version == m.resource_version && m.content_hash() == Some(&self.hash)
     }
 }
 
@@ -183,7 +188,7 @@ pub fn source_of(m: &MirrorRecord) -> Option<ObjectKey> {
 /// record, whose planner recreates the mirror if it is still wanted.
 pub fn mirror_verdict(m: &MirrorRecord, source: Option<&SourceObject>, last: Option<&LastWrite>) -> MirrorVerdict {
     let Some(source_key) = source_of(m).filter(|_| !m.deleting) else { return MirrorVerdict::Keep };
-    let echo = last.is_some_and(|lw| lw.resource_version == m.resource_version && m.content_hash() == Some(&lw.hash));
+    let echo = last.is_some_and(|lw| lw.shown_by(m));
     if source.is_some() && echo { MirrorVerdict::Keep } else { MirrorVerdict::EnqueueSource(source_key) }
 }
 
@@ -244,6 +249,19 @@ mod tests {
         assert_eq!(verify(&no_uid, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
         let empty_uid = live(&|o| o["metadata"]["annotations"][ann] = json!(""));
         assert_eq!(verify(&empty_uid, desired(), &s.key, "src-uid"), VerifyAction::NotOurs);
+    }
+
+    #[test]
+    fn only_this_very_write_with_plain_facts_is_settled_by_a_record() {
+        let s = source("app1");
+        let ours = written(&s, "app1", "5", None);
+        assert!(ours.settled_by(&mirror_of(&s, "app1", "5")));
+        assert!(!ours.settled_by(&mirror_of(&s, "app1", "6")), "another version");
+        let other = source_with(Some("app1"), |o| o["data"]["password"] = json!("bmV3"));
+        assert!(!ours.settled_by(&mirror_of(&other, "app1", "5")), "another content");
+        let immutable = LastWrite { facts: LiveFacts { immutable: true, ..LiveFacts::default() }, ..ours.clone() };
+        assert!(immutable.shown_by(&mirror_of(&s, "app1", "5")));
+        assert!(!immutable.settled_by(&mirror_of(&s, "app1", "5")), "special facts stay in the ledger");
     }
 
     #[test]
